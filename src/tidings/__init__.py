@@ -1,0 +1,3 @@
+"""tidings: a self-hosted webhook and event-notification service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,65 @@
+"""The HTTP API of contract section 7 (FastAPI; OpenAPI at /openapi.json, docs at /docs).
+
+`create_app` wires the application context into `app.state.tidings` and includes one router per
+concern, each in `tidings.api.routes.<module>`:
+
+- admin: organizations, partners, API keys (platform keys)
+- events: publishing (single and batch), the events feed with ETag, event types
+- endpoints: endpoint management, secrets, pause/resume, bulk replay
+- deliveries: delivery history with attempts, one event with its deliveries, single replay
+- state: the projections (compliance rollup, account locks, entitlements) with ETag
+- health: /healthz, /readyz, /metrics
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from tidings import __version__
+from tidings.api.context import AppContext, MetricsRenderer
+from tidings.api.errors import install_error_handlers
+from tidings.api.limits import BodyLimitMiddleware
+from tidings.clock import Clock, system_clock
+from tidings.config import Settings
+from tidings.store.base import Store
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    catalog: Any,
+    publisher: Any,
+    *,
+    metrics: MetricsRenderer | None = None,
+    clock: Clock = system_clock,
+) -> FastAPI:
+    from tidings.api.routes import admin, deliveries, endpoints, events, health, state
+
+    app = FastAPI(
+        title="tidings",
+        version=__version__,
+        description=(
+            "Self-hosted webhooks for compliance, KYC and onboarding platforms: publish events, "
+            "manage endpoints, read delivery history, replay, and poll state."
+        ),
+        default_response_class=ORJSONResponse,
+    )
+    app.state.tidings = AppContext(
+        settings=settings,
+        store=store,
+        catalog=catalog,
+        publisher=publisher,
+        clock=clock,
+        metrics=metrics,
+    )
+    install_error_handlers(app)
+    for module in (health, admin, events, endpoints, deliveries, state):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+__all__ = ["AppContext", "create_app"]

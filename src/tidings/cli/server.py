@@ -1,0 +1,81 @@
+"""Process commands: serve (API + worker, embedded default), api, worker, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+
+from tidings.cli import app
+from tidings.config import Settings, SettingsError
+from tidings.logging import configure_logging
+
+
+def _settings(host: str | None = None, port: int | None = None) -> Settings:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if host is not None or port is not None:
+        from dataclasses import replace
+
+        settings = replace(
+            settings,
+            host=host if host is not None else settings.host,
+            port=port if port is not None else settings.port,
+        )
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _run(settings: Settings, *, api: bool, worker: bool, migrate: bool) -> None:
+    from tidings.service import Roles, ServiceError, install_uvloop, run
+
+    install_uvloop()
+    try:
+        asyncio.run(run(settings, Roles(api=api, worker=worker), migrate=migrate))
+    except ServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:  # pragma: no cover - second Ctrl-C
+        sys.exit(130)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]"),
+    port: int = typer.Option(None, help="Port to listen on [default: 8080]"),
+) -> None:
+    """Run the API and the delivery worker in one process (migrates an embedded database)."""
+    settings = _settings(host, port)
+    _run(settings, api=True, worker=True, migrate=settings.is_sqlite)
+
+
+@app.command()
+def api(
+    host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]"),
+    port: int = typer.Option(None, help="Port to listen on [default: 8080]"),
+) -> None:
+    """Run only the HTTP API (any number of these share one PostgreSQL)."""
+    settings = _settings(host, port)
+    _run(settings, api=True, worker=False, migrate=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run only the delivery worker (any number of these share one PostgreSQL)."""
+    settings = _settings()
+    _run(settings, api=False, worker=True, migrate=settings.is_sqlite)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    from tidings.service import install_uvloop, migrate_only
+
+    settings = _settings()
+    install_uvloop()
+    applied = asyncio.run(migrate_only(settings))
+    typer.echo(f"applied migrations: {applied}" if applied else "database is up to date")

@@ -1,0 +1,160 @@
+"""Every TIDINGS_* setting, read once into one frozen Settings object.
+
+Only the edges (the service entry points and the CLI) read the environment; the core takes
+explicit arguments whose defaults are the named constants below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite:///tidings-data/tidings.db"
+DELIVERY_TIMEOUT_SECONDS = 15.0
+# 10 attempts in all: the first at once, then 9 waits. Sum = 259,140 s = 71.98 h (~72 h).
+DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[float, ...] = (
+    30.0,
+    120.0,
+    600.0,
+    1800.0,
+    3600.0,
+    10800.0,
+    21600.0,
+    43200.0,
+    177_570.0,
+)
+RETRY_JITTER_FRACTION = 0.1
+PAUSE_AFTER_FAILURES = 20
+PAUSE_AFTER_SECONDS = 72 * 3600.0
+RETENTION_DAYS = 30
+MAX_BODY_BYTES = 1024 * 1024
+MAX_BATCH_EVENTS = 500
+SECRET_ROTATION_GRACE_SECONDS = 24 * 3600.0
+RESPONSE_EXCERPT_BYTES = 4096
+ENDPOINT_MAX_IN_FLIGHT = 8
+WORKER_CONCURRENCY = 256
+CLAIM_BATCH_SIZE = 200
+LEASE_MARGIN_SECONDS = 30.0
+
+
+class SettingsError(ValueError):
+    """A TIDINGS_* variable holds a value tidings cannot use."""
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _float(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, not {value!r}") from exc
+
+
+def parse_schedule(value: str, name: str = "TIDINGS_RETRY_SCHEDULE") -> tuple[float, ...]:
+    """Comma-separated seconds between attempts: N values mean N + 1 attempts in all."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if not parts:
+        raise SettingsError(f"{name} must list at least one number of seconds")
+    delays = tuple(_float(p, name) for p in parts)
+    if any(d < 0 for d in delays):
+        raise SettingsError(f"{name} must not hold negative delays")
+    return delays
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one tidings process. Defaults are the documented ones."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    platform_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_format: str = "text"  # "text" or "json"
+    log_level: str = "INFO"
+    delivery_timeout_seconds: float = DELIVERY_TIMEOUT_SECONDS
+    retry_schedule_seconds: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_SECONDS
+    retry_jitter_fraction: float = RETRY_JITTER_FRACTION
+    pause_after_failures: int = PAUSE_AFTER_FAILURES
+    pause_after_seconds: float = PAUSE_AFTER_SECONDS
+    retention_days: float = RETENTION_DAYS
+    allow_private_urls: bool = False
+    allow_http: bool = False
+    max_body_bytes: int = MAX_BODY_BYTES
+    endpoint_max_in_flight: int = ENDPOINT_MAX_IN_FLIGHT
+    worker_concurrency: int = WORKER_CONCURRENCY
+    claim_batch_size: int = CLAIM_BATCH_SIZE
+    worker_id: str | None = None
+    lease_margin_seconds: float = LEASE_MARGIN_SECONDS
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_schedule_seconds) + 1
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        kwargs: dict[str, object] = {}
+        for name, (attr, parse) in _ENV_FIELDS.items():
+            value = e.get(name)
+            if value not in (None, ""):
+                kwargs[attr] = parse(str(value), name)
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    @property
+    def http_allowed(self) -> bool:
+        return self.allow_http or self.allow_private_urls
+
+
+def _str(value: str, name: str) -> str:
+    return value
+
+
+def _int(value: str, name: str) -> int:
+    return int(_float(value, name))
+
+
+def _log_format(value: str, name: str) -> str:
+    if value not in {"text", "json"}:
+        raise SettingsError(f"{name} must be text or json")
+    return value
+
+
+def _upper(value: str, name: str) -> str:
+    return value.upper()
+
+
+_ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "TIDINGS_DATABASE_URL": ("database_url", _str),
+    "TIDINGS_PLATFORM_KEY": ("platform_key", _str),
+    "TIDINGS_HOST": ("host", _str),
+    "TIDINGS_PORT": ("port", _int),
+    "TIDINGS_LOG_FORMAT": ("log_format", _log_format),
+    "TIDINGS_LOG_LEVEL": ("log_level", _upper),
+    "TIDINGS_DELIVERY_TIMEOUT": ("delivery_timeout_seconds", _float),
+    "TIDINGS_RETRY_SCHEDULE": ("retry_schedule_seconds", parse_schedule),
+    "TIDINGS_RETRY_JITTER": ("retry_jitter_fraction", _float),
+    "TIDINGS_PAUSE_AFTER_FAILURES": ("pause_after_failures", _int),
+    "TIDINGS_PAUSE_AFTER_SECONDS": ("pause_after_seconds", _float),
+    "TIDINGS_RETENTION_DAYS": ("retention_days", _float),
+    "TIDINGS_ALLOW_PRIVATE_URLS": ("allow_private_urls", _bool),
+    "TIDINGS_ALLOW_HTTP": ("allow_http", _bool),
+    "TIDINGS_MAX_BODY_BYTES": ("max_body_bytes", _int),
+    "TIDINGS_ENDPOINT_MAX_IN_FLIGHT": ("endpoint_max_in_flight", _int),
+    "TIDINGS_WORKER_CONCURRENCY": ("worker_concurrency", _int),
+    "TIDINGS_CLAIM_BATCH_SIZE": ("claim_batch_size", _int),
+    "TIDINGS_WORKER_ID": ("worker_id", _str),
+    "TIDINGS_LEASE_MARGIN": ("lease_margin_seconds", _float),
+}

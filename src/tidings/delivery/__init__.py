@@ -1,0 +1,7 @@
+"""Delivery: the worker that claims, renders, signs and sends deliveries, the HTTP sender (the
+only HTTP client of tidings), meta events, retention and metrics."""
+
+from tidings.delivery.sender import HttpSender, Sender, SendResult
+from tidings.delivery.worker import Worker
+
+__all__ = ["HttpSender", "SendResult", "Sender", "Worker"]

@@ -1,0 +1,106 @@
+"""Per-endpoint fairness, pure (handed `now`): a token bucket for `rateLimitPerSecond` and the
+admission rule that decides, for a claimed batch, which deliveries start now and which go back
+to the store for a little while (so a slow endpoint only ever holds its own share of the worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# How long a delivery deferred because its endpoint is at its in-flight limit stays back.
+CONCURRENCY_DEFER_SECONDS = 0.5
+MIN_DEFER_SECONDS = 0.05
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` stored; starts full."""
+
+    def __init__(self, rate: float, burst: float | None = None, now: float = 0.0) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = float(rate)
+        self.burst = float(burst) if burst is not None else max(1.0, self.rate)
+        self.tokens = self.burst
+        self.updated = now
+
+    def _refill(self, now: float) -> None:
+        if now > self.updated:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+
+    def try_take(self, now: float) -> bool:
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def wait_time(self, now: float, queued: int = 0) -> float:
+        """Seconds until a token is free for the request after `queued` others already waiting."""
+        self._refill(now)
+        missing = 1.0 + queued - self.tokens
+        return max(0.0, missing / self.rate)
+
+    def set_rate(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = float(rate)
+        self.burst = max(1.0, self.rate)
+        self.tokens = min(self.tokens, self.burst)
+
+
+def admit(
+    items: Iterable[T],
+    *,
+    endpoint_of: Callable[[T], str],
+    rate_of: Callable[[T], float | None],
+    in_flight: Mapping[str, int],
+    max_in_flight: int,
+    buckets: dict[str, TokenBucket],
+    now: float,
+    busy_defer: Callable[[str], float] | None = None,
+    hold: Callable[[T], bool] | None = None,
+) -> tuple[list[T], list[tuple[T, float]]]:
+    """Split `items` into those that may start now and those to defer, with how many seconds.
+
+    An item starts when its endpoint has fewer than `max_in_flight` deliveries in flight
+    (counting the ones started earlier in this batch) and, if the endpoint has a rate limit, a
+    token is free. Deferred items get a delay: the rate-limit wait for their place in the
+    queue, or `busy_defer(endpoint_id)` (default CONCURRENCY_DEFER_SECONDS) when the endpoint
+    is busy. A busy item that `hold(item)` takes (answers True) is the caller's to keep and is
+    in neither list.
+    """
+    started: dict[str, int] = {}
+    waiting: dict[str, int] = {}
+    start: list[T] = []
+    defer: list[tuple[T, float]] = []
+    for item in items:
+        endpoint_id = endpoint_of(item)
+        busy = in_flight.get(endpoint_id, 0) + started.get(endpoint_id, 0)
+        if busy >= max_in_flight:
+            if hold is not None and hold(item):
+                continue
+            delay = CONCURRENCY_DEFER_SECONDS if busy_defer is None else busy_defer(endpoint_id)
+            defer.append((item, max(MIN_DEFER_SECONDS, delay)))
+            continue
+        rate = rate_of(item)
+        if rate is not None and rate > 0:
+            bucket = buckets.get(endpoint_id)
+            if bucket is None:
+                bucket = buckets[endpoint_id] = TokenBucket(rate, now=now)
+            elif bucket.rate != rate:
+                bucket.set_rate(rate)
+            if not bucket.try_take(now):
+                queued = waiting.get(endpoint_id, 0)
+                waiting[endpoint_id] = queued + 1
+                defer.append((item, max(MIN_DEFER_SECONDS, bucket.wait_time(now, queued))))
+                continue
+        started[endpoint_id] = started.get(endpoint_id, 0) + 1
+        start.append(item)
+    return start, defer
+
+
+__all__ = ["CONCURRENCY_DEFER_SECONDS", "MIN_DEFER_SECONDS", "TokenBucket", "admit"]

@@ -1,0 +1,69 @@
+"""Retention (contract §7): delivery history older than TIDINGS_RETENTION_DAYS is purged by the
+worker, in small batches so no transaction holds the database for long."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from tidings.clock import Clock
+from tidings.store.base import Store, StoreError
+
+log = logging.getLogger("tidings.delivery.retention")
+
+PURGE_BATCH_SIZE = 500
+PURGE_INTERVAL_SECONDS = 300.0
+PAUSE_BETWEEN_BATCHES_SECONDS = 0.05
+MAX_BATCHES_PER_RUN = 10_000
+
+
+async def purge_once(
+    store: Store,
+    clock: Clock,
+    retention_days: float,
+    *,
+    batch_size: int = PURGE_BATCH_SIZE,
+    pause_seconds: float = PAUSE_BETWEEN_BATCHES_SECONDS,
+) -> int:
+    """Purge everything older than `retention_days` (batch after batch until none is left).
+    Answers the rows deleted. `retention_days <= 0` keeps everything."""
+    if retention_days <= 0:
+        return 0
+    cutoff = clock() - retention_days * 86400.0
+    total = 0
+    for _ in range(MAX_BATCHES_PER_RUN):
+        deleted = await store.purge_history(cutoff=cutoff, batch_size=batch_size)
+        total += deleted
+        if deleted == 0:
+            break
+        await asyncio.sleep(pause_seconds)
+    if total:
+        log.info(
+            "history purged",
+            extra={"action": "retention.purged", "rows": total, "cutoff": cutoff},
+        )
+    return total
+
+
+async def run_retention(
+    store: Store,
+    clock: Clock,
+    retention_days: float,
+    stop: asyncio.Event,
+    *,
+    interval_seconds: float = PURGE_INTERVAL_SECONDS,
+    batch_size: int = PURGE_BATCH_SIZE,
+) -> None:
+    """Purge now, then every `interval_seconds`, until `stop` is set. Store errors are logged
+    and tried again at the next interval."""
+    while not stop.is_set():
+        try:
+            await purge_once(store, clock, retention_days, batch_size=batch_size)
+        except StoreError:
+            log.warning("purge failed", exc_info=True, extra={"action": "retention.failed"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+
+
+__all__ = ["PURGE_BATCH_SIZE", "PURGE_INTERVAL_SECONDS", "purge_once", "run_retention"]

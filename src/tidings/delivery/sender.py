@@ -1,0 +1,265 @@
+"""The only module in tidings that sends HTTP to endpoints.
+
+`HttpSender` holds ONE shared aiohttp `ClientSession` for the whole worker. Every request:
+- is a POST with the exact signed body, `allow_redirects=False` (a 3xx is an answer, not a hop);
+- has a total timeout (the delivery timeout) and a connect timeout of at most 10 s;
+- reads at most `RESPONSE_EXCERPT_BYTES` of the answer, then releases the connection (a longer
+  body closes it rather than being drained);
+- never raises: every failure becomes a `SendResult` with `error` ("<class>: <message>").
+
+The address guard (contract §6) runs at connect time: host names are resolved by
+`GuardedResolver`, which refuses the whole answer if any address is loopback, private,
+link-local or metadata (unless private URLs are allowed), and literal IP hosts are checked before
+any connection is made (aiohttp never hands literals to the resolver). aiohttp connects to the
+addresses the guard returned, so a DNS answer cannot change between check and connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from tidings.config import DELIVERY_TIMEOUT_SECONDS, RESPONSE_EXCERPT_BYTES
+from tidings.netguard import AddressCache, ForbiddenAddress, is_forbidden_address
+
+CONNECT_TIMEOUT_CAP_SECONDS = 10.0
+CONNECTION_LIMIT = 4096
+MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one HTTP attempt produced. Exactly one of status_code / error is set."""
+
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+    duration_ms: float
+    retry_after: str | None = None
+
+
+class Sender(Protocol):
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+def describe_error(exc: BaseException) -> str:
+    """ "<ExceptionClass>: <message>", bounded; never includes request headers or secrets."""
+    message = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {message}"[:MAX_ERROR_CHARS]
+
+
+def decode_excerpt(raw: bytes, limit: int = RESPONSE_EXCERPT_BYTES) -> str:
+    """At most `limit` bytes of a response body as text (invalid UTF-8 replaced)."""
+    return raw[:limit].decode("utf-8", errors="replace")
+
+
+class GuardedResolver(AbstractResolver):
+    """Wraps aiohttp's default resolver: answers only addresses tidings may connect to.
+
+    Allowed answers are cached per (host, port) in a `netguard.AddressCache`; a refusal raises
+    `ForbiddenAddress` every time (never cached as allowed)."""
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        inner: AbstractResolver | None = None,
+        cache: AddressCache | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner if inner is not None else aiohttp.DefaultResolver()
+        self._allow_private = allow_private
+        self._cache = cache if cache is not None else AddressCache()
+        self._monotonic = monotonic
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        now = self._monotonic()
+        cached = self._cache.get(host, port, now)
+        if cached is not None:
+            return [_result(host, ip, port) for ip in cached]
+        answers = await self._inner.resolve(host, port, family)
+        ips: list[str] = []
+        for answer in answers:
+            ip = answer["host"]
+            if not self._allow_private and is_forbidden_address(ip):
+                raise ForbiddenAddress(
+                    f"{host} resolves to a forbidden address ({ip}); refused unless "
+                    "TIDINGS_ALLOW_PRIVATE_URLS=true"
+                )
+            if ip not in ips:
+                ips.append(ip)
+        if not ips:
+            raise OSError(f"{host} resolved to no address")
+        self._cache.put(host, port, ips, now)
+        return [_result(host, ip, port) for ip in ips]
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _result(hostname: str, ip: str, port: int) -> ResolveResult:
+    return {
+        "hostname": hostname,
+        "host": ip,
+        "port": port,
+        "family": socket.AF_INET6 if ":" in ip else socket.AF_INET,
+        "proto": 0,
+        "flags": socket.AI_NUMERICHOST,
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def literal_host_problem(url: str, allow_private: bool) -> str | None:
+    """Why a URL whose host is a literal IP must not be contacted (None when fine)."""
+    if allow_private:
+        return None
+    try:
+        host = URL(url).raw_host
+    except (ValueError, TypeError):
+        return None  # aiohttp will refuse the URL itself
+    if host is None:
+        return None
+    literal = host.strip("[]")
+    if not _looks_like_ip(literal):
+        return None
+    if is_forbidden_address(literal):
+        return (
+            f"{literal} is a loopback, private, link-local or reserved address; refused unless "
+            "TIDINGS_ALLOW_PRIVATE_URLS=true"
+        )
+    return None
+
+
+def _looks_like_ip(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host.split("%")[0])
+    except OSError:
+        return False
+    return True
+
+
+class HttpSender:
+    """Sends deliveries over one shared aiohttp session (created on first use)."""
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float = DELIVERY_TIMEOUT_SECONDS,
+        allow_private: bool = False,
+        excerpt_bytes: int = RESPONSE_EXCERPT_BYTES,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.allow_private = allow_private
+        self.excerpt_bytes = excerpt_bytes
+        self._inner_resolver = resolver
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout_seconds, connect=min(timeout_seconds, CONNECT_TIMEOUT_CAP_SECONDS)
+        )
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=CONNECTION_LIMIT,
+                limit_per_host=0,
+                # the guarded resolver caches allowed answers itself (netguard.AddressCache)
+                use_dns_cache=False,
+                resolver=GuardedResolver(
+                    allow_private=self.allow_private, inner=self._inner_resolver
+                ),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent", "Content-Type"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        started = time.perf_counter()
+
+        def elapsed_ms() -> float:
+            return (time.perf_counter() - started) * 1000.0
+
+        problem = literal_host_problem(url, self.allow_private)
+        if problem is not None:
+            return SendResult(None, f"ForbiddenAddress: {problem}", None, elapsed_ms())
+        try:
+            session = self._get_session()
+            async with session.post(
+                url, data=body, headers=dict(headers), allow_redirects=False
+            ) as response:
+                raw = await self._read_excerpt(response)
+                return SendResult(
+                    status_code=response.status,
+                    error=None,
+                    response_excerpt=decode_excerpt(raw, self.excerpt_bytes),
+                    duration_ms=elapsed_ms(),
+                    retry_after=response.headers.get("Retry-After"),
+                )
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            return SendResult(
+                None,
+                f"TimeoutError: no answer in {self.timeout_seconds:g} s",
+                None,
+                elapsed_ms(),
+            )
+        except Exception as exc:  # every other failure is an attempt outcome, never a crash
+            return SendResult(None, describe_error(_root_cause(exc)), None, elapsed_ms())
+
+    async def _read_excerpt(self, response: aiohttp.ClientResponse) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while size < self.excerpt_bytes:
+            chunk = await response.content.read(self.excerpt_bytes - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+def _root_cause(exc: Exception) -> BaseException:
+    """aiohttp wraps resolver refusals; name the refusal itself."""
+    cause: BaseException | None = exc
+    for _ in range(5):
+        if cause is None:
+            break
+        if isinstance(cause, ForbiddenAddress):
+            return cause
+        cause = cause.__cause__ or getattr(cause, "os_error", None)
+    return exc
+
+
+__all__ = [
+    "GuardedResolver",
+    "HttpSender",
+    "SendResult",
+    "Sender",
+    "decode_excerpt",
+    "describe_error",
+    "literal_host_problem",
+]

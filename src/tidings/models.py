@@ -1,0 +1,228 @@
+"""The domain records every room shares: organizations, keys, partners, endpoints, events,
+deliveries, attempts and projections. Plain dataclasses; the store maps rows to them.
+
+Times are float seconds since the Unix epoch (UTC) everywhere inside tidings; the API renders
+them as RFC 3339 strings. JSON-ish fields hold plain Python values (dict/list/str/...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+JSON = Any
+
+
+class KeyKind(StrEnum):
+    PLATFORM = "platform"
+    ORGANIZATION = "organization"
+
+
+class EndpointStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    HELD = "held"  # endpoint paused: kept, not attempted, sent on resume
+    SKIPPED = "skipped"  # never sendable (e.g. schema_version_not_accepted); has skip_reason
+
+
+class Source(StrEnum):
+    API = "API"
+    WEB_APP = "WEB_APP"
+    SYSTEM = "SYSTEM"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str  # the organizationUuid
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    kind: KeyKind
+    organization_id: str | None  # None for platform keys
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    organization_id: str
+    partner_uuid: str
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSecret:
+    """One signing secret. `expires_at` is None for the current secret; a rotated-out secret
+    keeps signing until `expires_at`."""
+
+    secret: str
+    created_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    organization_id: str
+    url: str
+    event_types: tuple[str, ...]
+    format: str  # "novatrade" | "dlt" | "standard"
+    secrets: tuple[EndpointSecret, ...]
+    status: EndpointStatus = EndpointStatus.ACTIVE
+    partner_ids: tuple[str, ...] | None = None
+    accepted_schema_versions: tuple[int, ...] | None = None  # None: newest of each type
+    sources: tuple[str, ...] = ("WEB_APP", "SYSTEM")
+    description: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    rate_limit_per_second: float | None = None
+    pause_reason: str | None = None
+    failure_streak: int = 0  # consecutive failed attempts
+    failing_since: float | None = None  # first failure after the last success
+    last_success_at: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    deleted_at: float | None = None
+
+    def valid_secrets(self, now: float) -> tuple[str, ...]:
+        """Every secret that signs at `now`: the current one first, then those in grace."""
+        return tuple(s.secret for s in self.secrets if s.expires_at is None or s.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One published fact, stored once with its envelope. `id` is unique per organization."""
+
+    id: str
+    organization_id: str
+    type: str
+    schema_version: int
+    source: str
+    created_at: float
+    data: JSON
+    partner_uuid: str | None = None
+    subject: str | None = None
+    attributes: dict[str, JSON] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    seq: int = 0  # store-assigned, monotonically increasing; the feed cursor
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery to create while publishing an event (same transaction)."""
+
+    id: str
+    endpoint_id: str
+    status: DeliveryStatus  # PENDING, HELD (paused endpoint) or SKIPPED
+    schema_version: int | None  # the version to render; None when skipped
+    skip_reason: str | None = None
+    is_meta: bool = False  # delivering a webhook.* meta event (never raises another)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    organization_id: str
+    event_id: str
+    endpoint_id: str
+    status: DeliveryStatus
+    schema_version: int | None
+    attempt_count: int
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+    skip_reason: str | None = None
+    is_meta: bool = False
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    last_attempt_at: float | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    # series: 1 for the original; each replay starts a new series and resets attempt_count
+    series: int = 1
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    delivery_id: str
+    number: int  # 1-based within the delivery's life (keeps counting across replays)
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None  # error class and message, e.g. "TimeoutError: no answer in 15 s"
+    response_excerpt: str | None
+    series: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """What the worker needs to send one delivery, loaded in the claim's batch."""
+
+    delivery: Delivery
+    event: Event
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What the worker decided after one attempt; the store writes a batch of them at once.
+
+    status: SUCCEEDED (done), PENDING (retry at next_attempt_at) or FAILED (out of attempts).
+    success says whether the endpoint answered 2xx: it resets or grows the endpoint's failure
+    streak (the store does that atomically, so several workers can count together).
+    """
+
+    delivery_id: str
+    endpoint_id: str
+    attempt: Attempt
+    status: DeliveryStatus
+    next_attempt_at: float | None
+    success: bool
+    last_status_code: int | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """An endpoint's failure bookkeeping right after a batch of outcomes was written."""
+
+    endpoint_id: str
+    organization_id: str
+    status: EndpointStatus
+    failure_streak: int
+    failing_since: float | None
+    last_success_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """A piece of state derived from events: kind is "compliance", "locks" or "entitlement"."""
+
+    organization_id: str
+    kind: str
+    key: str
+    state: dict[str, JSON]
+    version: int  # bumped on every change; part of the ETag
+    updated_at: float
+    source_created_at: float  # createdAt of the newest event applied (out-of-order guard)
+    last_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None

@@ -1,0 +1,248 @@
+"""Assembles a running tidings process from Settings: store, catalog, publisher, API and worker.
+
+`serve` runs API and worker in one process (the embedded default), `api` and `worker` run one
+role each (PostgreSQL, any number of each). Settings are read here and handed down explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tidings.clock import system_clock
+from tidings.config import LEASE_MARGIN_SECONDS, Settings
+from tidings.ids import new_id
+from tidings.models import ApiKey, KeyKind
+from tidings.store.base import Store, StoreError, open_store
+
+log = logging.getLogger("tidings.service")
+
+PLATFORM_KEY_FILE = "platform-key"
+
+
+class ServiceError(RuntimeError):
+    """The process cannot start (bad settings, database not migrated, ...)."""
+
+
+def sqlite_data_dir(database_url: str) -> Path | None:
+    """The directory of an SQLite database file (None for :memory: or other backends)."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = database_url.split("://", 1)[1]
+    if path in ("", ":memory:", "/:memory:"):
+        return None
+    if path.startswith("/"):
+        path = path[1:]
+    return Path(path).parent
+
+
+def ensure_local_platform_key(settings: Settings) -> tuple[str, Path | None]:
+    """For the embedded default: with no TIDINGS_PLATFORM_KEY, keep a generated one in a 0600
+    file beside the database, so a newcomer can start with no setting at all. The key itself is
+    never logged; only where it is kept."""
+    if settings.platform_key:
+        return settings.platform_key, None
+    data_dir = sqlite_data_dir(settings.database_url)
+    if data_dir is None:
+        raise ServiceError("TIDINGS_PLATFORM_KEY must be set for this database")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key_path = data_dir / PLATFORM_KEY_FILE
+    if key_path.exists():
+        return key_path.read_text().strip(), key_path
+    key = "tdk_platform_" + secrets.token_urlsafe(32)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key, key_path
+
+
+async def register_platform_key(store: Store, key: str) -> None:
+    from tidings.auth import hash_key
+
+    await store.ensure_platform_key(
+        ApiKey(
+            id=new_id("key"),
+            kind=KeyKind.PLATFORM,
+            organization_id=None,
+            created_at=system_clock(),
+        ),
+        hash_key(key),
+    )
+
+
+async def open_ready_store(settings: Settings, *, migrate: bool) -> Store:
+    store = open_store(settings.database_url)
+    await store.connect()
+    if migrate:
+        applied = await store.migrate()
+        if applied:
+            log.info("migrations applied", extra={"action": "migrate", "versions": applied})
+    status = await store.migration_status()
+    if not status.up_to_date:
+        await store.close()
+        raise ServiceError(
+            f"database schema is at version {status.current}, this tidings needs "
+            f"{status.latest}: run `tidings migrate`"
+        )
+    return store
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def build_worker(settings: Settings, store: Store, catalog: Any, publisher: Any) -> Any:
+    from tidings.delivery import HttpSender, Worker
+    from tidings.delivery.metrics import DeliveryMetrics
+
+    sender = HttpSender(
+        timeout_seconds=settings.delivery_timeout_seconds,
+        allow_private=settings.allow_private_urls,
+    )
+    worker = Worker(
+        store,
+        catalog,
+        publisher,
+        sender,
+        worker_id=settings.worker_id or default_worker_id(),
+        clock=system_clock,
+        delivery_timeout_seconds=settings.delivery_timeout_seconds,
+        retry_schedule=settings.retry_schedule_seconds,
+        jitter_fraction=settings.retry_jitter_fraction,
+        pause_after_failures=settings.pause_after_failures,
+        pause_after_seconds=settings.pause_after_seconds,
+        concurrency=settings.worker_concurrency,
+        claim_batch_size=settings.claim_batch_size,
+        endpoint_max_in_flight=settings.endpoint_max_in_flight,
+        retention_days=settings.retention_days,
+        lease_margin_seconds=getattr(settings, "lease_margin_seconds", LEASE_MARGIN_SECONDS),
+        metrics=DeliveryMetrics.shared(),
+    )
+    store.add_wakeup_listener(worker.wake)
+    return worker
+
+
+def build_app(settings: Settings, store: Store, catalog: Any, publisher: Any) -> Any:
+    from tidings.api import create_app
+    from tidings.delivery import metrics
+
+    async def render_metrics() -> tuple[bytes, str]:
+        return await metrics.render(store, system_clock())
+
+    return create_app(settings, store, catalog, publisher, metrics=render_metrics)
+
+
+@dataclass
+class Roles:
+    api: bool
+    worker: bool
+
+
+class _QuietServer:
+    """uvicorn.Server whose signal handling is ours (one stop event for API and worker)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            loop="none",
+            lifespan="on",
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+        self.server = Server(config)
+
+    async def serve(self) -> None:
+        await self.server.serve()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+async def run(settings: Settings, roles: Roles, *, migrate: bool) -> None:
+    """Run until SIGINT/SIGTERM, then stop gracefully: the API stops taking requests and the
+    worker finishes or releases what it holds."""
+    from tidings.catalog import Catalog
+    from tidings.publishing import Publisher
+
+    store = await open_ready_store(settings, migrate=migrate)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        catalog = Catalog.load_default()
+        publisher = Publisher(store, catalog)
+        if roles.api:
+            if settings.is_sqlite:
+                key, key_path = ensure_local_platform_key(settings)
+                if key_path is not None:
+                    print(f"platform key: kept in {key_path} (cat it to use the API)", flush=True)
+            else:
+                key = settings.platform_key or ""
+            if key:
+                await register_platform_key(store, key)
+        tasks: list[asyncio.Task[None]] = []
+        server: _QuietServer | None = None
+        if roles.worker:
+            worker = build_worker(settings, store, catalog, publisher)
+            await store.listen()
+            tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
+        if roles.api:
+            server = _QuietServer(build_app(settings, store, catalog, publisher), settings)
+            tasks.append(asyncio.create_task(server.serve(), name="api"))
+            log.info(
+                "listening",
+                extra={"action": "api.listen", "url": f"http://{settings.host}:{settings.port}"},
+            )
+        stop_wait = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        if server is not None:
+            server.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if task is not stop_wait and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        try:
+            await store.close()
+        except StoreError:  # pragma: no cover - closing a broken connection
+            log.warning("store close failed", extra={"action": "store.close"})
+
+
+async def migrate_only(settings: Settings) -> list[int]:
+    store = open_store(settings.database_url)
+    await store.connect()
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

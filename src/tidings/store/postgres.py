@@ -1,0 +1,710 @@
+"""PostgreSQL implementation of the store: an asyncpg pool shared by any number of API and worker
+processes.
+
+Batches travel as arrays (`unnest`), so publishing or recording a batch costs a fixed number of
+round trips. Claiming uses `FOR UPDATE SKIP LOCKED`. Commits that make deliveries due also
+`pg_notify('tidings_wakeup')` in the same transaction; `listen()` keeps a dedicated connection
+that turns those notifications into wake-up callbacks (and reconnects when it drops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from tidings.models import (
+    ApiKey,
+    Attempt,
+    AttemptOutcome,
+    ClaimedDelivery,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointHealth,
+    EndpointSecret,
+    Event,
+    NewDelivery,
+    Organization,
+    Page,
+    Partner,
+    Projection,
+)
+from tidings.store import _common as c
+from tidings.store.base import (
+    BacklogStats,
+    Conflict,
+    DeliveryFilter,
+    MigrationStatus,
+    NotFound,
+    PublishItem,
+    PublishResult,
+    Store,
+    StoreError,
+    TypeFilter,
+    WakeupCallback,
+)
+
+log = logging.getLogger(__name__)
+
+WAKEUP_CHANNEL = "tidings_wakeup"
+POOL_MIN_CONNECTIONS = 1
+POOL_MAX_CONNECTIONS = 10
+LISTEN_RETRY_MAX_SECONDS = 30.0
+LISTEN_CHECK_SECONDS = 30.0  # how often an idle LISTEN connection is checked
+LISTEN_CHECK_TIMEOUT_SECONDS = 5.0
+_Q = c.load_queries("postgres")
+_load = c.loads_decoded
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """The one place where asyncpg errors become StoreError."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict(str(exc)) from exc
+    except _DRIVER_ERRORS as exc:
+        raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _init_connection(conn: Any) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+        format="text",
+    )
+
+
+def _rowcount(status: str) -> int:
+    """'UPDATE 3' / 'INSERT 0 3' / 'DELETE 3' -> 3."""
+    try:
+        return int(status.rsplit(" ", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def _type_args(types: TypeFilter) -> tuple[bool, list[str], list[str]]:
+    return types.empty, list(types.exact), list(types.prefixes)
+
+
+class PostgresStore(Store):
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_connections: int = POOL_MIN_CONNECTIONS,
+        max_connections: int = POOL_MAX_CONNECTIONS,
+    ) -> None:
+        self._url = url
+        self._min = min_connections
+        self._max = max(max_connections, min_connections)
+        self._pool: Any = None
+        self._wakeups: list[WakeupCallback] = []
+        self._listener: Any = None
+        self._listener_lost: asyncio.Event | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+
+    # ---- plumbing -----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise StoreError("store is not connected")
+        with _mapped_errors():
+            async with self._pool.acquire() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Any]:
+        async with self._acquire() as conn, conn.transaction():
+            yield conn
+
+    def _wake(self) -> None:
+        for callback in list(self._wakeups):
+            try:
+                callback()
+            except Exception:  # a broken listener must not fail the writer
+                log.exception("wakeup callback failed", extra={"action": "store.wakeup"})
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._pool is not None:
+            return
+        with _mapped_errors():
+            self._pool = await asyncpg.create_pool(
+                self._url, min_size=self._min, max_size=self._max, init=_init_connection
+            )
+
+    async def close(self) -> None:
+        task, self._listen_task = self._listen_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        listener, self._listener = self._listener, None
+        pool, self._pool = self._pool, None
+        with _mapped_errors():
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+            if pool is not None:
+                await pool.close()
+
+    async def migrate(self) -> list[int]:
+        applied: list[int] = []
+        async with self._acquire() as conn:
+            await conn.execute(_Q["migration_lock"])  # concurrent `migrate` calls queue here
+            try:
+                await conn.execute(_Q["create_migrations_table"])
+                done = {r["version"] for r in await conn.fetch(_Q["applied_migrations"])}
+                for m in c.load_migrations("postgres"):
+                    if m.version in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(m.sql)
+                        await conn.execute(_Q["record_migration"], m.version, m.name)
+                    applied.append(m.version)
+            finally:
+                await conn.execute(_Q["migration_unlock"])
+        return applied
+
+    async def migration_status(self) -> MigrationStatus:
+        latest = max((m.version for m in c.load_migrations("postgres")), default=0)
+        async with self._acquire() as conn:
+            try:
+                rows = await conn.fetch(_Q["applied_migrations"])
+            except asyncpg.UndefinedTableError:
+                rows = []
+        return MigrationStatus(current=max((r["version"] for r in rows), default=0), latest=latest)
+
+    async def ping(self) -> None:
+        async with self._acquire() as conn:
+            await conn.fetchval(_Q["ping"])
+
+    def add_wakeup_listener(self, callback: WakeupCallback) -> None:
+        self._wakeups.append(callback)
+
+    async def listen(self) -> None:
+        if self._listen_task is not None:
+            return
+        with _mapped_errors():
+            await self._open_listener()
+        self._listen_task = asyncio.create_task(self._keep_listening(), name="tidings-listen")
+
+    async def _open_listener(self) -> None:
+        conn = await asyncpg.connect(self._url)
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(WAKEUP_CHANNEL, self._on_notification)
+        self._listener, self._listener_lost = conn, lost
+
+    async def _listener_alive(self) -> bool:
+        try:
+            await self._listener.fetchval(_Q["ping"], timeout=LISTEN_CHECK_TIMEOUT_SECONDS)
+        except (TimeoutError, *_DRIVER_ERRORS):
+            return False
+        return True
+
+    def _on_notification(self, *_args: object) -> None:
+        self._wake()
+
+    async def _keep_listening(self) -> None:
+        """Reopen the LISTEN connection whenever it drops, with capped exponential backoff."""
+        while True:
+            assert self._listener_lost is not None
+            try:
+                await asyncio.wait_for(self._listener_lost.wait(), LISTEN_CHECK_SECONDS)
+            except TimeoutError:
+                if await self._listener_alive():
+                    continue
+                self._listener.terminate()  # a silent network failure: start over
+            log.warning("wakeup listener lost; reconnecting", extra={"action": "store.listen"})
+            delay = 0.2
+            while True:
+                try:
+                    await self._open_listener()
+                    break
+                except _DRIVER_ERRORS as exc:
+                    log.warning(
+                        "wakeup listener reconnect failed",
+                        extra={"action": "store.listen", "error": type(exc).__name__},
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, LISTEN_RETRY_MAX_SECONDS)
+            log.info("wakeup listener reconnected", extra={"action": "store.listen"})
+            self._wake()  # notifications sent while we were away are lost: look once
+
+    # ---- organizations, keys, partners --------------------------------------------------------
+    async def create_organization(
+        self, org: Organization, first_key: ApiKey, key_hash: str
+    ) -> None:
+        async with self._tx() as conn:
+            await conn.execute(_Q["insert_organization"], org.id, org.name, org.created_at)
+            await conn.execute(_Q["insert_api_key"], *_key_args(first_key, key_hash))
+
+    async def get_organization(self, organization_id: str) -> Organization | None:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_Q["get_organization"], organization_id)
+        return None if row is None else c.organization_from_row(row)
+
+    async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
+        async with self._acquire() as conn:
+            await conn.execute(_Q["insert_api_key"], *_key_args(key, key_hash))
+
+    async def ensure_platform_key(self, key: ApiKey, key_hash: str) -> None:
+        async with self._acquire() as conn:
+            await conn.execute(_Q["ensure_platform_key"], *_key_args(key, key_hash))
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_Q["find_api_key"], key_hash)
+        return None if row is None else c.api_key_from_row(row)
+
+    async def create_partner(self, partner: Partner) -> None:
+        async with self._acquire() as conn:
+            await conn.execute(
+                _Q["insert_partner"],
+                partner.organization_id,
+                partner.partner_uuid,
+                partner.name,
+                partner.created_at,
+            )
+
+    async def list_partners(self, organization_id: str) -> list[Partner]:
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["list_partners"], organization_id)
+        return [c.partner_from_row(r) for r in rows]
+
+    # ---- endpoints ----------------------------------------------------------------------------
+    async def create_endpoint(self, endpoint: Endpoint) -> None:
+        ep = endpoint
+        async with self._acquire() as conn:
+            await conn.execute(
+                _Q["insert_endpoint"],
+                ep.id,
+                ep.organization_id,
+                ep.url,
+                list(ep.event_types),
+                ep.format,
+                c.secrets_to_json(ep.secrets),
+                str(ep.status),
+                None if ep.partner_ids is None else list(ep.partner_ids),
+                None if ep.accepted_schema_versions is None else list(ep.accepted_schema_versions),
+                list(ep.sources),
+                ep.description,
+                ep.headers,
+                ep.rate_limit_per_second,
+                ep.pause_reason,
+                ep.failure_streak,
+                ep.failing_since,
+                ep.last_success_at,
+                ep.created_at,
+                ep.updated_at,
+                ep.deleted_at,
+            )
+
+    async def get_endpoint(
+        self, organization_id: str, endpoint_id: str, *, include_deleted: bool = False
+    ) -> Endpoint | None:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(
+                _Q["get_endpoint"], organization_id, endpoint_id, include_deleted
+            )
+        return None if row is None else c.endpoint_from_row(row, _load)
+
+    async def list_endpoints(
+        self, organization_id: str, *, limit: int, cursor: str | None
+    ) -> Page[Endpoint]:
+        after = c.decode_cursor(cursor)
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["list_endpoints"], organization_id, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            items=[c.endpoint_from_row(r, _load) for r in rows],
+            next_cursor=c.encode_cursor(rows[-1]["seq"]) if more else None,
+        )
+
+    async def list_subscribed_endpoints(self, organization_id: str) -> list[Endpoint]:
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["list_subscribed_endpoints"], organization_id)
+        return [c.endpoint_from_row(r, _load) for r in rows]
+
+    async def update_endpoint(self, endpoint: Endpoint) -> None:
+        ep = endpoint
+        async with self._acquire() as conn:
+            status = await conn.execute(
+                _Q["update_endpoint"],
+                ep.organization_id,
+                ep.id,
+                ep.url,
+                list(ep.event_types),
+                ep.format,
+                None if ep.partner_ids is None else list(ep.partner_ids),
+                None if ep.accepted_schema_versions is None else list(ep.accepted_schema_versions),
+                list(ep.sources),
+                ep.description,
+                ep.headers,
+                ep.rate_limit_per_second,
+                c.secrets_to_json(ep.secrets),
+                ep.updated_at,
+            )
+        if _rowcount(status) == 0:
+            raise NotFound(f"endpoint {ep.id} not found")
+
+    async def delete_endpoint(self, organization_id: str, endpoint_id: str, now: float) -> bool:
+        async with self._tx() as conn:
+            status = await conn.execute(_Q["delete_endpoint"], organization_id, endpoint_id, now)
+            if _rowcount(status) == 0:
+                return False
+            await conn.execute(_Q["fail_endpoint_deliveries"], endpoint_id, now)
+        return True
+
+    async def pause_endpoint(
+        self, organization_id: str, endpoint_id: str, reason: str, now: float
+    ) -> bool:
+        async with self._tx() as conn:
+            status = await conn.execute(
+                _Q["pause_endpoint"], organization_id, endpoint_id, reason, now
+            )
+            if _rowcount(status) == 0:
+                return False
+            await conn.execute(_Q["hold_endpoint_deliveries"], endpoint_id, now)
+        return True
+
+    async def resume_endpoint(self, organization_id: str, endpoint_id: str, now: float) -> int:
+        async with self._tx() as conn:
+            status = await conn.execute(_Q["resume_endpoint"], organization_id, endpoint_id, now)
+            if _rowcount(status) == 0:
+                return 0
+            released = _rowcount(
+                await conn.execute(_Q["release_held_deliveries"], endpoint_id, now)
+            )
+            if released:
+                await conn.execute(_Q["notify_wakeup"])
+        if released:
+            self._wake()
+        return released
+
+    async def set_endpoint_secrets(
+        self, organization_id: str, endpoint_id: str, secrets: Sequence[EndpointSecret], now: float
+    ) -> None:
+        async with self._acquire() as conn:
+            status = await conn.execute(
+                _Q["set_endpoint_secrets"],
+                organization_id,
+                endpoint_id,
+                c.secrets_to_json(list(secrets)),
+                now,
+            )
+        if _rowcount(status) == 0:
+            raise NotFound(f"endpoint {endpoint_id} not found")
+
+    # ---- events -------------------------------------------------------------------------------
+    async def publish(
+        self, items: Sequence[PublishItem], now: float | None = None
+    ) -> list[PublishResult]:
+        if not items:
+            return []
+        async with self._tx() as conn:
+            rows = await conn.fetch(
+                _Q["insert_events"], c.event_rows([i.event for i in items], nested_as_text=False)
+            )
+            stored, created = c.split_published(
+                items, {(r["organization_id"], r["id"]): int(r["seq"]) for r in rows}
+            )
+            results = [
+                PublishResult(event=ev, created=True)
+                if ev is not None
+                else PublishResult(event=await self._existing_event(conn, it.event), created=False)
+                for it, ev in zip(items, stored, strict=True)
+            ]
+            deliveries = c.new_delivery_rows(created, now)
+            if deliveries:
+                await conn.execute(_Q["insert_deliveries"], c.delivery_rows(deliveries))
+            for it in created:
+                await self._apply_projections(conn, it, now)
+            if c.any_pending(deliveries):
+                await conn.execute(_Q["notify_wakeup"])
+        if c.any_pending(deliveries):
+            self._wake()
+        return results
+
+    async def _apply_projections(self, conn: Any, it: PublishItem, now: float | None) -> None:
+        ev = it.event
+        for update in it.projections:
+            key = (ev.organization_id, update.kind, update.key)
+            await conn.execute(_Q["lock_projection"], *key)
+            row = await conn.fetchrow(_Q["get_projection"], *key)
+            state = update.apply(None if row is None else c.projection_from_row(row, _load))
+            if state is None:
+                continue
+            await conn.execute(
+                _Q["upsert_projection"],
+                *key,
+                state,
+                ev.created_at if now is None else now,
+                ev.created_at,
+                ev.id,
+            )
+
+    async def _existing_event(self, conn: Any, ev: Event) -> Event:
+        row = await conn.fetchrow(_Q["get_event"], ev.organization_id, ev.id)
+        if row is None and ev.idempotency_key is not None:
+            row = await conn.fetchrow(
+                _Q["get_event_by_idempotency_key"], ev.organization_id, ev.idempotency_key
+            )
+        if row is None:
+            raise StoreError(f"event {ev.id} was neither inserted nor found")
+        return c.event_from_row(row, _load)
+
+    async def get_event(self, organization_id: str, event_id: str) -> Event | None:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_Q["get_event"], organization_id, event_id)
+        return None if row is None else c.event_from_row(row, _load)
+
+    async def list_events(
+        self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
+    ) -> Page[Event]:
+        after_seq = c.decode_cursor(after)
+        async with self._acquire() as conn:
+            rows = await conn.fetch(
+                _Q["list_events"], organization_id, after_seq, *_type_args(types), limit
+            )
+        items = [c.event_from_row(r, _load) for r in rows]
+        return Page(items=items, next_cursor=c.encode_cursor(items[-1].seq) if items else after)
+
+    async def events_page_fingerprint(
+        self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
+    ) -> tuple[int, int]:
+        after_seq = c.decode_cursor(after)
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(
+                _Q["events_page_fingerprint"], organization_id, after_seq, *_type_args(types), limit
+            )
+        return int(row["n"]), int(row["last_seq"])
+
+    # ---- deliveries: worker side --------------------------------------------------------------
+    async def claim_due(
+        self, worker_id: str, now: float, lease_seconds: float, limit: int
+    ) -> list[ClaimedDelivery]:
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["claim_due"], worker_id, now, now + lease_seconds, limit)
+            if not rows:
+                return []
+            deliveries = sorted(
+                (c.delivery_from_row(r) for r in rows), key=lambda d: (d.next_attempt_at, d.seq)
+            )
+            keys = sorted({(d.organization_id, d.event_id) for d in deliveries})
+            event_rows = await conn.fetch(
+                _Q["events_by_keys"], [k[0] for k in keys], [k[1] for k in keys]
+            )
+            endpoint_rows = await conn.fetch(
+                _Q["endpoints_by_ids"], sorted({d.endpoint_id for d in deliveries})
+            )
+            events = {
+                (r["organization_id"], r["id"]): c.event_from_row(r, _load) for r in event_rows
+            }
+            endpoints = {r["id"]: c.endpoint_from_row(r, _load) for r in endpoint_rows}
+            stale = c.unsendable(deliveries, endpoints)
+            if stale:
+                await conn.execute(_Q["settle_unsendable_claims"], stale, worker_id, now)
+        return c.assemble_claims(deliveries, events, endpoints, log)
+
+    async def record_outcomes(
+        self, worker_id: str, outcomes: Sequence[AttemptOutcome], now: float
+    ) -> list[EndpointHealth]:
+        if not outcomes:
+            return []
+        async with self._tx() as conn:
+            # endpoints first, in id order: pause/resume/delete lock the endpoint before its
+            # deliveries too, so the two cannot deadlock
+            await conn.fetch(_Q["lock_endpoints"], sorted({o.endpoint_id for o in outcomes}))
+            rows = await conn.fetch(
+                _Q["record_delivery_outcome"], worker_id, c.outcome_rows(outcomes), now
+            )
+            updated: dict[str, c.Row] = {r["id"]: r for r in rows}
+            kept = c.outcomes_with_lease(outcomes, updated, log)
+            if not kept:
+                return []
+            await conn.execute(_Q["insert_attempt"], c.attempt_rows(kept, updated))
+            changes = c.streak_changes(kept, updated)
+            health = await conn.fetch(
+                _Q["record_endpoint_health"], c.dumps(c.streak_rows(changes)), now
+            )
+        return sorted((c.health_from_row(r) for r in health), key=lambda h: h.endpoint_id)
+
+    async def release(
+        self, worker_id: str, delivery_ids: Sequence[str], next_attempt_at: float
+    ) -> int:
+        if not delivery_ids:
+            return 0
+        async with self._tx() as conn:
+            count = _rowcount(
+                await conn.execute(_Q["release"], list(delivery_ids), worker_id, next_attempt_at)
+            )
+            if count:
+                await conn.execute(_Q["notify_wakeup"])
+        if count:
+            self._wake()
+        return count
+
+    async def backlog_stats(self, now: float) -> BacklogStats:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_Q["backlog_stats"], now)
+        return BacklogStats(due=int(row["due"]), oldest_due_at=row["oldest_due_at"])
+
+    async def count_deliveries_by_status(self) -> dict[str, int]:
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["count_deliveries_by_status"])
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    async def count_endpoints_by_status(self) -> dict[str, int]:
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["count_endpoints_by_status"])
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    async def worst_endpoints(self, limit: int) -> list[tuple[str, str, int]]:
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["worst_endpoints"], limit)
+        return [(r["organization_id"], r["id"], int(r["failure_streak"])) for r in rows]
+
+    async def purge_history(self, cutoff: float, batch_size: int) -> int:
+        deleted = 0
+        async with self._tx() as conn:
+            rows = await conn.fetch(_Q["purge_select_deliveries"], cutoff, batch_size)
+            if rows:
+                await conn.execute(_Q["purge_attempts"], [r["id"] for r in rows])
+                deleted += _rowcount(
+                    await conn.execute(_Q["purge_deliveries"], [r["seq"] for r in rows])
+                )
+            deleted += _rowcount(await conn.execute(_Q["purge_events"], cutoff, batch_size))
+        return deleted
+
+    # ---- deliveries: history and replay -------------------------------------------------------
+    async def get_delivery(self, organization_id: str, delivery_id: str) -> Delivery | None:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_Q["get_delivery"], organization_id, delivery_id)
+        return None if row is None else c.delivery_from_row(row)
+
+    async def list_deliveries(
+        self, organization_id: str, flt: DeliveryFilter, *, limit: int, cursor: str | None
+    ) -> Page[Delivery]:
+        before = c.decode_cursor(cursor)
+        async with self._acquire() as conn:
+            rows = await conn.fetch(
+                _Q[c.delivery_history_query(flt.endpoint_id, flt.event_id)],
+                organization_id,
+                before,
+                flt.endpoint_id,
+                flt.event_id,
+                None if flt.status is None else str(flt.status),
+                flt.created_after,
+                flt.created_before,
+                limit + 1,
+            )
+        more = len(rows) > limit
+        items = [c.delivery_from_row(r) for r in rows[:limit]]
+        return Page(items=items, next_cursor=c.encode_cursor(items[-1].seq) if more else None)
+
+    async def list_attempts(self, organization_id: str, delivery_id: str) -> list[Attempt]:
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["list_attempts"], organization_id, delivery_id)
+        return [c.attempt_from_row(r) for r in rows]
+
+    async def replay_delivery(
+        self, organization_id: str, delivery_id: str, now: float
+    ) -> Delivery | None:
+        async with self._tx() as conn:
+            row = await conn.fetchrow(_Q["replay_delivery"], organization_id, delivery_id, now)
+            if row is None:
+                row = await conn.fetchrow(_Q["get_delivery"], organization_id, delivery_id)
+                return None if row is None else c.delivery_from_row(row)
+            replayed = c.delivery_from_row(row)
+            if replayed.status == DeliveryStatus.PENDING:
+                await conn.execute(_Q["notify_wakeup"])
+        if replayed.status == DeliveryStatus.PENDING:
+            self._wake()
+        return replayed
+
+    async def replay_endpoint_deliveries(
+        self,
+        organization_id: str,
+        endpoint_id: str,
+        *,
+        since: float,
+        until: float | None,
+        statuses: Sequence[DeliveryStatus],
+        now: float,
+    ) -> int:
+        async with self._tx() as conn:
+            count = _rowcount(
+                await conn.execute(
+                    _Q["replay_endpoint_deliveries"],
+                    organization_id,
+                    endpoint_id,
+                    since,
+                    until,
+                    [str(s) for s in statuses],
+                    now,
+                )
+            )
+            if count:
+                await conn.execute(_Q["notify_wakeup"])
+        if count:
+            self._wake()
+        return count
+
+    async def events_without_delivery(
+        self,
+        organization_id: str,
+        endpoint_id: str,
+        *,
+        since: float,
+        until: float | None,
+        types: TypeFilter,
+        limit: int,
+    ) -> list[Event]:
+        async with self._acquire() as conn:
+            rows = await conn.fetch(
+                _Q["events_without_delivery"],
+                organization_id,
+                endpoint_id,
+                since,
+                until,
+                *_type_args(types),
+                limit,
+            )
+        return [c.event_from_row(r, _load) for r in rows]
+
+    async def add_deliveries(
+        self, organization_id: str, pairs: Sequence[tuple[str, NewDelivery]], now: float
+    ) -> int:
+        if not pairs:
+            return 0
+        rows = [(organization_id, event_id, d, now) for event_id, d in pairs]
+        async with self._tx() as conn:
+            created = _rowcount(await conn.execute(_Q["insert_deliveries"], c.delivery_rows(rows)))
+            wake = created > 0 and c.any_pending(rows)
+            if wake:
+                await conn.execute(_Q["notify_wakeup"])
+        if wake:
+            self._wake()
+        return created
+
+    # ---- projections --------------------------------------------------------------------------
+    async def get_projection(self, organization_id: str, kind: str, key: str) -> Projection | None:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_Q["get_projection"], organization_id, kind, key)
+        return None if row is None else c.projection_from_row(row, _load)
+
+
+def _key_args(key: ApiKey, key_hash: str) -> tuple[Any, ...]:
+    return (key.id, key_hash, str(key.kind), key.organization_id, key.created_at)

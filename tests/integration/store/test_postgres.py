@@ -1,0 +1,194 @@
+"""PostgreSQL-only behaviour: concurrent claimers, cross-process wake-ups, concurrent migrate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+
+from tidings.models import DeliveryStatus, Projection
+from tidings.store import postgres as postgres_module
+from tidings.store.base import ProjectionUpdate, StoreError
+from tidings.store.postgres import PostgresStore
+
+from .helpers import T0, event, item, make_endpoint, make_org, outcome, pending
+
+pytestmark = pytest.mark.postgres
+
+WAIT_SECONDS = 10.0
+
+
+@pytest.fixture
+def pg_url(fresh_database_url_factory: Callable[..., str]) -> str:
+    return fresh_database_url_factory("postgres")
+
+
+@pytest.fixture
+async def two_stores(pg_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    a, b = PostgresStore(pg_url, max_connections=4), PostgresStore(pg_url, max_connections=4)
+    await a.connect()
+    await b.connect()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_concurrent_claimers_never_share_a_delivery(
+    two_stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = two_stores
+    org = await make_org(a)
+    endpoints = [await make_endpoint(a, org) for _ in range(4)]
+    items = [item(event(org), [pending(ep.id) for ep in endpoints]) for _ in range(75)]
+    await a.publish(items, now=T0)
+    total = 75 * len(endpoints)
+
+    async def drain(store: PostgresStore, worker: str) -> list[str]:
+        got: list[str] = []
+        while batch := await store.claim_due(worker, T0 + 1, 60.0, 7):
+            got += [c.delivery.id for c in batch]
+        return got
+
+    results = await asyncio.gather(
+        drain(a, "wa1"), drain(a, "wa2"), drain(b, "wb1"), drain(b, "wb2")
+    )
+    claimed = [d for r in results for d in r]
+    assert len(claimed) == total
+    assert len(set(claimed)) == total
+    assert sum(1 for r in results if r) >= 2  # the claimers really ran side by side
+
+
+async def test_concurrent_failures_add_up(two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two_stores
+    org = await make_org(a)
+    ep = await make_endpoint(a, org)
+    deliveries = [pending(ep.id) for _ in range(20)]
+    await a.publish([item(event(org), [d]) for d in deliveries], now=T0)
+    claims_a = await a.claim_due("wa", T0, 60.0, 10)
+    claims_b = await b.claim_due("wb", T0, 60.0, 10)
+
+    async def fail_all(store: PostgresStore, worker: str, ids: list[str]) -> None:
+        for delivery_id in ids:
+            await store.record_outcomes(
+                worker,
+                [
+                    outcome(
+                        delivery_id,
+                        ep.id,
+                        DeliveryStatus.PENDING,
+                        success=False,
+                        at=T0,
+                        next_attempt_at=T0 + 60,
+                    )
+                ],
+                T0 + 1,
+            )
+
+    await asyncio.gather(
+        fail_all(a, "wa", [c.delivery.id for c in claims_a]),
+        fail_all(b, "wb", [c.delivery.id for c in claims_b]),
+    )
+    got = await a.get_endpoint(org, ep.id)
+    assert got is not None and got.failure_streak == 20 and got.failing_since == T0 + 1
+
+
+async def test_notify_wakes_a_listener_in_another_store(
+    two_stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    listener, publisher = two_stores
+    woken = asyncio.Event()
+    listener.add_wakeup_listener(woken.set)
+    await listener.listen()
+    org = await make_org(publisher)
+    ep = await make_endpoint(publisher, org)
+    await publisher.publish([item(event(org), [])])  # nothing due: no notification needed
+    await publisher.publish([item(event(org), [pending(ep.id)])])
+    await asyncio.wait_for(woken.wait(), WAIT_SECONDS)
+
+
+async def test_listener_reconnects_after_losing_its_connection(
+    two_stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    listener, publisher = two_stores
+    woken = asyncio.Event()
+    listener.add_wakeup_listener(woken.set)
+    await listener.listen()
+    backend_pid = listener._listener.get_server_pid()
+    conn = await asyncpg.connect(listener._url)
+    try:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", backend_pid)
+    finally:
+        await conn.close()
+    # the reconnect itself wakes once (notifications may have been missed meanwhile)
+    await asyncio.wait_for(woken.wait(), WAIT_SECONDS)
+    assert listener._listener.get_server_pid() != backend_pid
+    woken.clear()
+    org = await make_org(publisher)
+    ep = await make_endpoint(publisher, org)
+    await publisher.publish([item(event(org), [pending(ep.id)])])
+    await asyncio.wait_for(woken.wait(), WAIT_SECONDS)
+
+
+async def test_concurrent_migrate_applies_each_version_once(
+    fresh_database_url_factory: Callable[..., str],
+) -> None:
+    url = fresh_database_url_factory("postgres", migrated=False)
+    stores = [PostgresStore(url, max_connections=2) for _ in range(3)]
+    for s in stores:
+        await s.connect()
+    try:
+        results = await asyncio.gather(*(s.migrate() for s in stores))
+        assert sorted(results, key=len) == [[], [], [1]]
+        assert (await stores[0].migration_status()).up_to_date
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_unreachable_server_is_a_store_error() -> None:
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(StoreError):
+        await store.connect()
+
+
+async def test_concurrent_publishers_apply_projection_updates_one_after_the_other(
+    two_stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = two_stores
+    org = await make_org(a)
+
+    def bump(current: Projection | None) -> dict[str, object] | None:
+        n = 0 if current is None else int(current.state["n"])
+        return {"n": n + 1}
+
+    async def publish_many(store: PostgresStore) -> None:
+        for _ in range(15):
+            update = (ProjectionUpdate("entitlement", "e-1", bump),)
+            await store.publish([item(event(org), [], update)])
+
+    await asyncio.gather(publish_many(a), publish_many(b), publish_many(a))
+    p = await b.get_projection(org, "entitlement", "e-1")
+    assert p is not None and p.state == {"n": 45} and p.version == 45
+
+
+async def test_a_listener_that_stops_answering_is_replaced(
+    two_stores: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listener, _ = two_stores
+    monkeypatch.setattr(postgres_module, "LISTEN_CHECK_SECONDS", 0.05)
+    answers = iter([False])
+
+    async def alive() -> bool:
+        return next(answers, True)  # silent the first time it is asked, then fine
+
+    monkeypatch.setattr(listener, "_listener_alive", alive)
+    woken = asyncio.Event()
+    listener.add_wakeup_listener(woken.set)
+    await listener.listen()
+    first = listener._listener
+    await asyncio.wait_for(woken.wait(), WAIT_SECONDS)  # the reconnect wakes once
+    assert listener._listener is not first and first.is_closed()
