@@ -208,6 +208,9 @@ async def test_replay_input_is_validated(api: Api) -> None:
         ({"since": to_rfc3339(T0), "until": "soon"}, "$.until"),
         ({"since": to_rfc3339(T0), "until": to_rfc3339(T0)}, "$.until"),
         ({"since": to_rfc3339(T0), "status": "skipped"}, "$.status"),
+        ({"since": to_rfc3339(T0), "status": "lost"}, "$.status"),
+        ({"since": to_rfc3339(T0), "status": ["failed", "nope"]}, "$.status[1]"),
+        ({"since": to_rfc3339(T0), "status": []}, "$.status"),
         ({"since": to_rfc3339(T0), "missing": "maybe"}, "$.missing"),
     ]
     for body, path in cases:

@@ -96,8 +96,12 @@ class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     since: str = Field(description="RFC 3339; deliveries created at or after it")
     until: str | None = Field(default=None, description="RFC 3339; created before it")
-    status: DeliveryStatus | list[DeliveryStatus] | None = Field(
-        default=None, description="which deliveries to replay (default: failed)"
+    status: str | list[str] | None = Field(
+        default=None,
+        description=(
+            "which deliveries to replay: one status or a list of pending, succeeded, failed, "
+            "held (default: failed)"
+        ),
     )
     missing: bool = Field(
         default=False,
@@ -352,17 +356,51 @@ def _time(value: str | None, path: str) -> float | None:
         ) from exc
 
 
+REPLAYABLE = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SUCCEEDED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.HELD,
+)
+
+
+def _replay_statuses(value: str | list[str] | None) -> list[DeliveryStatus]:
+    if value is None:
+        return [DeliveryStatus.FAILED]
+    given = (
+        [(f"$.status[{i}]", v) for i, v in enumerate(value)]
+        if isinstance(value, list)
+        else [("$.status", value)]
+    )
+    if not given:
+        issue = {"path": "$.status", "message": "must not be empty"}
+        raise ValidationFailed("$.status: must not be empty", details=[issue])
+    names = ", ".join(str(s) for s in REPLAYABLE)
+    issues = Issues()
+    statuses: list[DeliveryStatus] = []
+    for path, name in given:
+        if name == DeliveryStatus.SKIPPED:
+            issues.add(path, "skipped deliveries cannot be replayed (nothing to send)")
+        elif name not in REPLAYABLE:
+            issues.add(path, f"unknown status {name!r} (one of {names})")
+        elif DeliveryStatus(name) not in statuses:
+            statuses.append(DeliveryStatus(name))
+    issues.raise_if_any()
+    return statuses
+
+
 @router.post(
     "/{endpoint_id}/replay",
     status_code=202,
     summary="replay many deliveries of an endpoint",
     description=(
-        "Replays the endpoint's deliveries created in [since, until) whose status is `status` "
-        "(one or a list; default `failed`): each starts a new attempt series with the same event. "
-        "With `missing: true` it also creates deliveries for the window's events the endpoint "
-        "subscribes to now but never received. Answers `replayed` (all deliveries now on their "
-        "way), `missing` (of those, newly created) and `skipped` (created but recorded as skipped "
-        "because no accepted schemaVersion is reachable). 409 for a paused or deleted endpoint."
+        "Replays the endpoint's deliveries created in [since, until) (RFC 3339) whose status "
+        "is `status` (one or a list; default `failed`): each starts a new attempt series with "
+        "the same event. With `missing: true` it also creates deliveries for the events of the "
+        "window (by their createdAt) that the endpoint subscribes to now but never received. "
+        "Answers `replayed` (all deliveries now on their way), `missing` (of those, newly "
+        "created) and `skipped` (created but recorded as skipped because no accepted "
+        "schemaVersion is reachable). 409 for a paused or deleted endpoint."
     ),
 )
 async def replay_endpoint(
@@ -376,17 +414,7 @@ async def replay_endpoint(
             "$.until: must be after since",
             details=[{"path": "$.until", "message": "must be after since"}],
         )
-    if body.status is None:
-        statuses = [DeliveryStatus.FAILED]
-    elif isinstance(body.status, list):
-        statuses = dedupe(body.status)
-    else:
-        statuses = [body.status]
-    if DeliveryStatus.SKIPPED in statuses:
-        raise ValidationFailed(
-            "$.status: skipped deliveries cannot be replayed",
-            details=[{"path": "$.status", "message": "skipped deliveries cannot be replayed"}],
-        )
+    statuses = _replay_statuses(body.status)
     endpoint = await replayable_endpoint(ctx, organization_id, endpoint_id)
     now = ctx.clock()
     replayed = await ctx.store.replay_endpoint_deliveries(
