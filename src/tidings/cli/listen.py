@@ -109,6 +109,7 @@ class ReceiverRoute:
     fmt: str | None = None
     secrets: list[str] = field(default_factory=list)
     fail_first: int = 0
+    answer_status: int | None = None  # answer this to every verified request (e.g. 410)
     tolerance_seconds: float = 300.0
     dedup: Deduplicator = field(default_factory=lambda: Deduplicator(MemoryLRUStore()))
     failed_so_far: int = 0
@@ -179,6 +180,9 @@ def make_app(
             route.failed_so_far += 1
             status = 500
             reason = f"failing on purpose ({route.failed_so_far} of {route.fail_first})"
+        elif route.answer_status is not None:
+            status = route.answer_status
+            reason = f"answering {status} on purpose"
         else:
             typed, problem = _typed_name(event)
             if problem is not None:
@@ -240,7 +244,7 @@ def describe(received: Received, *, show_data: bool = True, label: str | None = 
     if received.duplicate:
         parts.append("[yellow](duplicate: already handled)[/yellow]")
     lines = [" ".join(parts)]
-    if received.reason and received.verified is not None:
+    if received.reason and (received.verified is not None or received.status >= 300):
         lines.append(f"           [dim]{escape(received.reason)}[/dim]")
     if show_data and e is not None and received.status < 300:
         data = json.dumps(e.data, ensure_ascii=False, separators=(", ", ": "))
