@@ -449,3 +449,36 @@ async def test_pause_holds_deliveries_and_resume_releases_them(make_api: MakeApi
     assert {c.delivery.id for c in claimed} == {first, second}
     again = await api.client.post(f"/v1/endpoints/{ep['id']}/resume", headers=org.headers)
     assert again.json()["released"] == 0
+
+
+async def test_repeated_entries_are_dropped_and_paths_index_the_request(api: Api) -> None:
+    org = await api.org()
+    partner = await api.partner(org)
+    r = await api.client.post(
+        "/v1/endpoints",
+        json={
+            "url": "https://hooks.example.com/in",
+            "eventTypes": ["compliance.*", "compliance.*", "kyc.*"],
+            "partnerIds": [partner, partner],
+            "acceptedSchemaVersions": [2, 1, 2],
+            "sources": ["SYSTEM", "SYSTEM"],
+        },
+        headers=org.headers,
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["eventTypes"] == ["compliance.*", "kyc.*"]
+    assert body["partnerIds"] == [partner]
+    assert body["acceptedSchemaVersions"] == [1, 2]
+    assert body["sources"] == ["SYSTEM"]
+    for fields, path in (
+        ({"partnerIds": [partner, partner, "bad"]}, "$.partnerIds[2]"),
+        ({"acceptedSchemaVersions": [9, 1]}, "$.acceptedSchemaVersions[0]"),
+        ({"eventTypes": ["kyc.*", "kyc.*", "nope.x"]}, "$.eventTypes[2]"),
+    ):
+        r = await api.client.post(
+            "/v1/endpoints",
+            json={"url": "https://hooks.example.com/in", "eventTypes": ["kyc.*"], **fields},
+            headers=org.headers,
+        )
+        assert _path(r) == path, fields

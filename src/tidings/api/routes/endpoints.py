@@ -139,12 +139,21 @@ async def _validate(
     return fmt
 
 
-def _versions(values: list[int] | None) -> tuple[int, ...] | None:
-    return None if values is None else tuple(sorted(set(values)))
+def _tuple(values: list[str] | list[int] | None) -> Any:
+    """As given (validation paths index the request's own lists); `_normalized` dedupes."""
+    return None if values is None else tuple(values)
 
 
-def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
-    return None if values is None else tuple(dedupe(values))
+def _normalized(endpoint: Endpoint) -> Endpoint:
+    """Repeated entries dropped (first kept), accepted versions sorted."""
+    versions = endpoint.accepted_schema_versions
+    return replace(
+        endpoint,
+        event_types=tuple(dedupe(endpoint.event_types)),
+        sources=tuple(dedupe(endpoint.sources)),
+        partner_ids=None if endpoint.partner_ids is None else tuple(dedupe(endpoint.partner_ids)),
+        accepted_schema_versions=None if versions is None else tuple(sorted(set(versions))),
+    )
 
 
 @router.post("", status_code=201, summary="register an endpoint")
@@ -154,12 +163,12 @@ async def create_endpoint(body: EndpointIn, ctx: Ctx, organization_id: OrgId) ->
         id=new_id("ep", now),
         organization_id=organization_id,
         url=body.url,
-        event_types=tuple(dedupe(body.eventTypes)),
+        event_types=tuple(body.eventTypes),
         format="standard",
         secrets=(),
         partner_ids=_tuple(body.partnerIds),
-        accepted_schema_versions=_versions(body.acceptedSchemaVersions),
-        sources=tuple(dedupe(body.sources)),
+        accepted_schema_versions=_tuple(body.acceptedSchemaVersions),
+        sources=tuple(body.sources),
         description=body.description,
         headers=dict(body.headers),
         rate_limit_per_second=body.rateLimitPerSecond,
@@ -170,7 +179,7 @@ async def create_endpoint(body: EndpointIn, ctx: Ctx, organization_id: OrgId) ->
         ctx, organization_id, candidate, requested_format=body.format, url_changed=True
     )
     secret = EndpointSecret(secret=generate_secret(fmt), created_at=now)
-    endpoint = replace(candidate, format=fmt, secrets=(secret,))
+    endpoint = _normalized(replace(candidate, format=fmt, secrets=(secret,)))
     await ctx.store.create_endpoint(endpoint)
     return {**endpoint_view(endpoint), "secret": secret.secret}
 
@@ -209,15 +218,15 @@ def _patched(current: Endpoint, body: EndpointPatch, now: float) -> Endpoint:
     if body.url is not None:
         changes["url"] = body.url
     if body.eventTypes is not None:
-        changes["event_types"] = tuple(dedupe(body.eventTypes))
+        changes["event_types"] = tuple(body.eventTypes)
     if body.sources is not None:
-        changes["sources"] = tuple(dedupe(body.sources))
+        changes["sources"] = tuple(body.sources)
     if body.headers is not None:
         changes["headers"] = dict(body.headers)
     if "partnerIds" in given:
         changes["partner_ids"] = _tuple(body.partnerIds)
     if "acceptedSchemaVersions" in given:
-        changes["accepted_schema_versions"] = _versions(body.acceptedSchemaVersions)
+        changes["accepted_schema_versions"] = _tuple(body.acceptedSchemaVersions)
     if "description" in given:
         changes["description"] = body.description
     if "rateLimitPerSecond" in given:
@@ -255,7 +264,7 @@ async def patch_endpoint(
     if fmt != current.format and not all(secret_fits_format(s.secret, fmt) for s in secrets):
         new_secret = generate_secret(fmt)
         secrets = (EndpointSecret(secret=new_secret, created_at=now),)
-    endpoint = replace(candidate, format=fmt, secrets=secrets)
+    endpoint = _normalized(replace(candidate, format=fmt, secrets=secrets))
     try:
         await ctx.store.update_endpoint(endpoint)
     except NotFound as exc:
