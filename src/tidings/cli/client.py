@@ -135,6 +135,25 @@ def styled_status(status: Any) -> str:
     return f"[{style}]{text}[/{style}]" if style else text
 
 
+def new_table(*columns: str, title: str | None = None, ids: int = 1) -> Table:
+    """A table whose first `ids` columns are never cut (people copy ids from them); the other
+    columns wrap instead of ending in an ellipsis."""
+    table = Table(title=title, title_justify="left")
+    for index, name in enumerate(columns):
+        if index < ids:
+            table.add_column(name, no_wrap=True)
+        else:
+            table.add_column(name, overflow="fold")
+    return table
+
+
+def print_table(table: Table, empty: str) -> None:
+    if table.row_count:
+        out.print(table)
+    else:
+        out.print(f"[dim]{empty}[/dim]")
+
+
 def key_values(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
     table = Table(title=title, show_header=False, box=None, title_justify="left")
     table.add_column(style="bold")
@@ -236,10 +255,10 @@ def partners_list(
     if as_json:
         print_json(page)
         return
-    table = Table("partnerUuid", "name")
+    table = new_table("partnerUuid", "name")
     for item in page.get("items", []):
         table.add_row(cell(item.get("partnerUuid")), cell(item.get("name")))
-    out.print(table)
+    print_table(table, "no partners")
 
 
 @keys_app.command("create")
@@ -446,7 +465,7 @@ def events_publish(
 
 
 def events_table(items: list[dict[str, Any]]) -> Table:
-    table = Table("id", "type", "v", "source", "subject", "createdAt")
+    table = new_table("id", "type", "v", "source", "subject", "createdAt")
     for e in items:
         table.add_row(
             cell(e.get("id")),
@@ -514,7 +533,7 @@ def events_list(
     if as_json:
         print_json(page)
         return
-    out.print(events_table(page.get("items", [])))
+    print_table(events_table(page.get("items", [])), "no events")
     if page.get("nextCursor"):
         out.print(f"[dim]next: --after {page['nextCursor']}[/dim]")
 
@@ -554,7 +573,7 @@ def events_types(
         print_json(answer)
         return
     items = answer.get("items", answer) if isinstance(answer, dict) else answer
-    table = Table("type", "catalog", "format", "versions")
+    table = new_table("type", "catalog", "format", "versions")
     for item in items or []:
         versions = [v.get("schemaVersion") for v in item.get("versions", [])]
         table.add_row(
@@ -621,7 +640,7 @@ def endpoint_body(
 
 
 def endpoints_table(items: list[dict[str, Any]]) -> Table:
-    table = Table("id", "url", "format", "status", "eventTypes", "description")
+    table = new_table("id", "url", "format", "status", "eventTypes", "description")
     for e in items:
         table.add_row(
             cell(e.get("id")),
@@ -693,7 +712,7 @@ def endpoints_list(
     if as_json:
         print_json({"items": items})
         return
-    out.print(endpoints_table(items))
+    print_table(endpoints_table(items), "no endpoints")
 
 
 @endpoints_app.command("get")
@@ -844,7 +863,9 @@ def endpoints_rotate(
 
 
 def deliveries_table(items: list[dict[str, Any]], title: str | None = None) -> Table:
-    table = Table("id", "event", "endpoint", "status", "attempts", "last", "created", title=title)
+    table = new_table(
+        "id", "event", "endpoint", "status", "attempts", "last", "created", title=title, ids=3
+    )
     for d in items:
         last = d.get("lastStatusCode") or d.get("lastError") or d.get("skipReason")
         table.add_row(
@@ -860,7 +881,7 @@ def deliveries_table(items: list[dict[str, Any]], title: str | None = None) -> T
 
 
 def attempts_table(attempts: list[dict[str, Any]]) -> Table:
-    table = Table("#", "series", "startedAt", "ms", "status", "error / response")
+    table = new_table("#", "series", "startedAt", "ms", "status", "error / response")
     for a in attempts:
         code = a.get("statusCode")
         style = "green" if isinstance(code, int) and 200 <= code < 300 else "red"
@@ -906,7 +927,7 @@ def deliveries_list(
     if as_json:
         print_json({"items": items})
         return
-    out.print(deliveries_table(items))
+    print_table(deliveries_table(items), "no deliveries")
 
 
 @deliveries_app.command("get")
@@ -933,7 +954,7 @@ def deliveries_get(
             ("skipReason", d.get("skipReason")),
         ],
     )
-    out.print(attempts_table(d.get("attempts", [])))
+    print_table(attempts_table(d.get("attempts", [])), "no attempts yet")
 
 
 async def replay_window(
