@@ -328,6 +328,19 @@ class Store(abc.ABC):
         status is in `statuses`. Answers how many."""
 
     @abc.abstractmethod
+    async def revive_skipped_deliveries(
+        self,
+        organization_id: str,
+        endpoint_id: str,
+        revivals: Sequence[tuple[str, int]],
+        now: float,
+    ) -> int:
+        """For each (delivery_id, schema_version): a `skipped` delivery of the endpoint becomes
+        sendable in that version (replay with missing=true after the endpoint's accepted
+        versions changed): skip_reason cleared, new series, attempt_count 0, pending due now
+        (held if the endpoint is paused). Deleted endpoints are left alone. Answers how many."""
+
+    @abc.abstractmethod
     async def events_without_delivery(
         self,
         organization_id: str,

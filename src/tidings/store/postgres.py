@@ -662,6 +662,31 @@ class PostgresStore(Store):
             self._wake()
         return count
 
+    async def revive_skipped_deliveries(
+        self,
+        organization_id: str,
+        endpoint_id: str,
+        revivals: Sequence[tuple[str, int]],
+        now: float,
+    ) -> int:
+        count = 0
+        async with self._tx() as conn:
+            for delivery_id, schema_version in revivals:
+                status = await conn.execute(
+                    _Q["revive_skipped_delivery"],
+                    organization_id,
+                    endpoint_id,
+                    delivery_id,
+                    schema_version,
+                    now,
+                )
+                count += _rowcount(status)
+            if count:
+                await conn.execute(_Q["notify_wakeup"])
+        if count:
+            self._wake()
+        return count
+
     async def events_without_delivery(
         self,
         organization_id: str,

@@ -698,6 +698,28 @@ class SqliteStore(Store):
             self._wake()
         return count
 
+    async def revive_skipped_deliveries(
+        self,
+        organization_id: str,
+        endpoint_id: str,
+        revivals: Sequence[tuple[str, int]],
+        now: float,
+    ) -> int:
+        count = 0
+        async with self._write() as db:
+            for delivery_id, schema_version in revivals:
+                params = {
+                    "organization_id": organization_id,
+                    "endpoint_id": endpoint_id,
+                    "id": delivery_id,
+                    "schema_version": schema_version,
+                    "now": now,
+                }
+                count += await self._rowcount(db, "revive_skipped_delivery", params)
+        if count:
+            self._wake()
+        return count
+
     async def events_without_delivery(
         self,
         organization_id: str,

@@ -251,6 +251,16 @@ WHERE d.organization_id = $1 AND d.endpoint_id = $2
   AND d.status = ANY($5::text[]) AND d.status <> 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
+-- name: revive_skipped_delivery
+UPDATE deliveries AS d SET
+    series = d.series + 1, attempt_count = 0, next_attempt_at = $5, skip_reason = NULL,
+    schema_version = $4,
+    status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
+FROM endpoints AS ep
+WHERE d.organization_id = $1 AND d.endpoint_id = $2 AND d.id = $3 AND d.status = 'skipped'
+  AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
+
 -- name: claim_due
 WITH due AS (
     SELECT seq FROM deliveries

@@ -270,6 +270,18 @@ WHERE organization_id = :organization_id AND endpoint_id = :endpoint_id
   AND NOT EXISTS (SELECT 1 FROM endpoints AS ep
                   WHERE ep.id = deliveries.endpoint_id AND ep.deleted_at IS NOT NULL)
 
+-- name: revive_skipped_delivery
+UPDATE deliveries SET
+    series = series + 1, attempt_count = 0, next_attempt_at = :now, skip_reason = NULL,
+    schema_version = :schema_version,
+    status = CASE WHEN (SELECT ep.status FROM endpoints AS ep WHERE ep.id = deliveries.endpoint_id)
+                       = 'paused' THEN 'held' ELSE 'pending' END,
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE organization_id = :organization_id AND endpoint_id = :endpoint_id AND id = :id
+  AND status = 'skipped'
+  AND NOT EXISTS (SELECT 1 FROM endpoints AS ep
+                  WHERE ep.id = deliveries.endpoint_id AND ep.deleted_at IS NOT NULL)
+
 -- name: claim_due
 UPDATE deliveries SET lease_owner = :worker_id, lease_expires_at = :lease_until
 WHERE seq IN (
