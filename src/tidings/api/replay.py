@@ -4,9 +4,11 @@
   body carries the same event id and receivers deduplicate); it is signed afresh at send time.
 - Replaying to a paused, disabled or deleted endpoint answers 409 (nothing would be sent);
   resume the endpoint first. A foreign or unknown id answers 404.
-- `missing: true` (bulk only) also creates deliveries for the events of the window that the
-  endpoint subscribes to now but has no delivery for (published before it subscribed, or before
-  it existed), planned with the same rules as publishing (`subscriptions.plan_deliveries`).
+- `missing: true` (bulk only) also sends the events of the window that the endpoint subscribes
+  to now but never received, planned with the same rules as publishing
+  (`subscriptions.plan_deliveries`): events with no delivery to it (published before it
+  subscribed, or before it existed) get one; deliveries recorded as `skipped` (no accepted
+  schemaVersion then) are revived when a version the endpoint accepts now is reachable.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from tidings.api.context import AppContext
 from tidings.errors import ConflictError, NotFoundError
 from tidings.ids import new_id
 from tidings.models import DeliveryStatus, Endpoint, EndpointStatus, NewDelivery
+from tidings.store.base import DeliveryFilter
 from tidings.subscriptions import plan_deliveries, to_type_filter
 
 MISSING_BATCH = 500
@@ -86,4 +89,42 @@ async def create_missing(
             return sendable, skipped
 
 
-__all__ = ["create_missing", "replayable_endpoint"]
+async def revive_skipped(
+    ctx: AppContext,
+    endpoint: Endpoint,
+    *,
+    since: float,
+    until: float | None,
+    now: float,
+) -> int:
+    """Skipped deliveries of the endpoint created in the window that it can receive now (its
+    accepted versions changed). Answers how many were revived."""
+    flt = DeliveryFilter(
+        endpoint_id=endpoint.id,
+        status=DeliveryStatus.SKIPPED,
+        created_after=since,
+        created_before=until,
+    )
+    revived = 0
+    cursor: str | None = None
+    while True:
+        page = await ctx.store.list_deliveries(
+            endpoint.organization_id, flt, limit=MISSING_BATCH, cursor=cursor
+        )
+        revivals: list[tuple[str, int]] = []
+        for delivery in page.items:
+            event = await ctx.store.get_event(endpoint.organization_id, delivery.event_id)
+            if event is None:
+                continue
+            planned = plan_deliveries(event, [endpoint], ctx.catalog, lambda p: new_id(p, now))
+            if planned and planned[0].schema_version is not None:
+                revivals.append((delivery.id, planned[0].schema_version))
+        revived += await ctx.store.revive_skipped_deliveries(
+            endpoint.organization_id, endpoint.id, revivals, now
+        )
+        cursor = page.next_cursor
+        if cursor is None:
+            return revived
+
+
+__all__ = ["create_missing", "replayable_endpoint", "revive_skipped"]

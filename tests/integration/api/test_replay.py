@@ -223,3 +223,36 @@ async def test_replay_input_is_validated(api: Api) -> None:
     assert r.status_code == 404
     r = await api.client.post("/v1/deliveries/dlv_nope/replay", headers=org.headers)
     assert r.status_code == 404
+
+
+async def test_missing_true_sends_skipped_deliveries_the_endpoint_accepts_now(api: Api) -> None:
+    org = await api.org()
+    ep = await make_endpoint(
+        api, org, eventTypes=["compliance.status_changed"], acceptedSchemaVersions=[2]
+    )
+    old, [skipped] = await publish(api, org, at=T0, version=1)
+    current, [sent] = await publish(api, org, at=T0 + 1, version=2)
+    got = await api.store.get_delivery(org.id, skipped)
+    assert got is not None and got.status == DeliveryStatus.SKIPPED
+    url = f"/v1/endpoints/{ep['id']}/replay"
+    window = {"since": to_rfc3339(T0), "missing": True}
+
+    # still not acceptable: stays skipped
+    r = await api.client.post(url, json=window, headers=org.headers)
+    assert r.json() == {"replayed": 0, "missing": 0, "skipped": 0}
+    # the endpoint now accepts version 1 too: the skipped delivery goes out in version 1
+    r = await api.client.patch(
+        f"/v1/endpoints/{ep['id']}", json={"acceptedSchemaVersions": [1, 2]}, headers=org.headers
+    )
+    assert r.status_code == 200
+    r = await api.client.post(url, json={**window, "missing": False}, headers=org.headers)
+    assert r.json()["replayed"] == 0  # without missing, skipped ones stay as they are
+    r = await api.client.post(url, json=window, headers=org.headers)
+    assert r.status_code == 202
+    assert r.json() == {"replayed": 1, "missing": 1, "skipped": 0}
+    body = (await api.client.get(f"/v1/deliveries/{skipped}", headers=org.headers)).json()
+    assert body["status"] == "pending" and body["schemaVersion"] == 1
+    assert body["skipReason"] is None and body["series"] == 2 and body["eventId"] == old.id
+    claimed = await api.store.claim_due("wrk_test", T0 + 10**9, 60, 10)
+    assert {c.delivery.id for c in claimed} == {skipped, sent}
+    assert current.id

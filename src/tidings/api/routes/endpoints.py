@@ -24,7 +24,7 @@ from tidings.api.endpoint_config import (
     check_versions,
     dedupe,
 )
-from tidings.api.replay import create_missing, replayable_endpoint
+from tidings.api.replay import create_missing, replayable_endpoint, revive_skipped
 from tidings.api.resource_views import endpoint_view, secrets_view
 from tidings.clock import parse_rfc3339
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
@@ -407,9 +407,11 @@ def _replay_statuses(value: str | list[str] | None) -> list[DeliveryStatus]:
         "is `status` (one or a list; default `failed`): each starts a new attempt series with "
         "the same event. With `missing: true` it also creates deliveries for the events of the "
         "window (by their createdAt) that the endpoint subscribes to now but never received. "
-        "Answers `replayed` (all deliveries now on their way), `missing` (of those, newly "
-        "created) and `skipped` (created but recorded as skipped because no accepted "
-        "schemaVersion is reachable). 409 for a paused or deleted endpoint."
+        "Deliveries once recorded as `skipped` are sent too when a version the endpoint accepts "
+        "now is reachable. Answers `replayed` (all deliveries now on their way), `missing` (of "
+        "those, the ones it never received) and `skipped` (newly created but recorded as "
+        "skipped because no accepted schemaVersion is reachable). 409 for a paused or deleted "
+        "endpoint."
     ),
 )
 async def replay_endpoint(
@@ -431,7 +433,9 @@ async def replay_endpoint(
     )
     missing = skipped = 0
     if body.missing:
-        missing, skipped = await create_missing(ctx, endpoint, since=since, until=until, now=now)
+        missing = await revive_skipped(ctx, endpoint, since=since, until=until, now=now)
+        created, skipped = await create_missing(ctx, endpoint, since=since, until=until, now=now)
+        missing += created
     return {"replayed": replayed + missing, "missing": missing, "skipped": skipped}
 
 
