@@ -219,7 +219,9 @@ def make_app(
 FORMAT_STYLE = {"novatrade": "cyan", "dlt": "magenta", "standard": "blue"}
 
 
-def describe(received: Received, *, show_data: bool = True, label: str | None = None) -> str:
+def describe(
+    received: Received, *, show_data: bool = True, label: str | None = None, show_id: bool = True
+) -> str:
     """One rich-markup block for a request: when, how verified, format, type, id, answer."""
     clock = time.strftime("%H:%M:%S", time.localtime(received.received_at))
     if received.verified is True:
@@ -237,7 +239,8 @@ def describe(received: Received, *, show_data: bool = True, label: str | None = 
         parts.append(f"[dim]{escape(label)}[/dim]")
     if e is not None:
         parts.append(f"[bold]{escape(e.type)}[/bold]")
-        parts.append(f"[dim]{escape(e.id)}[/dim]")
+        if show_id:
+            parts.append(f"[dim]{escape(e.id)}[/dim]")
     if received.attempt is not None:
         parts.append(f"attempt {received.attempt}")
     parts.append(f"→ [{answer_style}]{received.status}[/{answer_style}]")
