@@ -864,20 +864,24 @@ def endpoints_rotate(
 
 def deliveries_table(items: list[dict[str, Any]], title: str | None = None) -> Table:
     table = new_table(
-        "id", "event", "endpoint", "status", "attempts", "last", "created", title=title, ids=3
+        "id", "status", "attempts", "last", "event", "endpoint", "created", title=title
     )
     for d in items:
         last = d.get("lastStatusCode") or d.get("lastError") or d.get("skipReason")
         table.add_row(
             cell(d.get("id")),
-            cell(d.get("eventId")),
-            cell(d.get("endpointId")),
             styled_status(d.get("status")),
             cell(d.get("attemptCount")),
             cell(last),
+            cell(d.get("eventId")),
+            cell(d.get("endpointId")),
             short_time(d.get("createdAt")),
         )
     return table
+
+
+def milliseconds(value: Any) -> str:
+    return f"{value:.0f}" if isinstance(value, int | float) else cell(value)
 
 
 def attempts_table(attempts: list[dict[str, Any]]) -> Table:
@@ -889,9 +893,9 @@ def attempts_table(attempts: list[dict[str, Any]]) -> Table:
             cell(a.get("number")),
             cell(a.get("series")),
             short_time(a.get("startedAt")),
-            cell(a.get("durationMs")),
+            milliseconds(a.get("durationMs")),
             f"[{style}]{cell(code)}[/{style}]",
-            cell(a.get("error") or " ".join(str(a.get("responseExcerpt") or "").split())[:60]),
+            cell(a.get("error") or " ".join(str(a.get("responseExcerpt") or "").split())[:40]),
         )
     return table
 
