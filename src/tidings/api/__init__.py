@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from tidings import __version__
 from tidings.api.context import AppContext, MetricsRenderer
@@ -45,7 +44,6 @@ def create_app(
             "Self-hosted webhooks for compliance, KYC and onboarding platforms: publish events, "
             "manage endpoints, read delivery history, replay, and poll state."
         ),
-        default_response_class=ORJSONResponse,
     )
     app.state.tidings = AppContext(
         settings=settings,

@@ -10,10 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tidings.api.limits import BodyTooLarge
 from tidings.errors import ApiError
 
 log = logging.getLogger("tidings.api")
@@ -37,9 +36,9 @@ def error_response(
     message: str,
     details: Any = None,
     headers: Mapping[str, str] | None = None,
-) -> ORJSONResponse:
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details}}
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def json_path(loc: Sequence[int | str]) -> str:
@@ -59,17 +58,11 @@ def json_path(loc: Sequence[int | str]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status_code, exc.code, exc.message, exc.details)
 
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: Request, exc: BodyTooLarge) -> ORJSONResponse:
-        return error_response(
-            413, "payload_too_large", str(exc), {"maxBytes": exc.max_bytes}, {"connection": "close"}
-        )
-
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         issues = []
         for err in exc.errors():
             if err.get("type") == "json_invalid":
@@ -80,12 +73,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_failed", message, issues)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = str(exc.detail) if exc.detail else code.replace("_", " ")
         return error_response(exc.status_code, code, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"action": "api.error", "path": request.url.path})
         return error_response(500, "internal_error", "internal error")

@@ -1,0 +1,162 @@
+"""State projections: what an integrator can poll when a webhook went astray (contract section 7).
+
+Pure functions from an event to `ProjectionUpdate`s, applied by the store inside the event's
+publishing transaction:
+
+- `compliance` per `orderId` (from `compliance.*`): status, previousStatus, decision.
+- `locks` per dlt owner (`attributes.owner_id`): funding_locked / trading_locked, from the
+  `account_locks.*` events and the lock outcomes of the EDD (`adhoc_edd.*`) and RFI (`rfi.*`)
+  entitlement results.
+- `entitlement` per dlt `attributes.entitlement_id`: started, pending_requirements, completed,
+  failed, with the last notification and its details.
+
+Out of order: each field remembers the `createdAt` of the event that set it (`_at`), and an event
+older than that does not move the field back; an event that changes nothing answers None (state,
+version and ETag stay as they are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tidings.clock import to_rfc3339
+from tidings.models import JSON, Event, Projection
+from tidings.store.base import ProjectionUpdate
+
+COMPLIANCE = "compliance"
+LOCKS = "locks"
+ENTITLEMENT = "entitlement"
+
+_TIMES = "_at"  # field -> createdAt (epoch seconds) of the event that set it
+
+ENTITLEMENT_STATUS = {
+    "entitlementStarted": "started",
+    "requirementsIDV": "pending_requirements",
+    "requirementsQuestionnaire": "pending_requirements",
+    "entitlementCompleted": "completed",
+    "entitlementFailed": "failed",
+}
+LOCK_EVENTS = {
+    "account_locks.applyFundingLock": ("funding_locked", True),
+    "account_locks.releaseFundingLock": ("funding_locked", False),
+    "account_locks.applyTradingLock": ("trading_locked", True),
+    "account_locks.releaseTradingLock": ("trading_locked", False),
+}
+LOCK_OUTCOME_WORKFLOWS = ("adhoc_edd", "rfi")
+
+
+def _newest(times: Mapping[str, JSON]) -> float | None:
+    values = [t for t in times.values() if isinstance(t, int | float)]
+    return max(values) if values else None
+
+
+def merge_fields(
+    current: Projection | None, fields: Mapping[str, JSON], event: Event
+) -> dict[str, JSON] | None:
+    """The new state with `fields` applied where the event is not older than what set each
+    field before; None when nothing changes."""
+    state: dict[str, JSON] = dict(current.state) if current is not None else {}
+    times_raw = state.get(_TIMES)
+    times: dict[str, JSON] = dict(times_raw) if isinstance(times_raw, dict) else {}
+    newest_before = _newest(times)
+    changed = False
+    for name, value in fields.items():
+        previous_at = times.get(name)
+        if isinstance(previous_at, int | float) and event.created_at < previous_at:
+            continue  # an older fact does not overwrite a newer one
+        if name not in state or state[name] != value:
+            state[name] = value
+            changed = True
+        times[name] = event.created_at
+    if not changed:
+        return None
+    state[_TIMES] = times
+    newest = _newest(times)
+    state["updatedAt"] = to_rfc3339(newest if newest is not None else event.created_at)
+    if newest_before is None or event.created_at >= newest_before:
+        state["lastEventId"] = event.id
+    return state
+
+
+def _update(kind: str, key: str, event: Event, fields: dict[str, JSON]) -> ProjectionUpdate:
+    def apply(current: Projection | None) -> dict[str, JSON] | None:
+        return merge_fields(current, fields, event)
+
+    return ProjectionUpdate(kind=kind, key=key, apply=apply)
+
+
+def _compliance(event: Event, data: Mapping[str, Any]) -> list[ProjectionUpdate]:
+    order_id = data.get("orderId")
+    if not isinstance(order_id, str):
+        return []
+    fields: dict[str, JSON] = {"orderId": order_id}
+    if event.type == "compliance.status_changed":
+        fields["status"] = data.get("status")
+        fields["previousStatus"] = data.get("previousStatus")
+    elif event.type == "compliance.decision_made":
+        fields["decision"] = data.get("decision")
+    else:
+        return []
+    return [_update(COMPLIANCE, order_id, event, fields)]
+
+
+def _locks(event: Event, data: Mapping[str, Any], owner_id: str) -> list[ProjectionUpdate]:
+    fields: dict[str, JSON] = {"ownerId": owner_id}
+    if event.type in LOCK_EVENTS:
+        name, value = LOCK_EVENTS[event.type]
+        fields[name] = value
+    elif event.type.split(".", 1)[0] in LOCK_OUTCOME_WORKFLOWS:
+        for name in ("funding_locked", "trading_locked"):
+            if isinstance(data.get(name), bool):
+                fields[name] = data[name]
+    if len(fields) == 1:
+        return []
+    return [_update(LOCKS, owner_id, event, fields)]
+
+
+def _entitlement(
+    event: Event, data: Mapping[str, Any], attributes: Mapping[str, Any]
+) -> list[ProjectionUpdate]:
+    entitlement_id = attributes.get("entitlement_id")
+    workflow, _, notification = event.type.partition(".")
+    if not isinstance(entitlement_id, str) or workflow == "account_locks":
+        return []
+    fields: dict[str, JSON] = {
+        "entitlementId": entitlement_id,
+        "workflow": workflow,
+        "ownerId": attributes.get("owner_id"),
+        "lastNotification": notification,
+        "details": dict(data),
+    }
+    status = ENTITLEMENT_STATUS.get(notification)
+    if status is not None:
+        fields["status"] = status
+    return [_update(ENTITLEMENT, entitlement_id, event, fields)]
+
+
+def projection_updates(event: Event) -> list[ProjectionUpdate]:
+    """Every projection the event changes (possibly none)."""
+    data = event.data if isinstance(event.data, dict) else {}
+    if event.type.startswith("compliance."):
+        return _compliance(event, data)
+    attributes = event.attributes or {}
+    owner_id = attributes.get("owner_id")
+    if not isinstance(owner_id, str):
+        return []
+    return _locks(event, data, owner_id) + _entitlement(event, data, attributes)
+
+
+def public_state(projection: Projection) -> dict[str, JSON]:
+    """The state as the API shows it: internal bookkeeping removed, defaults filled in."""
+    state = {k: v for k, v in projection.state.items() if k != _TIMES}
+    state.setdefault("lastEventId", projection.last_event_id)
+    if projection.kind == LOCKS:
+        state.setdefault("funding_locked", False)
+        state.setdefault("trading_locked", False)
+    if projection.kind == COMPLIANCE:
+        state.setdefault("status", None)
+        state.setdefault("decision", None)
+    if projection.kind == ENTITLEMENT:
+        state.setdefault("status", None)
+    return state

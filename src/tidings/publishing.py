@@ -1,0 +1,268 @@
+"""Publishing: one envelope (or a batch) in, validated against the catalog, stored with one
+delivery per matching endpoint and its projection updates, in one store transaction.
+
+The API's `POST /v1/events` and `/v1/events/batch` and the worker's meta events all go through
+`Publisher`. Errors are `tidings.errors.ApiError`s (422 naming the failing JSON path, 409 for an
+id reused with a different envelope); nothing is stored for an invalid envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tidings.clock import Clock, parse_rfc3339, system_clock
+from tidings.errors import ApiError, ConflictError, ValidationFailed
+from tidings.ids import new_id
+from tidings.models import Event, Source
+from tidings.projections import projection_updates
+from tidings.store.base import PublishItem, PublishResult, Store
+from tidings.subscriptions import plan_deliveries
+
+ENVELOPE_FIELDS = frozenset(
+    {
+        "id",
+        "type",
+        "schemaVersion",
+        "source",
+        "organizationUuid",
+        "partnerUuid",
+        "subject",
+        "attributes",
+        "data",
+        "createdAt",
+    }
+)
+MAX_ID_CHARS = 200
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+SOURCES = frozenset(s.value for s in Source)
+
+Issue = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """An envelope that passed validation, with the event it becomes."""
+
+    event: Event
+    explicit_created_at: bool
+
+
+def _issue(path: str, message: str) -> Issue:
+    return {"path": path, "message": message}
+
+
+def _fail(issues: list[Issue]) -> ValidationFailed:
+    first = issues[0]
+    return ValidationFailed(f"{first['path']}: {first['message']}", details=issues)
+
+
+def _optional_string(envelope: Mapping[str, Any], name: str, limit: int) -> list[Issue]:
+    value = envelope.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, str) or not value or len(value) > limit:
+        return [_issue(f"$.{name}", f"must be a non-empty string of at most {limit} characters")]
+    return []
+
+
+def _shape_issues(envelope: Mapping[str, Any]) -> list[Issue]:
+    issues = [
+        _issue(f"$.{k}", "unknown envelope field") for k in envelope if k not in ENVELOPE_FIELDS
+    ]
+    for name in ("type", "organizationUuid"):
+        if not isinstance(envelope.get(name), str) or not envelope.get(name):
+            issues.append(_issue(f"$.{name}", "is required (a non-empty string)"))
+    version = envelope.get("schemaVersion")
+    if not isinstance(version, int) or isinstance(version, bool):
+        issues.append(_issue("$.schemaVersion", "is required (an integer)"))
+    if envelope.get("source") not in SOURCES:
+        issues.append(_issue("$.source", f"must be one of {', '.join(sorted(SOURCES))}"))
+    if "data" not in envelope:
+        issues.append(_issue("$.data", "is required"))
+    issues += _optional_string(envelope, "id", MAX_ID_CHARS)
+    issues += _optional_string(envelope, "partnerUuid", MAX_ID_CHARS)
+    issues += _optional_string(envelope, "subject", MAX_ID_CHARS)
+    if envelope.get("createdAt") is not None:
+        created = envelope["createdAt"]
+        try:
+            if not isinstance(created, str):
+                raise ValueError
+            parse_rfc3339(created)
+        except ValueError:
+            issues.append(_issue("$.createdAt", "must be an RFC 3339 date-time"))
+    return issues
+
+
+def _same_envelope(stored: Event, new: _Candidate) -> bool:
+    event = new.event
+    same = (
+        stored.type == event.type
+        and stored.schema_version == event.schema_version
+        and stored.source == event.source
+        and stored.partner_uuid == event.partner_uuid
+        and stored.subject == event.subject
+        and (stored.attributes or {}) == (event.attributes or {})
+        and stored.data == event.data
+    )
+    if same and new.explicit_created_at:
+        same = abs(stored.created_at - event.created_at) < 0.001
+    return same
+
+
+class Publisher:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Any,
+        *,
+        clock: Clock = system_clock,
+        id_factory: Callable[[str], str] = new_id,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.clock = clock
+        self.new_id = id_factory
+        # Organizations and partners are never deleted, so a positive answer can be kept.
+        self._known_orgs: set[str] = set()
+        self._known_partners: set[tuple[str, str]] = set()
+
+    # ---- validation --------------------------------------------------------------------------
+
+    async def _org_issues(self, organization_id: str) -> list[Issue]:
+        if organization_id in self._known_orgs:
+            return []
+        if await self.store.get_organization(organization_id) is None:
+            return [_issue("$.organizationUuid", f"no organization {organization_id}")]
+        self._known_orgs.add(organization_id)
+        return []
+
+    async def _partner_issues(self, organization_id: str, partner_uuid: str | None) -> list[Issue]:
+        if partner_uuid is None or (organization_id, partner_uuid) in self._known_partners:
+            return []
+        partners = await self.store.list_partners(organization_id)
+        for partner in partners:
+            self._known_partners.add((organization_id, partner.partner_uuid))
+        if (organization_id, partner_uuid) in self._known_partners:
+            return []
+        return [
+            _issue(
+                "$.partnerUuid",
+                f"partner {partner_uuid} is not authorized for organization {organization_id}",
+            )
+        ]
+
+    async def validate(
+        self, envelope: Any, *, idempotency_key: str | None = None, now: float | None = None
+    ) -> _Candidate:
+        """The event an envelope becomes, or ValidationFailed naming every failing path."""
+        if not isinstance(envelope, dict):
+            raise _fail([_issue("$", "an event envelope must be a JSON object")])
+        if idempotency_key is not None and not (
+            0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS
+        ):
+            raise _fail([_issue("Idempotency-Key", "must be 1 to 255 characters")])
+        issues = _shape_issues(envelope)
+        if issues:
+            raise _fail(issues)
+        type_name: str = envelope["type"]
+        version: int = envelope["schemaVersion"]
+        catalog_issues = self.catalog.validate_data(type_name, version, envelope["data"])
+        if not catalog_issues:
+            catalog_issues = self.catalog.validate_attributes(type_name, envelope.get("attributes"))
+        if catalog_issues:
+            raise _fail([i.to_dict() for i in catalog_issues])
+        org_id: str = envelope["organizationUuid"]
+        issues = await self._org_issues(org_id)
+        if not issues:
+            issues = await self._partner_issues(org_id, envelope.get("partnerUuid"))
+        if issues:
+            raise _fail(issues)
+        created = envelope.get("createdAt")
+        now = self.clock() if now is None else now
+        event = Event(
+            id=envelope.get("id") or self.new_id("evt"),
+            organization_id=org_id,
+            type=type_name,
+            schema_version=version,
+            source=envelope["source"],
+            created_at=parse_rfc3339(created) if created else now,
+            data=envelope["data"],
+            partner_uuid=envelope.get("partnerUuid"),
+            subject=envelope.get("subject"),
+            attributes=envelope.get("attributes") or {},
+            idempotency_key=idempotency_key,
+        )
+        return _Candidate(event=event, explicit_created_at=bool(created))
+
+    # ---- publishing --------------------------------------------------------------------------
+
+    async def _items(self, candidates: Sequence[_Candidate]) -> list[PublishItem]:
+        """Plan deliveries and projections; one endpoint query per organization."""
+        endpoints_by_org: dict[str, Any] = {}
+        items = []
+        for candidate in candidates:
+            event = candidate.event
+            org = event.organization_id
+            if org not in endpoints_by_org:
+                endpoints_by_org[org] = await self.store.list_subscribed_endpoints(org)
+            deliveries = plan_deliveries(event, endpoints_by_org[org], self.catalog, self.new_id)
+            items.append(PublishItem(event, deliveries, projection_updates(event)))
+        return items
+
+    def _check_repeat(self, result: PublishResult, candidate: _Candidate) -> PublishResult:
+        if not result.created and not _same_envelope(result.event, candidate):
+            what = (
+                f"Idempotency-Key {candidate.event.idempotency_key!r}"
+                if candidate.event.idempotency_key and result.event.id != candidate.event.id
+                else f"event id {result.event.id!r}"
+            )
+            raise ConflictError(
+                f"{what} was already used for a different event",
+                details={"existingEventId": result.event.id},
+                code="idempotency_conflict",
+            )
+        return result
+
+    async def publish(self, envelope: Any, *, idempotency_key: str | None = None) -> PublishResult:
+        now = self.clock()
+        candidate = await self.validate(envelope, idempotency_key=idempotency_key, now=now)
+        [result] = await self.store.publish(await self._items([candidate]), now=now)
+        return self._check_repeat(result, candidate)
+
+    async def publish_batch(self, envelopes: Sequence[Any]) -> list[PublishResult | ApiError]:
+        """Each envelope on its own (an invalid one does not stop the others); the valid ones
+        are stored in one transaction. Answers, in order, a result or the error of each."""
+        now = self.clock()
+        answers: list[PublishResult | ApiError | None] = []
+        candidates: list[_Candidate] = []
+        positions: list[int] = []
+        seen_ids: set[tuple[str, str]] = set()
+        for envelope in envelopes:
+            try:
+                candidate = await self.validate(envelope, now=now)
+            except ApiError as exc:
+                answers.append(exc)
+                continue
+            key = (candidate.event.organization_id, candidate.event.id)
+            if key in seen_ids:
+                answers.append(
+                    ConflictError(
+                        f"event id {candidate.event.id!r} appears twice in this batch",
+                        code="duplicate_in_batch",
+                    )
+                )
+                continue
+            seen_ids.add(key)
+            positions.append(len(answers))
+            answers.append(None)
+            candidates.append(candidate)
+        if candidates:
+            results = await self.store.publish(await self._items(candidates), now=now)
+            for position, candidate, result in zip(positions, candidates, results, strict=True):
+                try:
+                    answers[position] = self._check_repeat(result, candidate)
+                except ApiError as exc:
+                    answers[position] = exc
+        return [a for a in answers if a is not None]
