@@ -1,5 +1,67 @@
-"""Router being written (see tidings.api for what it owns)."""
+"""State an integrator polls (contract section 7): the compliance rollup per order, account locks
+per dlt owner, dlt entitlement state. Each answers a strong ETag and 304 on If-None-Match."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Path, Request, Response
+
+from tidings.api.context import Ctx, OrgId
+from tidings.api.etag import matches, not_modified, strong_etag
+from tidings.errors import NotFoundError
+from tidings.projections import COMPLIANCE, ENTITLEMENT, LOCKS, public_state
+
+router = APIRouter(tags=["state"])
+
+Key = Annotated[str, Path(min_length=1, max_length=200)]
+
+_WHAT = {COMPLIANCE: "order", LOCKS: "owner", ENTITLEMENT: "entitlement"}
+
+
+async def _state(request: Request, ctx: Ctx, organization_id: str, kind: str, key: str) -> Response:
+    projection = await ctx.store.get_projection(organization_id, kind, key)
+    if projection is None:
+        raise NotFoundError(f"no {kind} state for {_WHAT[kind]} {key}")
+    etag = strong_etag(kind, organization_id, key, projection.version, projection.last_event_id)
+    if matches(request, etag):
+        return not_modified(etag)
+    return Response(
+        content=orjson.dumps(public_state(projection)),
+        media_type="application/json",
+        headers={"ETag": etag},
+    )
+
+
+@router.get(
+    "/v1/orders/{order_id}/compliance",
+    summary="compliance rollup of an order (status, decision, updatedAt, lastEventId)",
+    response_model=None,
+)
+async def order_compliance(
+    order_id: Key, request: Request, ctx: Ctx, organization_id: OrgId
+) -> Response:
+    return await _state(request, ctx, organization_id, COMPLIANCE, order_id)
+
+
+@router.get(
+    "/v1/owners/{owner_id}/locks",
+    summary="account locks of a dlt owner (funding_locked, trading_locked)",
+    response_model=None,
+)
+async def owner_locks(
+    owner_id: Key, request: Request, ctx: Ctx, organization_id: OrgId
+) -> Response:
+    return await _state(request, ctx, organization_id, LOCKS, owner_id)
+
+
+@router.get(
+    "/v1/entitlements/{entitlement_id}",
+    summary="a dlt entitlement's state (started, pending_requirements, completed, failed)",
+    response_model=None,
+)
+async def entitlement(
+    entitlement_id: Key, request: Request, ctx: Ctx, organization_id: OrgId
+) -> Response:
+    return await _state(request, ctx, organization_id, ENTITLEMENT, entitlement_id)
