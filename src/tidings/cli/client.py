@@ -340,14 +340,14 @@ def chunks(items: list[T], size: int) -> Iterator[list[T]]:
 
 
 def result_outcome(result: Any) -> str:
-    """A batch result's outcome word: created, duplicate, error (or what the API says)."""
+    """A batch result's outcome word: created, existing (an idempotent repeat), error."""
     if not isinstance(result, dict) or result.get("error") is not None:
         return "error"
     status = result.get("status")
     if status in (201, "201"):
         return "created"
-    if status in (200, "200"):
-        return "duplicate"
+    if status in (200, "200", "duplicate"):
+        return "existing"
     return str(status or "ok")
 
 
@@ -386,7 +386,8 @@ def error_text(error: Any) -> str:
 
 
 def print_batch_summary(summary: dict[str, Any]) -> None:
-    counts = ", ".join(f"{n} {word}" for word, n in sorted(summary["counts"].items()))
+    words = {"existing": "already published (idempotent repeats)", "error": "refused"}
+    counts = ", ".join(f"{n} {words.get(w, w)}" for w, n in sorted(summary["counts"].items()))
     out.print(f"published {summary['total']} events: {counts}")
     for item in summary["errors"][:20]:
         out.print(f"  line {item['line']}: {error_text(item['error'])}", markup=False)

@@ -1,0 +1,226 @@
+"""The `tidings` CLI through its entry point against a running `tidings serve` (both backends):
+operators create organizations, partners and keys; integrators manage endpoints, publish, read
+the feed and the delivery history, and replay; `tidings listen` receives and verifies the real
+engine's deliveries. API errors are one line on stderr with a nonzero exit code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.integration.cli.conftest import (
+    Background,
+    Server,
+    clean_env,
+    free_port,
+    run_cli,
+    wait_until,
+)
+
+
+def _ok(result: Any) -> Any:
+    assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
+    return result
+
+
+def _status_changed(order: str, previous: str | None, status: str) -> dict[str, Any]:
+    return {"orderId": order, "previousStatus": previous, "status": status}
+
+
+def _setup_org(server: Server) -> tuple[str, str]:
+    org = _ok(server.cli("orgs", "create", "Acme Exports", "--json")).json()
+    assert set(org) >= {"organizationUuid", "name", "apiKey"}
+    return org["organizationUuid"], org["apiKey"]
+
+
+def test_operator_commands(server: Server) -> None:
+    human = _ok(server.cli("orgs", "create", "Acme Exports"))
+    assert "organization created" in human.out and "apiKey" in human.out
+    org_id, _ = _setup_org(server)
+    partner = _ok(server.cli("partners", "add", org_id, "Dealer Nord", "--json")).json()
+    assert partner["name"] == "Dealer Nord" and partner["partnerUuid"]
+    listed = _ok(server.cli("partners", "list", org_id))
+    assert partner["partnerUuid"] in listed.out
+    key = _ok(server.cli("keys", "create", org_id, "--json")).json()
+    assert key["apiKey"].startswith("tdk_")
+    # the new key works for the organization
+    assert _ok(server.cli("endpoints", "list", "--json", key=key["apiKey"])).json() == {"items": []}
+
+
+def test_endpoints_publish_listen_deliveries_replay(
+    server: Server, background: Callable[..., Background]
+) -> None:
+    org_id, org_key = _setup_org(server)
+    port = free_port()
+    created = _ok(
+        server.cli(
+            "endpoints",
+            "create",
+            f"http://127.0.0.1:{port}/hooks",
+            "-e",
+            "compliance.*",
+            "--format",
+            "novatrade",
+            "-d",
+            "dashboard",
+            "--json",
+            key=org_key,
+        )
+    ).json()
+    endpoint_id, secret = created["id"], created["secret"]
+    assert created["status"] == "active" and secret.startswith("ntsec_")
+
+    listener = background(
+        "listen", "--port", str(port), "--secret", secret, "--json", env=clean_env()
+    )
+    wait_until(lambda: _answers(f"http://127.0.0.1:{port}/"), 20, "tidings listen")
+
+    table = _ok(server.cli("endpoints", "list", key=org_key)).out
+    assert endpoint_id in table and "novatrade" in table and "dashboard" in table
+    got = _ok(server.cli("endpoints", "get", endpoint_id, "--json", key=org_key)).json()
+    assert got["eventTypes"] == ["compliance.*"]
+    updated = _ok(
+        server.cli("endpoints", "update", endpoint_id, "-d", "renamed", "--json", key=org_key)
+    ).json()
+    assert updated["description"] == "renamed"
+    assert "paused" in _ok(server.cli("endpoints", "pause", endpoint_id, key=org_key)).out
+    assert "active" in _ok(server.cli("endpoints", "resume", endpoint_id, key=org_key)).out
+    shown = _ok(server.cli("endpoints", "secret", endpoint_id, "--json", key=org_key)).json()
+    assert shown["secret"] == secret
+
+    data = json.dumps(_status_changed("ord_1", None, "INCOMPLETE"))
+    publish = (
+        "events", "publish", "--type", "compliance.status_changed", "--data", data,
+        "--org", org_id, "--id", "evt_cli_1",
+    )  # fmt: skip
+    first = _ok(server.cli(*publish))
+    assert "published: evt_cli_1" in first.out
+    again = _ok(server.cli(*publish))
+    assert "already published" in again.out
+
+    # tidings listen received the real engine's delivery and verified it
+    wait_until(lambda: listener.json_lines(), 30, "a delivery at tidings listen")
+    seen = listener.json_lines()[0]
+    assert seen["verified"] is True, seen
+    assert seen["status"] == 200 and seen["format"] == "novatrade"
+    assert seen["type"] == "compliance.status_changed" and seen["eventId"] == "evt_cli_1"
+
+    def succeeded() -> Any:
+        items = server.cli("deliveries", "list", "--json", key=org_key).json()["items"]
+        return items if items and items[0]["status"] == "succeeded" else None
+
+    deliveries = wait_until(succeeded, 30, "a succeeded delivery")
+    delivery_id = deliveries[0]["id"]
+    detail = _ok(server.cli("deliveries", "get", delivery_id, key=org_key)).out
+    assert "succeeded" in detail and "200" in detail
+
+    feed = _ok(server.cli("events", "list", "--json", key=org_key)).json()
+    assert [e["id"] for e in feed["items"]] == ["evt_cli_1"]
+    one = _ok(server.cli("events", "get", "evt_cli_1", "--json", key=org_key)).json()
+    assert one["deliveries"][0]["id"] == delivery_id
+
+    # replay one: the listener gets the same event again and says it is a duplicate
+    _ok(server.cli("replay", delivery_id, "--json", key=org_key))
+    wait_until(lambda: len(listener.json_lines()) >= 2, 30, "the replayed delivery")
+    assert listener.json_lines()[1]["duplicate"] is True
+    assert listener.json_lines()[1]["eventId"] == "evt_cli_1"
+
+    bulk = _ok(
+        server.cli(
+            "replay",
+            "--endpoint",
+            endpoint_id,
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--status",
+            "succeeded",
+            "--status",
+            "pending",
+            "--json",
+            key=org_key,
+        )
+    ).json()
+    assert bulk["replayed"] >= 1
+
+    rotated = _ok(
+        server.cli("endpoints", "rotate", endpoint_id, "--grace", "60", "--json", key=org_key)
+    ).json()
+    assert rotated["secret"] != secret
+    assert secret in [s["secret"] for s in rotated["secrets"]]
+    assert "deleted" in _ok(server.cli("endpoints", "delete", endpoint_id, key=org_key)).out
+    assert listener.interrupt() == 0
+
+
+def test_batch_publish_from_jsonl(server: Server, tmp_path: Path) -> None:
+    org_id, org_key = _setup_org(server)
+    lines = [
+        {
+            "type": "compliance.status_changed",
+            "schemaVersion": 1,
+            "source": "WEB_APP",
+            "organizationUuid": org_id,
+            "id": f"evt_batch_{n}",
+            "data": _status_changed(f"ord_{n}", None, "INCOMPLETE"),
+        }
+        for n in range(5)
+    ]
+    bad = dict(lines[0], id="evt_batch_bad", data={"previousStatus": None, "status": "VALID"})
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in [*lines, bad]) + "\n")
+    result = server.cli("events", "publish", "--batch", str(path), "--batch-size", "2")
+    assert result.code == 1, result
+    assert "published 6 events" in result.out
+    assert "5 created" in result.out and "1 refused" in result.out
+    assert "line 6:" in result.out and "orderId" in result.out
+    # the same file again: idempotent repeats, and --json for scripts
+    again = server.cli("events", "publish", "--batch", str(path), "--json").json()
+    assert again["counts"] == {"existing": 5, "error": 1}, again
+    assert [e["line"] for e in again["errors"]] == [6]
+    feed = _ok(server.cli("events", "list", "--limit", "500", "--json", key=org_key)).json()
+    assert sorted(e["id"] for e in feed["items"]) == sorted(x["id"] for x in lines)
+
+
+def test_api_errors_are_one_line(server: Server) -> None:
+    org_id, org_key = _setup_org(server)
+    invalid = server.cli(
+        "events", "publish", "--type", "compliance.status_changed", "--org", org_id,
+        "--data", json.dumps({"previousStatus": None, "status": "VALID"}),
+    )  # fmt: skip
+    assert invalid.code == 1
+    assert invalid.out == ""
+    line = invalid.err.strip()
+    assert "\n" not in line
+    assert line.startswith("error 422 validation_failed: ")
+    assert "orderId" in line
+
+    missing = server.cli("endpoints", "get", "ep_nope", key=org_key)
+    assert missing.code == 1
+    assert missing.err.strip().startswith("error 404 not_found:")
+
+    no_key = server.cli("endpoints", "list", key="")
+    assert no_key.code == 1
+    assert no_key.err.strip().startswith("error 401 ")
+
+    bad_json = server.cli("events", "publish", "--type", "x", "--data", "{nope")
+    assert bad_json.code == 2
+    assert bad_json.err.strip().startswith("error: --data is not valid JSON")
+
+
+def test_connection_refused_is_one_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("endpoints", "list", env=clean_env(TIDINGS_URL=url, TIDINGS_KEY="k"))
+    assert result.code == 3
+    assert result.err.strip() == (
+        f"error: cannot connect to {url} (connection refused); is `tidings serve` running?"
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,45 @@
+"""`tidings demo` runs to completion (exit 0) and shows signed deliveries in all three formats, a
+retried delivery with its attempts, the history and the state; Ctrl-C (SIGINT) mid-story stops
+it cleanly. It runs its own embedded service (SQLite in a temp dir), so it is not
+parametrized over backends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from tests.integration.cli.conftest import Background, run_cli
+
+
+def test_demo_runs_to_completion() -> None:
+    result = run_cli("demo")
+    out = result.out
+    assert result.code == 0, f"{out}\n{result.err}"
+    assert "Traceback" not in out + result.err
+    # deliveries in all three formats, each verified by the receiver
+    for fmt, type_name in (
+        ("novatrade", "compliance.status_changed"),
+        ("dlt", "onboarding.failedIDV"),
+        ("standard", "webhook.endpoint_auto_paused"),
+    ):
+        pattern = rf"✓ verified\s+{fmt}\s+.*{re.escape(type_name)}.*→ 200"
+        assert re.search(pattern, out), f"no verified {fmt} {type_name} delivery:\n{out}"
+    # the ERP failed twice and got the decision on the third attempt
+    assert re.search(r"erp\s+compliance\.decision_made .*attempt 1 → 500", out)
+    assert re.search(r"erp\s+compliance\.decision_made .*attempt 3 → 200", out)
+    assert "retried delivery" in out
+    assert re.search(r"attempt 1 at .*: 500", out) and re.search(r"attempt 3 at .*: 200", out)
+    # the 410 paused the retired endpoint
+    assert "legacy-crm is now paused" in out
+    assert "Delivery history" in out
+    assert "still waiting" not in out
+    assert "done" in out
+
+
+def test_demo_stops_cleanly_on_sigint(background: Callable[..., Background]) -> None:
+    demo = background("demo", "--keep-running")
+    demo.wait_for("registers endpoints", timeout=60)
+    code = demo.interrupt()
+    assert code == 0, demo.text() + "".join(demo.errors)
+    assert "demo stopped" in demo.text()
+    assert "Traceback" not in demo.text() + "".join(demo.errors)
