@@ -38,12 +38,12 @@ from rich.table import Table
 
 from tidings.cli import app
 from tidings.cli.apiclient import ApiClient, ClientError
-from tidings.cli.client import cell, short_time, styled_status
+from tidings.cli.client import cell, new_table, short_time, styled_status
 from tidings.cli.listen import FORMAT_STYLE, Received, ReceiverRoute, describe, make_app
 
 RETRY_SCHEDULE = (1.0, 2.0, 4.0)
 WAIT_FOR_DELIVERIES_SECONDS = 25.0
-STEP_PAUSE_SECONDS = 0.4
+STEP_PAUSE_SECONDS = 0.7
 
 ORDER_ID = "ord_DEMO_8HJ2K"
 BUYER_ID = "buy_DEMO_71C"
@@ -484,20 +484,28 @@ class Demo:
         return next(e.id for e in ENDPOINTS if e.name == name)
 
     async def show_state(self, api: ApiClient) -> None:
-        for label, path in (
-            (f"order {ORDER_ID} compliance", f"/v1/orders/{ORDER_ID}/compliance"),
-            (f"owner {OWNER_ID} locks", f"/v1/owners/{OWNER_ID}/locks"),
-            (f"entitlement {ENTITLEMENT_ID}", f"/v1/entitlements/{ENTITLEMENT_ID}"),
+        table = new_table("GET", "state", ids=0)
+        hidden = {"updatedAt", "lastEventId", "orderId", "ownerId", "entitlementId", "details"}
+        for path in (
+            f"/v1/orders/{ORDER_ID}/compliance",
+            f"/v1/owners/{OWNER_ID}/locks",
+            f"/v1/entitlements/{ENTITLEMENT_ID}",
         ):
             try:
                 answer = await api.get(path)
             except ClientError as exc:
-                self.say(f"{escape(label)}: [yellow]{escape(exc.line)}[/yellow]")
+                table.add_row(path, f"[yellow]{escape(exc.line)}[/yellow]")
                 continue
             shown = ", ".join(
-                f"{k}={cell(v)}" for k, v in answer.items() if k not in ("lastDetails", "details")
+                f"{k}={cell(v)}"
+                for k, v in answer.items()
+                if k not in hidden and not isinstance(v, dict)
             )
-            self.say(f"[bold]{escape(label)}[/bold]: {escape(shown)}  [dim]GET {path}[/dim]")
+            table.add_row(path, escape(shown))
+        self.console.print(table)
+        self.say(
+            "[dim]polling clients read these (with ETag/304) instead of replaying events[/dim]"
+        )
 
     receiver_url = ""
 
@@ -544,8 +552,10 @@ async def run_demo(console: Console, keep_running: bool) -> bool:
     if finished:
         console.print(
             f"\n[bold green]done[/bold green] in {time.monotonic() - started:.1f} s: "
-            f"{sum(1 for r in demo.received if r.verified)} deliveries verified, "
-            "formats novatrade, dlt and standard. Next: `tidings serve` and `tidings --help`."
+            f"{len(demo.received)} requests received, "
+            f"{sum(1 for r in demo.received if r.verified)} with a verified signature, in the "
+            "novatrade, dlt and standard formats.\nNext: `tidings serve`, `tidings listen`, "
+            "`tidings --help`."
         )
     else:
         console.print("\n[bold]demo stopped[/bold] (Ctrl-C); everything it started is shut down")

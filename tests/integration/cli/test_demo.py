@@ -32,6 +32,9 @@ def test_demo_runs_to_completion() -> None:
     # the 410 paused the retired endpoint
     assert "legacy-crm is now paused" in out
     assert "Delivery history" in out
+    # the state tidings built from the events
+    assert "decision=VALID_EXPORT" in out
+    assert "funding_locked=True" in out
     assert "still waiting" not in out
     assert "done" in out
 
