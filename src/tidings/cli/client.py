@@ -502,7 +502,8 @@ async def follow_feed(
                 else:
                     out.print(
                         f"{short_time(item.get('createdAt'))}  [bold]{item.get('type')}[/bold]  "
-                        f"{item.get('id')}  {cell(item.get('subject'))}"
+                        f"{item.get('id')}  {cell(item.get('subject'))}",
+                        soft_wrap=True,
                     )
             sys.stdout.flush()
             cursor = page.get("nextCursor") or cursor
@@ -528,7 +529,11 @@ def events_list(
 ) -> None:
     """The organization's event feed, oldest first (org key)."""
     if follow:
-        call(url, key, lambda api: follow_feed(api, after, types, limit, interval, as_json))
+        try:
+            call(url, key, lambda api: follow_feed(api, after, types, limit, interval, as_json))
+        except typer.Exit as exc:
+            if exc.exit_code != 130:  # Ctrl-C is how --follow ends
+                raise
         return
     page = call(url, key, lambda api: api.get("/v1/events", after=after, types=types, limit=limit))
     if as_json:
@@ -536,7 +541,7 @@ def events_list(
         return
     print_table(events_table(page.get("items", [])), "no events")
     if page.get("nextCursor"):
-        out.print(f"[dim]next: --after {page['nextCursor']}[/dim]")
+        out.print(f"[dim]newer events: --after {page['nextCursor']}[/dim]")
 
 
 @events_app.command("get")

@@ -224,3 +224,32 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_events_list_follow_prints_new_events(
+    server: Server, background: Callable[..., Background]
+) -> None:
+    org_id, org_key = _setup_org(server)
+    env = clean_env(TIDINGS_URL=server.url, TIDINGS_KEY=org_key)
+    follow = background("events", "list", "--follow", "--interval", "0.2", "--json", env=env)
+    for n in range(2):
+        data = json.dumps(_status_changed(f"ord_f{n}", None, "INCOMPLETE"))
+        _ok(
+            server.cli(
+                "events",
+                "publish",
+                "--type",
+                "compliance.status_changed",
+                "--org",
+                org_id,
+                "--data",
+                data,
+                "--id",
+                f"evt_follow_{n}",
+                "--source",
+                "API",
+            )
+        )
+    wait_until(lambda: len(follow.json_lines()) >= 2, 30, "two followed events")
+    assert [e["id"] for e in follow.json_lines()] == ["evt_follow_0", "evt_follow_1"]
+    assert follow.interrupt() == 0
