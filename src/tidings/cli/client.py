@@ -401,6 +401,10 @@ def events_publish(
         str | None,
         typer.Argument(help="An envelope JSON file, or - for stdin.", show_default=False),
     ] = None,
+    file_option: Annotated[
+        str | None,
+        typer.Option("--file", "-f", help="Same as FILE.", show_default=False),
+    ] = None,
     batch: Annotated[
         str | None,
         typer.Option("--batch", help="A JSON Lines file of envelopes (or - for stdin)."),
@@ -443,8 +447,9 @@ def events_publish(
         if summary["errors"]:
             raise typer.Exit(1)
         return
-    if file is not None:
-        envelope = guarded(lambda: read_envelope(file))
+    source_file = file if file is not None else file_option
+    if source_file is not None:
+        envelope = guarded(lambda: read_envelope(source_file))
     else:
         envelope = guarded(
             lambda: envelope_from_options(
@@ -593,7 +598,12 @@ def events_types(
 
 EventsOpt = Annotated[
     list[str] | None,
-    typer.Option("--event", "-e", help="An event type or pattern like kyc.* (repeat)."),
+    typer.Option(
+        "--event",
+        "-e",
+        "--types",
+        help="An event type or pattern like kyc.* (repeat, or comma-separated).",
+    ),
 ]
 FormatOpt = Annotated[
     str | None, typer.Option("--format", help="novatrade | dlt | standard", show_default="native")

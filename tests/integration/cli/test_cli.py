@@ -180,8 +180,15 @@ def test_batch_publish_from_jsonl(server: Server, tmp_path: Path) -> None:
     again = server.cli("events", "publish", "--batch", str(path), "--json").json()
     assert again["counts"] == {"existing": 5, "error": 1}, again
     assert [e["line"] for e in again["errors"]] == [6]
+    # one envelope from a file (--file) and from stdin (-)
+    single = tmp_path / "event.json"
+    single.write_text(json.dumps(dict(lines[0], id="evt_file")))
+    assert "published: evt_file" in _ok(server.cli("events", "publish", "--file", str(single))).out
+    piped = json.dumps(dict(lines[0], id="evt_stdin"))
+    assert "published: evt_stdin" in _ok(server.cli("events", "publish", "-", stdin=piped)).out
     feed = _ok(server.cli("events", "list", "--limit", "500", "--json", key=org_key)).json()
-    assert sorted(e["id"] for e in feed["items"]) == sorted(x["id"] for x in lines)
+    expected = [x["id"] for x in lines] + ["evt_file", "evt_stdin"]
+    assert sorted(e["id"] for e in feed["items"]) == sorted(expected)
 
 
 def test_api_errors_are_one_line(server: Server) -> None:
