@@ -55,7 +55,9 @@ def merge_fields(
     current: Projection | None, fields: Mapping[str, JSON], event: Event
 ) -> dict[str, JSON] | None:
     """The new state with `fields` applied where the event is not older than what set each
-    field before; None when nothing changes."""
+    field before; None when nothing changes (every field already holds this value from an event
+    of the same time). A later event restating a value moves `updatedAt` and `lastEventId`, so
+    the state does not depend on the order events arrive in."""
     state: dict[str, JSON] = dict(current.state) if current is not None else {}
     times_raw = state.get(_TIMES)
     times: dict[str, JSON] = dict(times_raw) if isinstance(times_raw, dict) else {}
@@ -65,9 +67,9 @@ def merge_fields(
         previous_at = times.get(name)
         if isinstance(previous_at, int | float) and event.created_at < previous_at:
             continue  # an older fact does not overwrite a newer one
-        if name not in state or state[name] != value:
-            state[name] = value
-            changed = True
+        if name not in state or state[name] != value or previous_at != event.created_at:
+            changed = True  # a new value, or the same fact asserted again, later
+        state[name] = value
         times[name] = event.created_at
     if not changed:
         return None
