@@ -1,0 +1,244 @@
+"""What the scenarios share: fresh databases, a tenant with endpoints, bulk publishing through
+the real Publisher, tidings processes (`worker`, `serve`, `api`), and waiting for deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tidings.auth import hash_key
+from tidings.catalog import Catalog
+from tidings.ids import new_id
+from tidings.models import ApiKey, Endpoint, EndpointSecret, KeyKind, Organization
+from tidings.publishing import Publisher
+from tidings.signing import generate_secret
+from tidings.store.base import Store, open_store
+
+PG_ADMIN_URL = os.environ.get(
+    "TIDINGS_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+PLATFORM_KEY = "tdk_platform_bench_" + uuid.uuid4().hex
+REPO = Path(__file__).resolve().parent.parent
+TIDINGS = str(Path(sys.executable).with_name("tidings"))
+PAD = "x" * 820  # makes a compliance.status_changed v2 body about 1 KiB on the wire
+
+
+def pg_url(database: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(backend: str) -> AsyncIterator[str]:
+    """A new, migrated database URL, dropped (or deleted) afterwards."""
+    if backend == "postgres":
+        name = f"tidings_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        await _admin(f'CREATE DATABASE "{name}"')
+        url = pg_url(name)
+        cleanup: Any = lambda: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: E731
+    else:
+        folder = tempfile.mkdtemp(prefix="tidings-bench-sqlite-")
+        url = f"sqlite:///{folder}/tidings.db"
+
+        async def cleanup() -> None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    store = open_store(url)
+    await store.connect()
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    try:
+        yield url
+    finally:
+        await cleanup()
+
+
+@contextlib.asynccontextmanager
+async def connected(url: str) -> AsyncIterator[Store]:
+    store = open_store(url)
+    await store.connect()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@dataclass
+class Tenant:
+    org_id: str
+    org_key: str
+    endpoint_ids: list[str]
+
+
+async def make_tenant(store: Store, urls: list[str], fmt: str = "novatrade") -> Tenant:
+    now = time.time()
+    org_id = str(uuid.uuid4())
+    org_key = "tdk_org_bench_" + uuid.uuid4().hex
+    await store.create_organization(
+        Organization(org_id, "bench", now),
+        ApiKey(new_id("key"), KeyKind.ORGANIZATION, org_id, now),
+        hash_key(org_key),
+    )
+    await store.ensure_platform_key(
+        ApiKey(new_id("key"), KeyKind.PLATFORM, None, now), hash_key(PLATFORM_KEY)
+    )
+    ids = []
+    for url in urls:
+        endpoint = Endpoint(
+            id=new_id("ep"),
+            organization_id=org_id,
+            url=url,
+            event_types=("compliance.*",),
+            format=fmt,
+            secrets=(EndpointSecret(generate_secret(fmt), now),),
+            created_at=now,
+            updated_at=now,
+        )
+        await store.create_endpoint(endpoint)
+        ids.append(endpoint.id)
+    return Tenant(org_id, org_key, ids)
+
+
+def envelope(org_id: str, n: int) -> dict[str, Any]:
+    return {
+        "type": "compliance.status_changed",
+        "schemaVersion": 2,
+        "source": "SYSTEM",
+        "organizationUuid": org_id,
+        "data": {
+            "orderId": f"ord_{n}",
+            "previousStatus": "INCOMPLETE",
+            "status": "VALID",
+            "reason": PAD,
+            "changedBy": {"kind": "SYSTEM", "id": None},
+            "changedAt": "2026-01-01T00:00:00Z",
+        },
+    }
+
+
+async def bulk_publish(store: Store, org_id: str, count: int, batch: int = 500) -> None:
+    publisher = Publisher(store, Catalog.load_default())
+    for start in range(0, count, batch):
+        envelopes = [envelope(org_id, n) for n in range(start, min(count, start + batch))]
+        results = await publisher.publish_batch(envelopes)
+        bad = [r for r in results if isinstance(r, Exception)]
+        if bad:
+            raise RuntimeError(f"bench publish failed: {bad[0]}")
+
+
+def tidings_env(url: str, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "TIDINGS_DATABASE_URL": url,
+        "TIDINGS_ALLOW_PRIVATE_URLS": "true",
+        "TIDINGS_LOG_LEVEL": "WARNING",
+        "TIDINGS_PLATFORM_KEY": PLATFORM_KEY,
+    }
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def tidings_process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in finally
+        prefix="tidings-bench-", suffix=".log", delete=False
+    )
+    process = subprocess.Popen(
+        [TIDINGS, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+        os.unlink(log.name)
+
+
+async def wait_http(url: str, timeout: float = 30.0) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(url + "/readyz") as r:
+                    if r.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+@dataclass
+class Drain:
+    delivered: int
+    seconds: float  # from 1 % delivered to the target (startup excluded)
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.seconds if self.seconds > 0 else 0.0
+
+
+async def wait_delivered(
+    store: Store, target: int, timeout: float, status: str = "succeeded", poll: float = 0.1
+) -> Drain:
+    """Poll until `target` deliveries have `status`; the rate is measured from the moment 1 %
+    had arrived, so process start-up is not counted."""
+    deadline = time.monotonic() + timeout
+    first_mark = max(1, target // 100)
+    t_first: float | None = None
+    first_count = 0
+    while True:
+        counts = await store.count_deliveries_by_status()
+        done = counts.get(status, 0)
+        now = time.monotonic()
+        if t_first is None and done >= first_mark:
+            t_first, first_count = now, done
+        if done >= target:
+            assert t_first is not None
+            return Drain(done - first_count, max(now - t_first, 1e-6))
+        if now > deadline:
+            raise TimeoutError(f"{done}/{target} deliveries {status} after {timeout:.0f} s")
+        await asyncio.sleep(poll)
+
+
+def ceiling_rate(url: str, count: int, concurrency: int) -> float:
+    """The bare aiohttp loop, in its own process."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.ceiling", url, str(count), str(concurrency)],
+        capture_output=True,
+        check=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    return float(json.loads(out.stdout)["rate"])

@@ -1,0 +1,214 @@
+"""Receivers for the benchmarks.
+
+- A counting aiohttp receiver in its own process (`python -m bench.receiver PORT DUMP`): answers
+  200 to any POST (paths under /hang are held until the client gives up), counts requests per
+  `X-Tidings-Delivery-Id` and keeps each event's first receipt time; on SIGTERM it writes them
+  to DUMP as JSON. Used where receipts must be counted (no double send, latency, fan-out).
+- nginx from Debian (`return 200` to any POST) when it is installed or installable: a receiver
+  that is certainly not the bottleneck, for the throughput ceilings and runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_buffer_size 64k;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 'ok'; }}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def ensure_nginx() -> str | None:
+    """The nginx binary, installing Debian's package when missing and possible."""
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for package in ("nginx-light", "nginx"):
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "-q", package], env=env, capture_output=True, timeout=600
+        )
+        if done.returncode == 0:
+            break
+    return shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+
+
+@dataclass
+class RunningReceiver:
+    kind: str  # "nginx" or "aiohttp"
+    port: int
+    process: subprocess.Popen[bytes]
+    dump: Path | None = None
+    workdir: Path | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> dict[str, Any]:
+        """Stop it; for the counting receiver, answer what it counted."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM if self.kind == "aiohttp" else signal.SIGQUIT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self.dump is not None and self.dump.exists():
+            self.stats = json.loads(self.dump.read_text())
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return self.stats
+
+
+def start_nginx(binary: str) -> RunningReceiver:
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="tidings-bench-nginx-"))
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    process = subprocess.Popen(
+        [binary, "-c", str(conf), "-p", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_port(port)
+    return RunningReceiver("nginx", port, process, workdir=workdir)
+
+
+def start_counting() -> RunningReceiver:
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="tidings-bench-rx-"))
+    dump = workdir / "counts.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.receiver", str(port), str(dump)],
+        stdout=subprocess.DEVNULL,
+        stderr=None,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    _wait_port(port)
+    return RunningReceiver("aiohttp", port, process, dump=dump)
+
+
+def start_receiver(kind: str) -> RunningReceiver:
+    """kind: "counting" (aiohttp), "nginx", or "auto" (nginx when available, else aiohttp)."""
+    if kind in ("nginx", "auto"):
+        binary = ensure_nginx()
+        if binary is not None:
+            return start_nginx(binary)
+        if kind == "nginx":
+            raise RuntimeError("nginx is not installed and could not be installed")
+    return start_counting()
+
+
+# ---- the counting receiver process ------------------------------------------------------------
+
+
+def _serve(port: int, dump: Path) -> None:
+    from aiohttp import web
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    per_delivery: dict[str, int] = {}
+    first_seen: dict[str, float] = {}
+    total = 0
+    last_at = 0.0
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        nonlocal total, last_at
+        if request.path.startswith("/hang"):
+            await asyncio.sleep(3600)
+        await request.read()
+        now = time.time()
+        total += 1
+        delivery = request.headers.get("X-Tidings-Delivery-Id", "")
+        per_delivery[delivery] = per_delivery.get(delivery, 0) + 1
+        event = request.headers.get("X-Tidings-Event-Id") or request.headers.get("webhook-id", "")
+        first_seen.setdefault(event, now)
+        last_at = now
+        return web.Response(text="ok")
+
+    async def main() -> None:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_route("POST", "/{tail:.*}", handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        duplicates = sum(1 for n in per_delivery.values() if n > 1)
+        dump.write_text(
+            json.dumps(
+                {
+                    "total": total,
+                    "deliveries": len(per_delivery),
+                    "duplicates": duplicates,
+                    "first_seen": first_seen,
+                    "last_at": last_at,
+                }
+            )
+        )
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), Path(sys.argv[2]))

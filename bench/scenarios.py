@@ -1,0 +1,415 @@
+"""The scenarios of issue 6. Each returns its figures; sizes scale with `scale` (1.0 = the
+issue's sizes) and the size actually run is recorded beside every figure."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.env import (
+    PLATFORM_KEY,
+    bulk_publish,
+    ceiling_rate,
+    connected,
+    envelope,
+    fresh_database,
+    make_tenant,
+    tidings_env,
+    tidings_process,
+    wait_delivered,
+    wait_http,
+)
+from bench.receiver import free_port, start_receiver
+
+CONCURRENCY = 256  # TIDINGS_WORKER_CONCURRENCY default: the ceiling uses the same
+
+
+@dataclass
+class Figure:
+    scenario: str
+    figure: str
+    value: float
+    unit: str
+    goal: str
+    met: bool | None
+    ceiling: float | None = None
+    ratio: float | None = None
+    size: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _n(base: int, scale: float, minimum: int = 1) -> int:
+    return max(minimum, int(base * scale))
+
+
+# ---- throughput --------------------------------------------------------------------------------
+
+
+async def _throughput(
+    name: str, backend: str, workers: int, scale: float, receiver_kind: str, goal: float
+) -> list[Figure]:
+    events = _n(10_000, scale, 10)
+    endpoints = 10
+    total = events * endpoints
+    rx = start_receiver(receiver_kind)
+    try:
+        ceiling = ceiling_rate(rx.url + "/ceiling", total, CONCURRENCY)
+        async with fresh_database(backend) as url:
+            async with connected(url) as store:
+                tenant = await make_tenant(store, [f"{rx.url}/ep{i}" for i in range(endpoints)])
+                await bulk_publish(store, tenant.org_id, events)
+            # the store used for polling is opened after publishing (SQLite: one writer)
+            env = tidings_env(url)
+            if backend == "sqlite":
+                port = free_port()
+                cmd = ["serve", "--port", str(port)]
+                procs = [cmd]
+            else:
+                procs = [["worker"] for _ in range(workers)]
+            async with connected(url) as store:
+                with _many(procs, env):
+                    drain = await wait_delivered(store, total, timeout=900)
+    finally:
+        stats = rx.stop()
+    size = f"{events:,} events x {endpoints} endpoints = {total:,} deliveries, {rx.kind}"
+    figures = [
+        Figure(
+            name,
+            "deliveries/s",
+            drain.rate,
+            "deliveries/s",
+            f"≥ {goal} x ceiling",
+            drain.rate >= goal * ceiling,
+            ceiling,
+            drain.rate / ceiling,
+            size,
+        )
+    ]
+    if stats:
+        dups = int(stats.get("duplicates", 0))
+        figures.append(Figure(name, "sent twice", dups, "deliveries", "0", dups == 0, size=size))
+    return figures
+
+
+class _many:
+    """Several tidings processes at once."""
+
+    def __init__(self, commands: list[list[str]], env: dict[str, str]) -> None:
+        self.commands = commands
+        self.env = env
+        self.contexts: list[Any] = []
+
+    def __enter__(self) -> _many:
+        for command in self.commands:
+            ctx = tidings_process(command, self.env)
+            ctx.__enter__()
+            self.contexts.append(ctx)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for ctx in reversed(self.contexts):
+            ctx.__exit__(None, None, None)
+
+
+async def throughput_pg(scale: float, receiver: str) -> list[Figure]:
+    return await _throughput("throughput-pg", "postgres", 1, scale, receiver, 0.5)
+
+
+async def throughput_pg_2(scale: float, receiver: str) -> list[Figure]:
+    # counted receipts: the counting receiver, whatever `receiver` says
+    return await _throughput("throughput-pg-2", "postgres", 2, scale, "counting", 0.7)
+
+
+async def throughput_sqlite(scale: float, receiver: str) -> list[Figure]:
+    return await _throughput("throughput-sqlite", "sqlite", 1, scale, receiver, 0.4)
+
+
+# ---- publishing over HTTP ----------------------------------------------------------------------
+
+
+async def publish(scale: float, receiver: str) -> list[Figure]:
+    import aiohttp
+    import orjson
+
+    batched_events = _n(20_000, scale, 200)
+    single_events = _n(4_000, scale, 50)
+    async with fresh_database("postgres") as url:
+        async with connected(url) as store:
+            tenant = await make_tenant(store, [f"https://hooks.example/ep{i}" for i in range(10)])
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = tidings_env(url)
+        with tidings_process(["api", "--port", str(port)], env):
+            await wait_http(base)
+            headers = {
+                "Authorization": f"Bearer {PLATFORM_KEY}",
+                "Content-Type": "application/json",
+            }
+            connector = aiohttp.TCPConnector(limit=64)
+            async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+                batches = [
+                    orjson.dumps(
+                        {
+                            "events": [
+                                envelope(tenant.org_id, n)
+                                for n in range(s, min(batched_events, s + 100))
+                            ]
+                        }
+                    )
+                    for s in range(0, batched_events, 100)
+                ]
+                batch_rate = await _post_many(session, base + "/v1/events/batch", batches, 4)
+                batch_rate *= 100  # events, not requests
+                singles = [
+                    orjson.dumps(envelope(tenant.org_id, 10_000_000 + n))
+                    for n in range(single_events)
+                ]
+                single_rate = await _post_many(session, base + "/v1/events", singles, 16)
+    size = (
+        f"{batched_events:,} events in batches of 100 (4 clients), {single_events:,} single "
+        "(16 clients); fan-out 10; one `tidings api` process"
+    )
+    return [
+        Figure(
+            "publish",
+            "batched events/s",
+            batch_rate,
+            "events/s",
+            "≥ 5,000/s",
+            batch_rate >= 5000,
+            size=size,
+        ),
+        Figure(
+            "publish",
+            "single events/s",
+            single_rate,
+            "events/s",
+            "≥ 1,000/s",
+            single_rate >= 1000,
+            size=size,
+        ),
+    ]
+
+
+async def _post_many(session: Any, url: str, bodies: list[bytes], clients: int) -> float:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def client() -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            async with session.post(url, data=body) as r:
+                await r.read()
+                if r.status not in (200, 201):
+                    raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return len(bodies) / (time.perf_counter() - started)
+
+
+# ---- latency -----------------------------------------------------------------------------------
+
+
+async def latency(scale: float, receiver: str) -> list[Figure]:
+    import aiohttp
+    import orjson
+
+    rate = 200
+    seconds = max(3.0, 30 * scale)
+    count = int(rate * seconds)
+    rx = start_receiver("counting")
+    sent: dict[str, float] = {}
+    try:
+        async with fresh_database("postgres") as url:
+            async with connected(url) as store:
+                tenant = await make_tenant(store, [f"{rx.url}/latency"])
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            env = tidings_env(url)
+            with _many([["api", "--port", str(port)], ["worker"]], env):
+                await wait_http(base)
+                await asyncio.sleep(1.0)  # the worker is listening
+                headers = {
+                    "Authorization": f"Bearer {PLATFORM_KEY}",
+                    "Content-Type": "application/json",
+                }
+                async with aiohttp.ClientSession(headers=headers) as session:
+
+                    async def one(n: int) -> None:
+                        body = orjson.dumps(envelope(tenant.org_id, n) | {"id": f"evt_lat_{n}"})
+                        sent[f"evt_lat_{n}"] = time.time()
+                        async with session.post(base + "/v1/events", data=body) as r:
+                            await r.read()
+
+                    tasks = []
+                    started = time.perf_counter()
+                    for n in range(count):
+                        target = started + n / rate
+                        delay = target - time.perf_counter()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        tasks.append(asyncio.create_task(one(n)))
+                    await asyncio.gather(*tasks)
+                async with connected(url) as store:
+                    await wait_delivered(store, count, timeout=120)
+    finally:
+        stats = rx.stop()
+    first_seen: dict[str, float] = stats.get("first_seen", {})
+    lat = sorted((first_seen[k] - t) * 1000 for k, t in sent.items() if k in first_seen)
+    p50 = statistics.median(lat)
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    size = f"{rate} events/s for {seconds:.0f} s ({count:,} events), one `api` + one `worker`"
+    return [
+        Figure("latency", "p50 ms", p50, "ms", "≤ 10 ms", p50 <= 10, size=size),
+        Figure("latency", "p99 ms", p99, "ms", "≤ 50 ms", p99 <= 50, size=size),
+    ]
+
+
+# ---- fan-out -----------------------------------------------------------------------------------
+
+
+async def fan_out(scale: float, receiver: str) -> list[Figure]:
+    from tidings.catalog import Catalog
+    from tidings.publishing import Publisher
+
+    count = _n(10_000, scale, 100)
+    rx = start_receiver("counting")
+    try:
+        async with fresh_database("postgres") as url, connected(url) as store:
+            tenant = await make_tenant(store, [f"{rx.url}/fan{i}" for i in range(count)])
+            with tidings_process(["worker"], tidings_env(url)):
+                await asyncio.sleep(2.0)  # started and listening
+                publisher = Publisher(store, Catalog.load_default())
+                published_at = time.time()
+                await publisher.publish(envelope(tenant.org_id, 1) | {"id": "evt_fan"})
+                await wait_delivered(store, count, timeout=300, poll=0.05)
+    finally:
+        stats = rx.stop()
+    seconds = float(stats.get("last_at", time.time())) - published_at
+    size = f"1 event to {count:,} endpoints, one `worker`"
+    return [Figure("fan-out", "all received (s)", seconds, "s", "≤ 3 s", seconds <= 3, size=size)]
+
+
+# ---- isolation ---------------------------------------------------------------------------------
+
+
+async def isolation(scale: float, receiver: str) -> list[Figure]:
+    events = _n(300, scale, 20)
+    timeout = "5"
+    rates = {}
+    for label, hanging in (("all healthy", 0), ("10 hanging", 10)):
+        rx = start_receiver("counting")
+        try:
+            async with fresh_database("postgres") as url:
+                async with connected(url) as store:
+                    urls = [f"{rx.url}/hang{i}" for i in range(hanging)]
+                    urls += [f"{rx.url}/ok{i}" for i in range(100 - hanging)]
+                    tenant = await make_tenant(store, urls)
+                    await bulk_publish(store, tenant.org_id, events)
+                env = tidings_env(url, TIDINGS_DELIVERY_TIMEOUT=timeout)
+                async with connected(url) as store:
+                    with tidings_process(["worker"], env):
+                        healthy = events * (100 - hanging)
+                        drain = await wait_delivered(store, healthy, timeout=600)
+                rates[label] = drain.rate / (100 - hanging)  # per healthy endpoint
+        finally:
+            rx.stop()
+    ratio = rates["10 hanging"] / rates["all healthy"]
+    size = (
+        f"100 endpoints x {events} events; 10 hold every request until the "
+        f"{timeout} s timeout; per-healthy-endpoint rate"
+    )
+    return [
+        Figure(
+            "isolation",
+            "healthy throughput vs all-healthy",
+            ratio,
+            "ratio",
+            "≥ 0.9",
+            ratio >= 0.9,
+            rates["all healthy"],
+            ratio,
+            size,
+        )
+    ]
+
+
+# ---- backlog -----------------------------------------------------------------------------------
+
+
+async def _drain_window(url: str, total: int, window: float) -> tuple[float, float]:
+    """(deliveries/s over the window after start-up, worker peak RSS MB)."""
+    import psutil
+
+    async with connected(url) as store:
+        with tidings_process(["worker"], tidings_env(url)) as process:
+            proc = psutil.Process(process.pid)
+            peak = 0.0
+            # wait for the first deliveries, then measure a fixed window (or the whole drain)
+            while (await store.count_deliveries_by_status()).get("succeeded", 0) < min(
+                total // 100 + 1, 1000
+            ):
+                peak = max(peak, proc.memory_info().rss)
+                await asyncio.sleep(0.05)
+            start_count = (await store.count_deliveries_by_status()).get("succeeded", 0)
+            started = time.monotonic()
+            done = start_count
+            while time.monotonic() - started < window and done < total:
+                await asyncio.sleep(0.25)
+                peak = max(peak, proc.memory_info().rss)
+                done = (await store.count_deliveries_by_status()).get("succeeded", 0)
+            elapsed = time.monotonic() - started
+    return (done - start_count) / elapsed, peak / 1e6
+
+
+async def backlog(scale: float, receiver: str) -> list[Figure]:
+    big_events = _n(100_000, scale, 1_000)
+    rx = start_receiver(receiver)
+    try:
+        async with fresh_database("postgres") as url:
+            async with connected(url) as store:
+                tenant = await make_tenant(store, [f"{rx.url}/b{i}" for i in range(10)])
+                await bulk_publish(store, tenant.org_id, 1_000)
+            small_rate, _ = await _drain_window(url, 10_000, 30.0)
+        async with fresh_database("postgres") as url:
+            async with connected(url) as store:
+                tenant = await make_tenant(store, [f"{rx.url}/b{i}" for i in range(10)])
+                await bulk_publish(store, tenant.org_id, big_events)
+            big_rate, rss = await _drain_window(url, big_events * 10, 20.0)
+    finally:
+        rx.stop()
+    ratio = big_rate / small_rate if small_rate else 0.0
+    size = f"{big_events * 10:,} pending vs 10,000 pending, drained by one `worker` ({rx.kind})"
+    return [
+        Figure(
+            "backlog",
+            "claim rate vs 10k backlog",
+            ratio,
+            "ratio",
+            "within 20 %",
+            ratio >= 0.8,
+            small_rate,
+            ratio,
+            size,
+        ),
+        Figure("backlog", "worker peak RSS MB", rss, "MB", "≤ 250 MB", rss <= 250, size=size),
+    ]
+
+
+SCENARIOS = {
+    "throughput-pg": throughput_pg,
+    "throughput-pg-2": throughput_pg_2,
+    "throughput-sqlite": throughput_sqlite,
+    "publish": publish,
+    "latency": latency,
+    "fan-out": fan_out,
+    "isolation": isolation,
+    "backlog": backlog,
+}
