@@ -65,3 +65,14 @@ def test_fake_clock() -> None:
     c = FakeClock(10.0)
     c.advance(5)
     assert c() == 15.0
+
+
+def test_fast_id_digits_equal_the_reference_encoding() -> None:
+    import random
+
+    from tidings import ids
+
+    rng = random.Random(7)
+    values = [0, 1, (1 << 128) - 1] + [rng.getrandbits(128) for _ in range(2000)]
+    for value in values:
+        assert ids._digits(value) == ids._encode(value, 26)

@@ -210,6 +210,7 @@ class Catalog:
                 raise CatalogError(f"event type {event_type.name!r} is defined twice")
             self._types[event_type.name] = event_type
         self._names = sorted(self._types)
+        self._best: dict[tuple[str, int, tuple[int, ...] | None], int | None] = {}
 
     # ---- loading --------------------------------------------------------------------------
 
@@ -311,6 +312,17 @@ class Catalog:
         in an older version that cannot be upgraded is delivered as published).
         None for an unknown type or version.
         """
+        key = (type_name, from_version, None if accepted is None else tuple(accepted))
+        if key in self._best:
+            return self._best[key]
+        answer = self._best_version(type_name, from_version, accepted)
+        if len(self._best) < 100_000:  # (type, version, accepted) triples are few in practice
+            self._best[key] = answer
+        return answer
+
+    def _best_version(
+        self, type_name: str, from_version: int, accepted: Collection[int] | None
+    ) -> int | None:
         event_type = self._types.get(type_name)
         if event_type is None:
             return None

@@ -429,30 +429,65 @@ class PostgresStore(Store):
             deliveries = c.new_delivery_rows(created, now)
             if deliveries:
                 await conn.execute(_Q["insert_deliveries"], c.delivery_rows(deliveries))
-            for it in created:
-                await self._apply_projections(conn, it, now)
+            await self._apply_projections(conn, created, now)
             if c.any_pending(deliveries):
                 await conn.execute(_Q["notify_wakeup"])
         if c.any_pending(deliveries):
             self._wake()
         return results
 
-    async def _apply_projections(self, conn: Any, it: PublishItem, now: float | None) -> None:
-        ev = it.event
-        for update in it.projections:
+    async def _apply_projections(
+        self, conn: Any, created: Sequence[PublishItem], now: float | None
+    ) -> None:
+        """Every projection update of the batch in three round trips: lock the keys (in key
+        order), read their current rows, write the changed ones; updates to the same key are
+        applied in publish order on the state in memory."""
+        pairs = [(it.event, u) for it in created for u in it.projections]
+        if not pairs:
+            return
+        keys = sorted({(ev.organization_id, u.kind, u.key) for ev, u in pairs})
+        key_rows = c.dumps([{"organization_id": o, "kind": k, "key": x} for o, k, x in keys])
+        await conn.execute(_Q["lock_projections"], key_rows)
+        current: dict[tuple[str, str, str], Projection] = {}
+        for row in await conn.fetch(_Q["get_projections"], key_rows):
+            proj = c.projection_from_row(row, _load)
+            current[(proj.organization_id, proj.kind, proj.key)] = proj
+        changed: dict[tuple[str, str, str], Projection] = {}
+        for ev, update in pairs:
             key = (ev.organization_id, update.kind, update.key)
-            await conn.execute(_Q["lock_projection"], *key)
-            row = await conn.fetchrow(_Q["get_projection"], *key)
-            state = update.apply(None if row is None else c.projection_from_row(row, _load))
+            before = current.get(key)
+            state = update.apply(before)
             if state is None:
                 continue
+            after = Projection(
+                organization_id=ev.organization_id,
+                kind=update.kind,
+                key=update.key,
+                state=state,
+                version=1 if before is None else before.version + 1,
+                updated_at=ev.created_at if now is None else now,
+                source_created_at=ev.created_at,
+                last_event_id=ev.id,
+            )
+            current[key] = changed[key] = after
+        if changed:
             await conn.execute(
-                _Q["upsert_projection"],
-                *key,
-                state,
-                ev.created_at if now is None else now,
-                ev.created_at,
-                ev.id,
+                _Q["upsert_projections"],
+                c.dumps(
+                    [
+                        {
+                            "organization_id": p.organization_id,
+                            "kind": p.kind,
+                            "key": p.key,
+                            "state": p.state,
+                            "version": p.version,
+                            "updated_at": p.updated_at,
+                            "source_created_at": p.source_created_at,
+                            "last_event_id": p.last_event_id,
+                        }
+                        for p in changed.values()
+                    ]
+                ),
             )
 
     async def _existing_event(self, conn: Any, ev: Event) -> Event:

@@ -378,17 +378,33 @@ DELETE FROM events WHERE seq IN (
     LIMIT $2
 )
 
--- name: lock_projection
-SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3, 0))
+-- name: lock_projections
+-- One advisory lock per projection key of a publish batch, taken in key order (the caller
+-- sorts), so concurrent publishers never deadlock.
+SELECT pg_advisory_xact_lock(hashtextextended(t.organization_id || '/' || t.kind || '/' || t.key, 0))
+FROM (
+    SELECT * FROM json_to_recordset($1::json) AS r(organization_id text, kind text, key text)
+    ORDER BY organization_id, kind, key
+) AS t
+
+-- name: get_projections
+SELECT p.* FROM projections p
+JOIN json_to_recordset($1::json) AS t(organization_id text, kind text, key text)
+  ON p.organization_id = t.organization_id AND p.kind = t.kind AND p.key = t.key
+
+-- name: upsert_projections
+INSERT INTO projections (
+    organization_id, kind, key, state, version, updated_at, source_created_at, last_event_id
+)
+SELECT t.organization_id, t.kind, t.key, t.state, t.version, t.updated_at,
+       t.source_created_at, t.last_event_id
+FROM json_to_recordset($1::json)
+     AS t(organization_id text, kind text, key text, state jsonb, version integer,
+          updated_at double precision, source_created_at double precision, last_event_id text)
+ON CONFLICT (organization_id, kind, key) DO UPDATE SET
+    state = excluded.state, version = excluded.version,
+    updated_at = excluded.updated_at, source_created_at = excluded.source_created_at,
+    last_event_id = excluded.last_event_id
 
 -- name: get_projection
 SELECT * FROM projections WHERE organization_id = $1 AND kind = $2 AND key = $3
-
--- name: upsert_projection
-INSERT INTO projections (
-    organization_id, kind, key, state, version, updated_at, source_created_at, last_event_id
-) VALUES ($1, $2, $3, $4, 1, $5, $6, $7)
-ON CONFLICT (organization_id, kind, key) DO UPDATE SET
-    state = excluded.state, version = projections.version + 1,
-    updated_at = excluded.updated_at, source_created_at = excluded.source_created_at,
-    last_event_id = excluded.last_event_id
