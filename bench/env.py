@@ -149,6 +149,21 @@ async def bulk_publish(store: Store, org_id: str, count: int, batch: int = 500) 
             raise RuntimeError(f"bench publish failed: {bad[0]}")
 
 
+async def settle(url: str) -> None:
+    """After bulk setup: VACUUM ANALYZE and CHECKPOINT, so the timed part measures delivery, not
+    the aftermath of the inserts (autovacuum and checkpoint storms racing the worker)."""
+    if not url.startswith("postgres"):
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
 def tidings_env(url: str, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
