@@ -4,6 +4,7 @@ issue's sizes) and the size actually run is recorded beside every figure."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -226,6 +227,7 @@ async def latency(scale: float, receiver: str) -> list[Figure]:
     rate = 200
     seconds = max(3.0, 30 * scale)
     count = int(rate * seconds)
+    warmup = 2 * rate  # two seconds
     rx = start_receiver("counting")
     sent: dict[str, float] = {}
     try:
@@ -250,24 +252,41 @@ async def latency(scale: float, receiver: str) -> list[Figure]:
                         async with session.post(base + "/v1/events", data=body) as r:
                             await r.read()
 
-                    tasks = []
-                    started = time.perf_counter()
-                    for n in range(count):
-                        target = started + n / rate
-                        delay = target - time.perf_counter()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                        tasks.append(asyncio.create_task(one(n)))
-                    await asyncio.gather(*tasks)
+                    async def paced(first: int, n_events: int) -> None:
+                        tasks = []
+                        started = time.perf_counter()
+                        for n in range(first, first + n_events):
+                            target = started + (n - first) / rate
+                            delay = target - time.perf_counter()
+                            if delay > 0:
+                                await asyncio.sleep(delay)
+                            tasks.append(asyncio.create_task(one(n)))
+                        await asyncio.gather(*tasks)
+
+                    # warm-up at the same pace, not counted: the first requests open the
+                    # client's and the API's connections and prepare statements
+                    await paced(-warmup, warmup)
+                    for n in range(-warmup, 0):
+                        sent.pop(f"evt_lat_{n}", None)
+                    # the measuring client's own collector pauses are not tidings' latency
+                    gc.collect()
+                    gc.disable()
+                    try:
+                        await paced(0, count)
+                    finally:
+                        gc.enable()
                 async with connected(url) as store:
-                    await wait_delivered(store, count, timeout=120)
+                    await wait_delivered(store, count + warmup, timeout=120)
     finally:
         stats = rx.stop()
     first_seen: dict[str, float] = stats.get("first_seen", {})
     lat = sorted((first_seen[k] - t) * 1000 for k, t in sent.items() if k in first_seen)
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    size = f"{rate} events/s for {seconds:.0f} s ({count:,} events), one `api` + one `worker`"
+    size = (
+        f"{rate} events/s for {seconds:.0f} s ({count:,} events) after 2 s of warm-up at the "
+        "same pace, one `api` + one `worker`"
+    )
     return [
         Figure("latency", "p50 ms", p50, "ms", "≤ 10 ms", p50 <= 10, size=size),
         Figure("latency", "p99 ms", p99, "ms", "≤ 50 ms", p99 <= 50, size=size),

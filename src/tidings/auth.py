@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tidings.models import KeyKind
@@ -40,3 +43,45 @@ class Principal:
     @property
     def is_platform(self) -> bool:
         return self.kind is KeyKind.PLATFORM
+
+
+KEY_CACHE_SECONDS = 60.0
+KEY_CACHE_ENTRIES = 10_000
+
+
+class KeyCache:
+    """Known keys (by hash) to their principal, for `ttl_seconds`: saves a database round
+    trip on every authenticated request. Only keys that exist are kept (an unknown key is
+    looked up every time, so a new key works at once and guessing fills nothing); keys are
+    never deleted today, and when they can be, a revoked key stops working within the TTL.
+    Least recently used entries go first beyond `max_entries`."""
+
+    def __init__(
+        self,
+        ttl_seconds: float = KEY_CACHE_SECONDS,
+        max_entries: int = KEY_CACHE_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        expires, principal = entry
+        if self._clock() >= expires:
+            del self._entries[key_hash]
+            return None
+        self._entries.move_to_end(key_hash)
+        return principal
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if self.ttl_seconds <= 0 or self.max_entries <= 0:
+            return
+        self._entries[key_hash] = (self._clock() + self.ttl_seconds, principal)
+        self._entries.move_to_end(key_hash)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)

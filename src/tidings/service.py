@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -215,6 +216,7 @@ async def run(settings: Settings, roles: Roles, *, migrate: bool) -> None:
                 "listening",
                 extra={"action": "api.listen", "url": f"http://{settings.host}:{settings.port}"},
             )
+        settle_heap()
         stop_wait = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
@@ -238,6 +240,15 @@ async def migrate_only(settings: Settings) -> list[int]:
         return await store.migrate()
     finally:
         await store.close()
+
+
+def settle_heap() -> None:
+    """Once started: move everything alive (the catalog's validators, the app, the imported
+    modules) out of the cyclic collector's view, so a full collection walks only what requests
+    create. Full collections of the unfrozen heap stalled the API and the worker for 30-55 ms
+    each (seen with gc.callbacks during the latency bench)."""
+    gc.collect()
+    gc.freeze()
 
 
 def install_uvloop() -> None:

@@ -9,12 +9,12 @@ the wall clock themselves.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
-from tidings.auth import Principal, hash_key
+from tidings.auth import KeyCache, Principal, hash_key
 from tidings.clock import Clock, system_clock
 from tidings.config import Settings
 from tidings.errors import Forbidden, Unauthorized
@@ -35,9 +35,11 @@ class AppContext:
     publisher: Any  # tidings.publishing.Publisher
     clock: Clock = system_clock
     metrics: MetricsRenderer | None = None
+    keys: KeyCache = field(default_factory=KeyCache)
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async: a plain `def` dependency would run in the thread pool, a thread hop per request
     ctx: AppContext = request.app.state.tidings
     return ctx
 
@@ -51,10 +53,16 @@ async def get_principal(request: Request, ctx: Ctx) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    key = await ctx.store.find_api_key(hash_key(token))
+    key_hash = hash_key(token)
+    principal = ctx.keys.get(key_hash)
+    if principal is not None:
+        return principal
+    key = await ctx.store.find_api_key(key_hash)
     if key is None:
         raise Unauthorized("unknown API key")
-    return Principal(key_id=key.id, kind=key.kind, organization_id=key.organization_id)
+    principal = Principal(key_id=key.id, kind=key.kind, organization_id=key.organization_id)
+    ctx.keys.put(key_hash, principal)
+    return principal
 
 
 AnyKey = Annotated[Principal, Depends(get_principal)]

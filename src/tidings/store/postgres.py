@@ -84,6 +84,15 @@ async def _init_connection(conn: Any) -> None:
     )
 
 
+async def _reset_connection(conn: Any) -> None:
+    """Run when a connection goes back to the pool, after asyncpg has rolled back any open
+    transaction. asyncpg's default adds a round trip (unlock advisory locks, close cursors,
+    UNLISTEN, RESET ALL) to every release; the store takes only transaction-scoped locks,
+    never SETs, LISTENs on its own connection and opens no cursor outside a transaction, so
+    there is nothing else to reset. (The one session lock, the migration lock, is released
+    in a finally on the same connection.)"""
+
+
 def _rowcount(status: str) -> int:
     """'UPDATE 3' / 'INSERT 0 3' / 'DELETE 3' -> 3."""
     try:
@@ -140,7 +149,11 @@ class PostgresStore(Store):
             return
         with _mapped_errors():
             self._pool = await asyncpg.create_pool(
-                self._url, min_size=self._min, max_size=self._max, init=_init_connection
+                self._url,
+                min_size=self._min,
+                max_size=self._max,
+                init=_init_connection,
+                reset=_reset_connection,
             )
 
     async def close(self) -> None:
@@ -427,11 +440,9 @@ class PostgresStore(Store):
                 for it, ev in zip(items, stored, strict=True)
             ]
             deliveries = c.new_delivery_rows(created, now)
-            if deliveries:
-                await conn.execute(_Q["insert_deliveries"], c.delivery_rows(deliveries))
+            if deliveries:  # notifies (at commit) when one is pending
+                await conn.execute(_Q["insert_deliveries_notify"], c.delivery_rows(deliveries))
             await self._apply_projections(conn, created, now)
-            if c.any_pending(deliveries):
-                await conn.execute(_Q["notify_wakeup"])
         if c.any_pending(deliveries):
             self._wake()
         return results

@@ -55,6 +55,7 @@ POSTGRES_ONLY = {
     "get_projections",
     "upsert_projections",
     "lock_endpoints",
+    "insert_deliveries_notify",  # publish: insert and wake-up in one round trip
 }
 
 
