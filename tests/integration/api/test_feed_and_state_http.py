@@ -248,3 +248,35 @@ async def test_entitlement_state(api: Api) -> None:
     state, etag2 = await _etagged(api, org, path)
     assert state["status"] == "completed" and etag2 == etag
     assert (await api.client.get("/v1/entitlements/none", headers=org.headers)).status_code == 404
+
+
+async def test_feed_includes_api_sourced_events(api: Api) -> None:
+    """Endpoints skip `source=API` events by default; the feed (for reconciling) shows them."""
+    org = await api.org()
+    from_api = await publish(
+        api, org, "compliance.status_changed", status("o1", None, "VALID"), source="API"
+    )
+    r = await api.client.get("/v1/events", headers=org.headers)
+    [item] = r.json()["items"]
+    assert item["id"] == from_api and item["source"] == "API"
+
+
+async def test_304_is_answered_without_loading_the_page(api: Api) -> None:
+    org = await api.org()
+    await publish(api, org, "compliance.status_changed", status("o1", None, "VALID"))
+    loads = 0
+    original = api.store.list_events
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal loads
+        loads += 1
+        return await original(*args, **kwargs)
+
+    api.store.list_events = counting  # type: ignore[method-assign]
+    r = await api.client.get("/v1/events", headers=org.headers)
+    assert r.status_code == 200 and loads == 1
+    etag = r.headers["etag"]
+    for _ in range(3):
+        r = await api.client.get("/v1/events", headers={**org.headers, "If-None-Match": etag})
+        assert r.status_code == 304
+    assert loads == 1  # the fingerprint answered; no page was read or serialized
