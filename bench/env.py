@@ -222,27 +222,76 @@ class Drain:
         return self.delivered / self.seconds if self.seconds > 0 else 0.0
 
 
+class AttemptCounter:
+    """How many attempts the workers have written so far: max(seq) of `attempts`, one index
+    lookup. Polling this instead of counting deliveries by status matters: that count scans
+    every delivery (100,000 to 1,000,000 rows) on each poll and took a good share of the
+    database's CPU away from the workers being measured. (The bench reads the table directly;
+    the product's SQL stays in its store.)"""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pg: Any = None
+        self._sqlite: Any = None
+
+    async def __aenter__(self) -> AttemptCounter:
+        if self.url.startswith("postgres"):
+            import asyncpg
+
+            self._pg = await asyncpg.connect(self.url)
+        else:
+            import sqlite3
+
+            path = self.url.removeprefix("sqlite:///")
+            self._sqlite = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
+
+    async def count(self) -> int:
+        sql = "SELECT coalesce(max(seq), 0) FROM attempts"
+        if self._pg is not None:
+            return int(await self._pg.fetchval(sql))
+        return int(self._sqlite.execute(sql).fetchone()[0])
+
+
 async def wait_delivered(
-    store: Store, target: int, timeout: float, status: str = "succeeded", poll: float = 0.1
+    store: Store,
+    target: int,
+    timeout: float,
+    status: str = "succeeded",
+    poll: float = 0.1,
+    *,
+    url: str,
 ) -> Drain:
-    """Poll until `target` deliveries have `status`; the rate is measured from the moment 1 %
-    had arrived, so process start-up is not counted."""
+    """Wait until `target` deliveries have `status`; the rate is measured from the moment 1 %
+    had been attempted, so process start-up is not counted. Progress is polled cheaply (the
+    attempts counter); the status count runs only once that counter says the target may be
+    reached (where some attempts fail, e.g. isolation, it runs more than once)."""
     deadline = time.monotonic() + timeout
     first_mark = max(1, target // 100)
     t_first: float | None = None
     first_count = 0
-    while True:
-        counts = await store.count_deliveries_by_status()
-        done = counts.get(status, 0)
-        now = time.monotonic()
-        if t_first is None and done >= first_mark:
-            t_first, first_count = now, done
-        if done >= target:
-            assert t_first is not None
-            return Drain(done - first_count, max(now - t_first, 1e-6))
-        if now > deadline:
-            raise TimeoutError(f"{done}/{target} deliveries {status} after {timeout:.0f} s")
-        await asyncio.sleep(poll)
+    async with AttemptCounter(url) as attempts:
+        while True:
+            made = await attempts.count()
+            now = time.monotonic()
+            if t_first is None and made >= first_mark:
+                t_first, first_count = now, made
+            if made >= target:
+                done = (await store.count_deliveries_by_status()).get(status, 0)
+                if done >= target:
+                    now = time.monotonic()
+                    assert t_first is not None
+                    return Drain(target - first_count, max(now - t_first, 1e-6))
+            if now > deadline:
+                done = (await store.count_deliveries_by_status()).get(status, 0)
+                raise TimeoutError(f"{done}/{target} deliveries {status} after {timeout:.0f} s")
+            await asyncio.sleep(poll)
 
 
 def ceiling_rate(url: str, count: int, concurrency: int) -> float:
