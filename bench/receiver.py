@@ -1,11 +1,14 @@
 """Receivers for the benchmarks.
 
+- nginx from Debian (`return 200` to any POST) when it is installed or installable: a receiver
+  that is certainly not the bottleneck. Its access log keeps receipt time, delivery id and
+  event id of every request, so runs on nginx also count duplicates (throughput-pg-2's "sent
+  twice") and receipt times (fan-out).
 - A counting aiohttp receiver in its own process (`python -m bench.receiver PORT DUMP`): answers
   200 to any POST (paths under /hang are held until the client gives up), counts requests per
   `X-Tidings-Delivery-Id` and keeps each event's first receipt time; on SIGTERM it writes them
-  to DUMP as JSON. Used where receipts must be counted (no double send, latency, fan-out).
-- nginx from Debian (`return 200` to any POST) when it is installed or installable: a receiver
-  that is certainly not the bottleneck, for the throughput ceilings and runs.
+  to DUMP as JSON. Used where requests must hang (isolation), for sub-millisecond receipt
+  times (latency), and as the fallback where nginx cannot be had.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-  access_log off;
+  # one line per request: receipt time, delivery id, event id (tidings headers or Standard
+  # Webhooks' webhook-id), so runs on nginx count duplicates and receipt times too
+  log_format ids '$msec $http_x_tidings_delivery_id $http_x_tidings_event_id $http_webhook_id';
+  access_log {dir}/ids.log ids buffer=256k flush=1s;
   client_body_buffer_size 64k;
   keepalive_requests 1000000;
   keepalive_timeout 120s;
@@ -109,9 +115,37 @@ class RunningReceiver:
                 self.process.kill()
         if self.dump is not None and self.dump.exists():
             self.stats = json.loads(self.dump.read_text())
+        elif self.kind == "nginx" and self.workdir is not None:
+            self.stats = _nginx_stats(self.workdir / "ids.log")
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return self.stats
+
+
+def _nginx_stats(log: Path) -> dict[str, Any]:
+    """What the counting receiver reports, from nginx's access log. The ceiling's own requests
+    carry no delivery id and are left out."""
+    per_delivery: dict[str, int] = {}
+    first_seen: dict[str, float] = {}
+    last_at = 0.0
+    if log.exists():
+        with log.open() as lines:
+            for line in lines:
+                parts = line.split()
+                if len(parts) != 4 or parts[1] == "-":
+                    continue
+                at = float(parts[0])
+                per_delivery[parts[1]] = per_delivery.get(parts[1], 0) + 1
+                event = parts[2] if parts[2] != "-" else parts[3]
+                first_seen.setdefault(event, at)
+                last_at = max(last_at, at)
+    return {
+        "total": sum(per_delivery.values()),
+        "deliveries": len(per_delivery),
+        "duplicates": sum(1 for n in per_delivery.values() if n > 1),
+        "first_seen": first_seen,
+        "last_at": last_at,
+    }
 
 
 def start_nginx(binary: str) -> RunningReceiver:

@@ -126,7 +126,7 @@ async def throughput_pg(scale: float, receiver: str) -> list[Figure]:
 
 async def throughput_pg_2(scale: float, receiver: str) -> list[Figure]:
     # counted receipts: the counting receiver, whatever `receiver` says
-    return await _throughput("throughput-pg-2", "postgres", 2, scale, "counting", 0.7)
+    return await _throughput("throughput-pg-2", "postgres", 2, scale, receiver, 0.7)
 
 
 async def throughput_sqlite(scale: float, receiver: str) -> list[Figure]:
@@ -302,7 +302,7 @@ async def fan_out(scale: float, receiver: str) -> list[Figure]:
     from tidings.publishing import Publisher
 
     count = _n(10_000, scale, 100)
-    rx = start_receiver("counting")
+    rx = start_receiver(receiver)
     try:
         async with fresh_database("postgres") as url, connected(url) as store:
             tenant = await make_tenant(store, [f"{rx.url}/fan{i}" for i in range(count)])
@@ -315,7 +315,7 @@ async def fan_out(scale: float, receiver: str) -> list[Figure]:
     finally:
         stats = rx.stop()
     seconds = float(stats.get("last_at", time.time())) - published_at
-    size = f"1 event to {count:,} endpoints, one `worker`"
+    size = f"1 event to {count:,} endpoints, one `worker` ({rx.kind})"
     return [Figure("fan-out", "all received (s)", seconds, "s", "≤ 3 s", seconds <= 3, size=size)]
 
 

@@ -40,3 +40,24 @@ def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
     assert any(ch.isdigit() for ch in done.stdout.split(f"▶ {scenario}", 1)[1])
     if scenario == "throughput-pg-2":
         assert "sent twice: 0.00" in done.stdout
+
+
+def test_nginx_access_log_counts_deliveries_duplicates_and_receipts(tmp_path: Path) -> None:
+    """Runs on nginx count from its access log (`$msec delivery event webhook-id`)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.receiver import _nginx_stats
+
+    log = tmp_path / "ids.log"
+    log.write_text(
+        "1000.001 dlv_1 evt_1 -\n"
+        "1000.002 dlv_2 evt_1 -\n"
+        "1000.010 dlv_1 evt_1 -\n"  # dlv_1 sent twice
+        "1000.020 dlv_3 - msg_9\n"  # standard format: the event id is webhook-id
+        "1000.030 - - -\n"  # the ceiling's own requests carry no delivery id
+    )
+    stats = _nginx_stats(log)
+    assert stats["total"] == 4
+    assert stats["deliveries"] == 3
+    assert stats["duplicates"] == 1
+    assert stats["first_seen"] == {"evt_1": 1000.001, "msg_9": 1000.020}
+    assert stats["last_at"] == 1000.020
