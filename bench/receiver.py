@@ -124,7 +124,7 @@ class RunningReceiver:
 
 def _nginx_stats(log: Path) -> dict[str, Any]:
     """What the counting receiver reports, from nginx's access log. The ceiling's own requests
-    carry no delivery id and are left out."""
+    (delivery ids `dlv_ceiling_<n>`) and requests without a delivery id are left out."""
     per_delivery: dict[str, int] = {}
     first_seen: dict[str, float] = {}
     last_at = 0.0
@@ -132,7 +132,7 @@ def _nginx_stats(log: Path) -> dict[str, Any]:
         with log.open() as lines:
             for line in lines:
                 parts = line.split()
-                if len(parts) != 4 or parts[1] == "-":
+                if len(parts) != 4 or parts[1] == "-" or parts[1].startswith("dlv_ceiling_"):
                     continue
                 at = float(parts[0])
                 per_delivery[parts[1]] = per_delivery.get(parts[1], 0) + 1

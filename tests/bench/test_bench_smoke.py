@@ -53,7 +53,8 @@ def test_nginx_access_log_counts_deliveries_duplicates_and_receipts(tmp_path: Pa
         "1000.002 dlv_2 evt_1 -\n"
         "1000.010 dlv_1 evt_1 -\n"  # dlv_1 sent twice
         "1000.020 dlv_3 - msg_9\n"  # standard format: the event id is webhook-id
-        "1000.030 - - -\n"  # the ceiling's own requests carry no delivery id
+        "1000.030 - - -\n"  # no delivery id
+        "1000.040 dlv_ceiling_7 - -\n"  # the ceiling's own requests
     )
     stats = _nginx_stats(log)
     assert stats["total"] == 4
