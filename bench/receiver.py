@@ -122,30 +122,45 @@ class RunningReceiver:
         return self.stats
 
 
+class Receipts:
+    """What a receiver counts: requests per delivery id (a count above one is a duplicate)
+    and each event's first receipt time. Both receivers report it the same way."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.last_at = 0.0
+        self.per_delivery: dict[str, int] = {}
+        self.first_seen: dict[str, float] = {}
+
+    def add(self, delivery: str, event: str, at: float) -> None:
+        self.total += 1
+        self.per_delivery[delivery] = self.per_delivery.get(delivery, 0) + 1
+        self.first_seen.setdefault(event, at)
+        self.last_at = max(self.last_at, at)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "deliveries": len(self.per_delivery),
+            "duplicates": sum(1 for n in self.per_delivery.values() if n > 1),
+            "first_seen": self.first_seen,
+            "last_at": self.last_at,
+        }
+
+
 def _nginx_stats(log: Path) -> dict[str, Any]:
     """What the counting receiver reports, from nginx's access log. The ceiling's own requests
     (delivery ids `dlv_ceiling_<n>`) and requests without a delivery id are left out."""
-    per_delivery: dict[str, int] = {}
-    first_seen: dict[str, float] = {}
-    last_at = 0.0
+    receipts = Receipts()
     if log.exists():
         with log.open() as lines:
             for line in lines:
                 parts = line.split()
                 if len(parts) != 4 or parts[1] == "-" or parts[1].startswith("dlv_ceiling_"):
                     continue
-                at = float(parts[0])
-                per_delivery[parts[1]] = per_delivery.get(parts[1], 0) + 1
                 event = parts[2] if parts[2] != "-" else parts[3]
-                first_seen.setdefault(event, at)
-                last_at = max(last_at, at)
-    return {
-        "total": sum(per_delivery.values()),
-        "deliveries": len(per_delivery),
-        "duplicates": sum(1 for n in per_delivery.values() if n > 1),
-        "first_seen": first_seen,
-        "last_at": last_at,
-    }
+                receipts.add(parts[1], event, float(parts[0]))
+    return receipts.stats()
 
 
 def start_nginx(binary: str) -> RunningReceiver:
@@ -199,23 +214,17 @@ def _serve(port: int, dump: Path) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    per_delivery: dict[str, int] = {}
-    first_seen: dict[str, float] = {}
-    total = 0
-    last_at = 0.0
+    receipts = Receipts()
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        nonlocal total, last_at
         if request.path.startswith("/hang"):
             await asyncio.sleep(3600)
         await request.read()
-        now = time.time()
-        total += 1
-        delivery = request.headers.get("X-Tidings-Delivery-Id", "")
-        per_delivery[delivery] = per_delivery.get(delivery, 0) + 1
-        event = request.headers.get("X-Tidings-Event-Id") or request.headers.get("webhook-id", "")
-        first_seen.setdefault(event, now)
-        last_at = now
+        receipts.add(
+            request.headers.get("X-Tidings-Delivery-Id", ""),
+            request.headers.get("X-Tidings-Event-Id") or request.headers.get("webhook-id", ""),
+            time.time(),
+        )
         return web.Response(text="ok")
 
     async def main() -> None:
@@ -231,18 +240,7 @@ def _serve(port: int, dump: Path) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
-        duplicates = sum(1 for n in per_delivery.values() if n > 1)
-        dump.write_text(
-            json.dumps(
-                {
-                    "total": total,
-                    "deliveries": len(per_delivery),
-                    "duplicates": duplicates,
-                    "first_seen": first_seen,
-                    "last_at": last_at,
-                }
-            )
-        )
+        dump.write_text(json.dumps(receipts.stats()))
         await runner.cleanup()
 
     asyncio.run(main())

@@ -7,11 +7,11 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tidings.models import KeyKind
+from tidings.ttlcache import TtlCache
 
 ORG_KEY_PREFIX = "tdk_org_"
 PLATFORM_KEY_PREFIX = "tdk_platform_"
@@ -62,26 +62,13 @@ class KeyCache:
         max_entries: int = KEY_CACHE_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
+        self._enabled = ttl_seconds > 0 and max_entries > 0
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._cache: TtlCache[str, Principal] = TtlCache(ttl_seconds, max_entries, lru=True)
 
     def get(self, key_hash: str) -> Principal | None:
-        entry = self._entries.get(key_hash)
-        if entry is None:
-            return None
-        expires, principal = entry
-        if self._clock() >= expires:
-            del self._entries[key_hash]
-            return None
-        self._entries.move_to_end(key_hash)
-        return principal
+        return self._cache.get(key_hash, self._clock())
 
     def put(self, key_hash: str, principal: Principal) -> None:
-        if self.ttl_seconds <= 0 or self.max_entries <= 0:
-            return
-        self._entries[key_hash] = (self._clock() + self.ttl_seconds, principal)
-        self._entries.move_to_end(key_hash)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        if self._enabled:
+            self._cache.put(key_hash, principal, self._clock())

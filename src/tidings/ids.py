@@ -34,9 +34,7 @@ _BUFFER_IDS = 512
 
 class _RandomPool:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buffer = b""
-        self._offset = 0
+        self.reset()
 
     def reset(self) -> None:
         self._lock = threading.Lock()

@@ -7,7 +7,7 @@ them as RFC 3339 strings. JSON-ish fields hold plain Python values (dict/list/st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -73,6 +73,18 @@ class EndpointSecret:
     created_at: float
     expires_at: float | None = None
 
+    def signs_at(self, now: float) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+    def rotated_out(self, now: float, grace_seconds: float) -> EndpointSecret | None:
+        """This secret once a new one replaces it at `now`: it keeps signing for
+        `grace_seconds` (never longer than it already would), or not at all."""
+        limit = now + grace_seconds
+        expires = limit if self.expires_at is None else min(self.expires_at, limit)
+        if grace_seconds <= 0 or expires <= now:
+            return None
+        return replace(self, expires_at=expires)
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -99,7 +111,7 @@ class Endpoint:
 
     def valid_secrets(self, now: float) -> tuple[str, ...]:
         """Every secret that signs at `now`: the current one first, then those in grace."""
-        return tuple(s.secret for s in self.secrets if s.expires_at is None or s.expires_at > now)
+        return tuple(s.secret for s in self.secrets if s.signs_at(now))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,10 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
+
+from tidings.ttlcache import TtlCache
 
 MAX_URL_LENGTH = 2048
 DEFAULT_CACHE_TTL_SECONDS = 60.0
@@ -212,33 +213,24 @@ class AddressCache:
     size (least recently stored goes first). Handed `now`; never reads the clock."""
 
     def __init__(self, ttl: float = DEFAULT_CACHE_TTL_SECONDS, max_entries: int = 4096) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, int], tuple[float, list[str]]] = OrderedDict()
+        self._cache: TtlCache[tuple[str, int], list[str]] = TtlCache(ttl, max_entries)
+
+    @property
+    def ttl(self) -> float:
+        return self._cache.ttl
 
     def get(self, host: str, port: int, now: float) -> list[str] | None:
-        key = (host.lower(), port)
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        expires_at, ips = entry
-        if now >= expires_at:
-            del self._entries[key]
-            return None
-        return list(ips)
+        ips = self._cache.get((host.lower(), port), now)
+        return None if ips is None else list(ips)
 
     def put(self, host: str, port: int, ips: list[str], now: float) -> None:
-        key = (host.lower(), port)
-        self._entries.pop(key, None)
-        self._entries[key] = (now + self.ttl, list(ips))
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._cache.put((host.lower(), port), list(ips), now)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._cache.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._cache)
 
     async def resolve(
         self,

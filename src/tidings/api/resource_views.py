@@ -48,7 +48,7 @@ def secret_view(secret: EndpointSecret) -> dict[str, Any]:
 def secrets_view(endpoint: Endpoint, now: float) -> dict[str, Any]:
     """The current secret, and every secret that signs at `now` (current first, then those
     still in their rotation grace period, with their `expiresAt`)."""
-    valid = [s for s in endpoint.secrets if s.expires_at is None or s.expires_at > now]
+    valid = [s for s in endpoint.secrets if s.signs_at(now)]
     valid.sort(key=lambda s: (s.expires_at is not None, -(s.expires_at or 0.0)))
     current = next((s.secret for s in valid if s.expires_at is None), None)
     return {"secret": current, "secrets": [secret_view(s) for s in valid]}

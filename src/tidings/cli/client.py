@@ -23,7 +23,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -93,6 +93,21 @@ def call(url: str, key: str | None, work: Callable[[ApiClient], Awaitable[T]]) -
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def fetch_all(
+    url: str,
+    key: str | None,
+    path: str,
+    limit: int,
+    params: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every item of a list path, following cursors, up to `limit`."""
+
+    async def collect(api: ApiClient) -> list[dict[str, Any]]:
+        return [item async for item in api.paginate(path, limit=limit, params=params)]
+
+    return call(url, key, collect)
 
 
 def print_json(value: Any) -> None:
@@ -720,11 +735,7 @@ def endpoints_list(
     as_json: JsonOpt = False,
 ) -> None:
     """The organization's endpoints."""
-
-    async def collect(api: ApiClient) -> list[dict[str, Any]]:
-        return [item async for item in api.paginate("/v1/endpoints", limit=limit)]
-
-    items = call(url, key, collect)
+    items = fetch_all(url, key, "/v1/endpoints", limit)
     if as_json:
         print_json({"items": items})
         return
@@ -939,11 +950,7 @@ def deliveries_list(
         "since": since,
         "until": until,
     }
-
-    async def collect(api: ApiClient) -> list[dict[str, Any]]:
-        return [d async for d in api.paginate("/v1/deliveries", limit=limit, params=params)]
-
-    items = call(url, key, collect)
+    items = fetch_all(url, key, "/v1/deliveries", limit, params)
     if as_json:
         print_json({"items": items})
         return

@@ -715,18 +715,15 @@ class PostgresStore(Store):
         revivals: Sequence[tuple[str, int]],
         now: float,
     ) -> int:
-        count = 0
+        if not revivals:
+            return 0
+        rows = c.dumps([{"id": d, "schema_version": v} for d, v in revivals])
         async with self._tx() as conn:
-            for delivery_id, schema_version in revivals:
-                status = await conn.execute(
-                    _Q["revive_skipped_delivery"],
-                    organization_id,
-                    endpoint_id,
-                    delivery_id,
-                    schema_version,
-                    now,
+            count = _rowcount(
+                await conn.execute(
+                    _Q["revive_skipped_delivery"], organization_id, endpoint_id, rows, now
                 )
-                count += _rowcount(status)
+            )
             if count:
                 await conn.execute(_Q["notify_wakeup"])
         if count:

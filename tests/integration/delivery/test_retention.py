@@ -9,40 +9,34 @@ import pytest
 
 from tidings.clock import FakeClock
 from tidings.delivery.retention import purge_once, run_retention
-from tidings.ids import new_id
-from tidings.models import Attempt, AttemptOutcome, DeliveryStatus, Event, NewDelivery
-from tidings.store.base import PublishItem, Store
+from tidings.models import DeliveryStatus
+from tidings.store.base import Store
 
+from ..store.helpers import event, item, outcome, pending
 from .helpers import new_endpoint, new_org
 
 pytestmark = pytest.mark.timeout(60)
 DAY = 86400.0
+SKIPPED = DeliveryStatus.SKIPPED
+SKIP_REASON = "schema_version_not_accepted"
 
 
-async def _publish_at(store: Store, org: str, endpoint_id: str, at: float, n: int) -> list[str]:
-    ids = []
-    items = []
-    for _ in range(n):
-        event = Event(
-            id=new_id("evt"),
-            organization_id=org,
-            type="compliance.status_changed",
-            schema_version=1,
-            source="WEB_APP",
-            created_at=at,
-            data={"orderId": "o"},
+async def _publish_at(
+    store: Store, org: str, endpoint_id: str, at: float, n: int, status: DeliveryStatus = SKIPPED
+) -> list[str]:
+    """`n` events created at `at`, each with one delivery of `status`; answers the delivery ids."""
+    skipped = status is SKIPPED
+    deliveries = [
+        pending(
+            endpoint_id,
+            status=status,
+            schema_version=None if skipped else 1,
+            skip_reason=SKIP_REASON if skipped else None,
         )
-        delivery = NewDelivery(
-            id=new_id("dlv"),
-            endpoint_id=endpoint_id,
-            status=DeliveryStatus.SKIPPED,
-            schema_version=None,
-            skip_reason="schema_version_not_accepted",
-        )
-        ids.append(delivery.id)
-        items.append(PublishItem(event, [delivery]))
-    await store.publish(items, now=at)
-    return ids
+        for _ in range(n)
+    ]
+    await store.publish([item(event(org, created_at=at), [d]) for d in deliveries], now=at)
+    return [d.id for d in deliveries]
 
 
 async def test_purge_removes_only_history_older_than_the_cutoff(store: Store) -> None:
@@ -88,56 +82,29 @@ async def test_events_and_attempts_past_retention_go_undelivered_ones_stay(store
     ep = await new_endpoint(store, org, "https://hooks.example.com/x")
     old_at = clock() - 40 * DAY
 
-    async def publish(status: DeliveryStatus, at: float) -> tuple[str, str]:
-        event = Event(
-            id=new_id("evt"),
-            organization_id=org,
-            type="compliance.status_changed",
-            schema_version=1,
-            source="WEB_APP",
-            created_at=at,
-            data={"orderId": "o"},
-        )
-        delivery = NewDelivery(
-            id=new_id("dlv"),
-            endpoint_id=ep.id,
-            status=status,
-            schema_version=None if status is DeliveryStatus.SKIPPED else 1,
-            skip_reason="schema_version_not_accepted" if status is DeliveryStatus.SKIPPED else None,
-        )
-        await store.publish([PublishItem(event, [delivery])], now=at)
-        return event.id, delivery.id
-
-    delivered_event, delivered = await publish(DeliveryStatus.PENDING, old_at)
+    [delivered] = await _publish_at(store, org, ep.id, old_at, 1, DeliveryStatus.PENDING)
     [claim] = await store.claim_due("w1", old_at + 1, 30, 10)
     assert claim.delivery.id == delivered
-    attempt = Attempt(delivered, 1, old_at + 1, 12.0, 200, None, "ok")
-    await store.record_outcomes(
-        "w1",
-        [
-            AttemptOutcome(
-                delivery_id=delivered,
-                endpoint_id=ep.id,
-                attempt=attempt,
-                status=DeliveryStatus.SUCCEEDED,
-                next_attempt_at=None,
-                success=True,
-                last_status_code=200,
-            )
-        ],
-        old_at + 1,
+    done = outcome(
+        delivered, ep.id, DeliveryStatus.SUCCEEDED, success=True, at=old_at + 1, code=200
     )
+    await store.record_outcomes("w1", [done], old_at + 1)
     assert len(await store.list_attempts(org, delivered)) == 1
-    skipped_event, skipped = await publish(DeliveryStatus.SKIPPED, old_at)
-    held_event, held = await publish(DeliveryStatus.HELD, old_at)
-    recent_event, recent = await publish(DeliveryStatus.SKIPPED, clock() - 1 * DAY)
+    [skipped] = await _publish_at(store, org, ep.id, old_at, 1)
+    [held] = await _publish_at(store, org, ep.id, old_at, 1, DeliveryStatus.HELD)
+    [recent] = await _publish_at(store, org, ep.id, clock() - 1 * DAY, 1)
+    event_of = {}
+    for delivery_id in (delivered, skipped, held, recent):
+        delivery = await store.get_delivery(org, delivery_id)
+        assert delivery is not None
+        event_of[delivery_id] = delivery.event_id
 
     assert await purge_once(store, clock, 30, batch_size=1, pause_seconds=0) > 0
 
-    for event_id, delivery_id in ((delivered_event, delivered), (skipped_event, skipped)):
+    for delivery_id in (delivered, skipped):
         assert await store.get_delivery(org, delivery_id) is None
-        assert await store.get_event(org, event_id) is None
+        assert await store.get_event(org, event_of[delivery_id]) is None
     assert await store.list_attempts(org, delivered) == []
-    for event_id, delivery_id in ((held_event, held), (recent_event, recent)):
+    for delivery_id in (held, recent):
         assert await store.get_delivery(org, delivery_id) is not None
-        assert await store.get_event(org, event_id) is not None
+        assert await store.get_event(org, event_of[delivery_id]) is not None

@@ -340,11 +340,7 @@ async def rotate_secret(
     endpoint = await _endpoint(ctx, organization_id, endpoint_id)
     grace = (body or RotateIn()).graceSeconds
     now = ctx.clock()
-    kept: list[EndpointSecret] = []
-    for old in endpoint.secrets:
-        expires = now + grace if old.expires_at is None else min(old.expires_at, now + grace)
-        if grace > 0 and expires > now:
-            kept.append(replace(old, expires_at=expires))
+    kept = [k for k in (old.rotated_out(now, grace) for old in endpoint.secrets) if k is not None]
     new = EndpointSecret(secret=generate_secret(endpoint.format), created_at=now)
     try:
         await ctx.store.set_endpoint_secrets(organization_id, endpoint_id, [new, *kept], now)

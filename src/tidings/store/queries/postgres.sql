@@ -272,13 +272,14 @@ WHERE d.organization_id = $1 AND d.endpoint_id = $2
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
 -- name: revive_skipped_delivery
+-- Every (id, schema_version) of the batch in one statement ($3: JSON list).
 UPDATE deliveries AS d SET
-    series = d.series + 1, attempt_count = 0, next_attempt_at = $5, skip_reason = NULL,
-    schema_version = $4,
+    series = d.series + 1, attempt_count = 0, next_attempt_at = $4, skip_reason = NULL,
+    schema_version = r.schema_version,
     status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
-    lease_owner = NULL, lease_expires_at = NULL, updated_at = $5
-FROM endpoints AS ep
-WHERE d.organization_id = $1 AND d.endpoint_id = $2 AND d.id = $3 AND d.status = 'skipped'
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = $4
+FROM json_to_recordset($3::json) AS r(id text, schema_version integer), endpoints AS ep
+WHERE d.organization_id = $1 AND d.endpoint_id = $2 AND d.id = r.id AND d.status = 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
 -- name: claim_due
