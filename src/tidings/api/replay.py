@@ -112,8 +112,11 @@ async def revive_skipped(
             endpoint.organization_id, flt, limit=MISSING_BATCH, cursor=cursor
         )
         revivals: list[tuple[str, int]] = []
+        events = await ctx.store.get_events(
+            endpoint.organization_id, [d.event_id for d in page.items]
+        )
         for delivery in page.items:
-            event = await ctx.store.get_event(endpoint.organization_id, delivery.event_id)
+            event = events.get(delivery.event_id)
             if event is None:
                 continue
             planned = plan_deliveries(event, [endpoint], ctx.catalog, lambda p: new_id(p, now))

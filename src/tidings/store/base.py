@@ -235,6 +235,10 @@ class Store(abc.ABC):
     async def get_event(self, organization_id: str, event_id: str) -> Event | None: ...
 
     @abc.abstractmethod
+    async def get_events(self, organization_id: str, event_ids: Sequence[str]) -> dict[str, Event]:
+        """The organization's events among `event_ids`, by id (unknown ids are left out)."""
+
+    @abc.abstractmethod
     async def list_events(
         self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
     ) -> Page[Event]:

@@ -516,6 +516,14 @@ class PostgresStore(Store):
             row = await conn.fetchrow(_Q["get_event"], organization_id, event_id)
         return None if row is None else c.event_from_row(row, _load)
 
+    async def get_events(self, organization_id: str, event_ids: Sequence[str]) -> dict[str, Event]:
+        ids = sorted(set(event_ids))
+        if not ids:
+            return {}
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["events_by_keys"], [organization_id] * len(ids), ids)
+        return {r["id"]: c.event_from_row(r, _load) for r in rows}
+
     async def list_events(
         self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
     ) -> Page[Event]:

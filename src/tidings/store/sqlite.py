@@ -475,6 +475,15 @@ class SqliteStore(Store):
             )
         return None if row is None else c.event_from_row(row, _load)
 
+    async def get_events(self, organization_id: str, event_ids: Sequence[str]) -> dict[str, Event]:
+        ids = sorted(set(event_ids))
+        if not ids:
+            return {}
+        keys = c.dumps([(organization_id, i) for i in ids])
+        async with self._read() as db:
+            rows = await self._fetchall(db, "events_by_keys", {"keys": keys})
+        return {e.id: e for e in (c.event_from_row(r, _load) for r in rows)}
+
     async def list_events(
         self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
     ) -> Page[Event]:

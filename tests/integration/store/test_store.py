@@ -256,6 +256,15 @@ async def test_event_ids_are_scoped_by_organization(store: Store) -> None:
     assert await store.get_event(b, ev.id) == rb.event
 
 
+async def test_get_events_answers_the_organizations_own_by_id(store: Store) -> None:
+    a, b = await make_org(store), await make_org(store)
+    mine, theirs = event(a), event(b)
+    stored = await store.publish([item(mine, []), item(theirs, [])])
+    got = await store.get_events(a, [mine.id, theirs.id, "evt_unknown", mine.id])
+    assert got == {mine.id: stored[0].event}
+    assert await store.get_events(a, []) == {}
+
+
 async def test_projections_applied_versioned_and_skipped(store: Store) -> None:
     org = await make_org(store)
     seen: list[Projection | None] = []
