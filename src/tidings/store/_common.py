@@ -305,6 +305,88 @@ def split_published(
     return stored, created
 
 
+ProjectionKey = tuple[str, str, str]  # organization_id, kind, key
+
+
+def projection_keys(items: Sequence[PublishItem]) -> list[ProjectionKey]:
+    """The projection keys a publish touches, in key order (the order locks are taken in)."""
+    return sorted(
+        {(it.event.organization_id, u.kind, u.key) for it in items for u in it.projections}
+    )
+
+
+def projection_key_rows(keys: Sequence[ProjectionKey]) -> str:
+    return dumps([{"organization_id": o, "kind": k, "key": x} for o, k, x in keys])
+
+
+def projection_changes(
+    items: Sequence[PublishItem], current: dict[ProjectionKey, Projection], now: float | None
+) -> dict[ProjectionKey, Projection]:
+    """The projections a publish changes, by key, from their `current` rows: updates to the
+    same key are applied in publish order on the state in memory; an update that changes
+    nothing leaves its key out."""
+    state_now = dict(current)
+    changed: dict[ProjectionKey, Projection] = {}
+    for it in items:
+        ev = it.event
+        for update in it.projections:
+            key = (ev.organization_id, update.kind, update.key)
+            before = state_now.get(key)
+            state = update.apply(before)
+            if state is None:
+                continue
+            after = Projection(
+                organization_id=ev.organization_id,
+                kind=update.kind,
+                key=update.key,
+                state=state,
+                version=1 if before is None else before.version + 1,
+                updated_at=ev.created_at if now is None else now,
+                source_created_at=ev.created_at,
+                last_event_id=ev.id,
+            )
+            state_now[key] = changed[key] = after
+    return changed
+
+
+def projection_rows(
+    changed: dict[ProjectionKey, Projection],
+    *,
+    read: dict[ProjectionKey, Projection] | None = None,
+    keys: Sequence[ProjectionKey] = (),
+) -> str:
+    """Rows for writing `changed` in key order. With `read` (the rows the changes were computed
+    from), every one of `keys` also carries the version it had (`expected`, null when it did
+    not exist) and whether it is written, for a compare-and-set."""
+    if read is None:
+        return dumps([_projection_row(changed[k]) for k in sorted(changed)])
+    rows = []
+    for key in keys:
+        before = read.get(key)
+        row: dict[str, Any] = (
+            _projection_row(changed[key])
+            if key in changed
+            else {"organization_id": key[0], "kind": key[1], "key": key[2]}
+        )
+        row["expected"] = None if before is None else before.version
+        row["write"] = key in changed
+        rows.append(row)
+    return dumps(rows)
+
+
+def _projection_row(p: Projection) -> dict[str, Any]:
+    return {
+        "organization_id": p.organization_id,
+        "kind": p.kind,
+        "key": p.key,
+        "state": p.state,
+        "version": p.version,
+        "updated_at": p.updated_at,
+        "source_created_at": p.source_created_at,
+        "last_event_id": p.last_event_id,
+    }
+
+
 def outcome_rows(outcomes: Sequence[AttemptOutcome]) -> str:
     return dumps(
         [

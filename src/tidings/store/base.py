@@ -56,6 +56,8 @@ class ProjectionUpdate:
     `apply(current)` gets the current projection (or None) and returns the new state dict, or
     None to leave it unchanged (e.g. an out-of-order event). The store then writes state,
     bumps version, and sets updated_at/source_created_at/last_event_id from the event.
+    `apply` must be pure: a store may call it on a state it then finds stale, or for an event it
+    then finds stored already, and throw the answer away.
     """
 
     kind: str

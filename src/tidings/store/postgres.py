@@ -3,8 +3,10 @@ processes.
 
 Batches travel as arrays (`unnest`), so publishing or recording a batch costs a fixed number of
 round trips. Claiming uses `FOR UPDATE SKIP LOCKED`. Commits that make deliveries due also
-`pg_notify('tidings_wakeup')` in the same transaction; `listen()` keeps a dedicated connection
-that turns those notifications into wake-up callbacks (and reconnects when it drops).
+`pg_notify('tidings_wakeup')`: in the same transaction where it is rare (resume, replay,
+release), after commit and coalesced for publishing (`_announce`). `listen()` keeps a dedicated
+connection that turns those notifications into wake-up callbacks (and reconnects when it drops).
+A lost notification costs at most the worker's idle poll, never a delivery.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ LISTEN_CHECK_TIMEOUT_SECONDS = 5.0
 _Q = c.load_queries("postgres")
 _load = c.loads_decoded
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Raised by tidings_publish_new (migration 0002) when its premise does not hold.
+_PREMISE_FAILED = {"TD001", "TD002"}
 
 
 @contextlib.contextmanager
@@ -121,6 +125,8 @@ class PostgresStore(Store):
         self._listener: Any = None
         self._listener_lost: asyncio.Event | None = None
         self._listen_task: asyncio.Task[None] | None = None
+        self._announcer: asyncio.Task[None] | None = None
+        self._announce_wanted = False
 
     # ---- plumbing -----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -143,6 +149,30 @@ class PostgresStore(Store):
             except Exception:  # a broken listener must not fail the writer
                 log.exception("wakeup callback failed", extra={"action": "store.wakeup"})
 
+    def _announce(self) -> None:
+        """Deliveries were published: wake this process's listeners now and other processes'
+        workers with one NOTIFY sent after commit. A NOTIFY inside the publishing transaction
+        would take PostgreSQL's database-wide notify lock from its commit until that commit is
+        flushed, so concurrent publishes would commit one fsync at a time. Coalesced: one
+        NOTIFY in flight per process, and publishes committed meanwhile share the next one."""
+        self._wake()
+        self._announce_wanted = True
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.get_running_loop().create_task(self._send_announcements())
+
+    async def _send_announcements(self) -> None:
+        while self._announce_wanted and self._pool is not None:
+            self._announce_wanted = False
+            try:
+                async with self._acquire() as conn:
+                    await conn.execute(_Q["notify_wakeup"])
+            except StoreError as exc:  # the workers' idle poll finds the deliveries
+                log.warning(
+                    "wakeup notification not sent",
+                    extra={"action": "store.announce", "error": str(exc)},
+                )
+                return
+
     # ---- lifecycle ----------------------------------------------------------------------------
     async def connect(self) -> None:
         if self._pool is not None:
@@ -157,6 +187,10 @@ class PostgresStore(Store):
             )
 
     async def close(self) -> None:
+        announcer, self._announcer = self._announcer, None
+        if announcer is not None:  # the last publishes' notification still goes out
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(announcer, LISTEN_CHECK_TIMEOUT_SECONDS)
         task, self._listen_task = self._listen_task, None
         if task is not None:
             task.cancel()
@@ -426,6 +460,53 @@ class PostgresStore(Store):
     ) -> list[PublishResult]:
         if not items:
             return []
+        results = await self._publish_new(items, now)
+        if results is None:
+            results = await self._publish_locking(items, now)
+        return results
+
+    async def _publish_new(
+        self, items: Sequence[PublishItem], now: float | None
+    ) -> list[PublishResult] | None:
+        """The common case in two round trips and no explicit transaction: read the projections
+        the events touch, then `tidings_publish_new` stores events, deliveries, wake-up and the
+        projection changes as one statement, on the premise that every event is new and every
+        projection is still as read. None when the premise failed (the statement rolled back
+        whole): the caller takes the locking path."""
+        keys = c.projection_keys(items)
+        deliveries = c.new_delivery_rows(items, now)
+        async with self._acquire() as conn:
+            read: dict[c.ProjectionKey, Projection] = {}
+            if keys:
+                for row in await conn.fetch(_Q["get_projections"], c.projection_key_rows(keys)):
+                    proj = c.projection_from_row(row, _load)
+                    read[(proj.organization_id, proj.kind, proj.key)] = proj
+            changed = c.projection_changes(items, read, now)
+            try:
+                stored = await conn.fetchval(
+                    _Q["publish_new"],
+                    c.event_rows([i.event for i in items], nested_as_text=False),
+                    c.delivery_rows(deliveries),
+                    c.projection_rows(changed, read=read, keys=keys),
+                )
+            except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) in _PREMISE_FAILED:
+                    return None
+                raise
+        events, created = c.split_published(
+            items, {(org, event_id): int(seq) for org, event_id, seq in stored}
+        )
+        if len(created) != len(items):  # the function refuses this; never half-answer
+            raise StoreError("publish stored a different number of events than it was given")
+        if c.any_pending(deliveries):
+            self._announce()
+        return [PublishResult(event=ev, created=True) for ev in events if ev is not None]
+
+    async def _publish_locking(
+        self, items: Sequence[PublishItem], now: float | None
+    ) -> list[PublishResult]:
+        """Any publish, in one transaction that locks the projection keys before reading them;
+        events that exist already are answered as stored."""
         async with self._tx() as conn:
             rows = await conn.fetch(
                 _Q["insert_events"], c.event_rows([i.event for i in items], nested_as_text=False)
@@ -440,66 +521,30 @@ class PostgresStore(Store):
                 for it, ev in zip(items, stored, strict=True)
             ]
             deliveries = c.new_delivery_rows(created, now)
-            if deliveries:  # notifies (at commit) when one is pending
-                await conn.execute(_Q["insert_deliveries_notify"], c.delivery_rows(deliveries))
+            if deliveries:
+                await conn.execute(_Q["insert_deliveries"], c.delivery_rows(deliveries))
             await self._apply_projections(conn, created, now)
         if c.any_pending(deliveries):
-            self._wake()
+            self._announce()
         return results
 
     async def _apply_projections(
         self, conn: Any, created: Sequence[PublishItem], now: float | None
     ) -> None:
         """Every projection update of the batch in three round trips: lock the keys (in key
-        order), read their current rows, write the changed ones; updates to the same key are
-        applied in publish order on the state in memory."""
-        pairs = [(it.event, u) for it in created for u in it.projections]
-        if not pairs:
+        order), read their current rows, write the changed ones (in key order)."""
+        keys = c.projection_keys(created)
+        if not keys:
             return
-        keys = sorted({(ev.organization_id, u.kind, u.key) for ev, u in pairs})
-        key_rows = c.dumps([{"organization_id": o, "kind": k, "key": x} for o, k, x in keys])
+        key_rows = c.projection_key_rows(keys)
         await conn.execute(_Q["lock_projections"], key_rows)
-        current: dict[tuple[str, str, str], Projection] = {}
+        current: dict[c.ProjectionKey, Projection] = {}
         for row in await conn.fetch(_Q["get_projections"], key_rows):
             proj = c.projection_from_row(row, _load)
             current[(proj.organization_id, proj.kind, proj.key)] = proj
-        changed: dict[tuple[str, str, str], Projection] = {}
-        for ev, update in pairs:
-            key = (ev.organization_id, update.kind, update.key)
-            before = current.get(key)
-            state = update.apply(before)
-            if state is None:
-                continue
-            after = Projection(
-                organization_id=ev.organization_id,
-                kind=update.kind,
-                key=update.key,
-                state=state,
-                version=1 if before is None else before.version + 1,
-                updated_at=ev.created_at if now is None else now,
-                source_created_at=ev.created_at,
-                last_event_id=ev.id,
-            )
-            current[key] = changed[key] = after
+        changed = c.projection_changes(created, current, now)
         if changed:
-            await conn.execute(
-                _Q["upsert_projections"],
-                c.dumps(
-                    [
-                        {
-                            "organization_id": p.organization_id,
-                            "kind": p.kind,
-                            "key": p.key,
-                            "state": p.state,
-                            "version": p.version,
-                            "updated_at": p.updated_at,
-                            "source_created_at": p.source_created_at,
-                            "last_event_id": p.last_event_id,
-                        }
-                        for p in changed.values()
-                    ]
-                ),
-            )
+            await conn.execute(_Q["upsert_projections"], c.projection_rows(changed))
 
     async def _existing_event(self, conn: Any, ev: Event) -> Event:
         row = await conn.fetchrow(_Q["get_event"], ev.organization_id, ev.id)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from tidings.models import DeliveryStatus, Projection
+from tidings.store import _common as c
 from tidings.store import postgres as postgres_module
-from tidings.store.base import ProjectionUpdate, StoreError
+from tidings.store._common import load_migrations
+from tidings.store.base import DeliveryFilter, ProjectionUpdate, StoreError
 from tidings.store.postgres import PostgresStore
 
 from .helpers import T0, event, item, make_endpoint, make_org, outcome, pending
@@ -142,7 +146,9 @@ async def test_concurrent_migrate_applies_each_version_once(
         await s.connect()
     try:
         results = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(results, key=len) == [[], [], [1]]
+        every = [m.version for m in load_migrations("postgres")]
+        assert len(every) >= 2
+        assert sorted(results, key=len) == [[], [], every]
         assert (await stores[0].migration_status()).up_to_date
     finally:
         for s in stores:
@@ -192,3 +198,105 @@ async def test_a_listener_that_stops_answering_is_replaced(
     first = listener._listener
     await asyncio.wait_for(woken.wait(), WAIT_SECONDS)  # the reconnect wakes once
     assert listener._listener is not first and first.is_closed()
+
+
+async def test_new_events_take_one_statement_and_repeats_the_locking_path(
+    two_stores: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = two_stores
+    org = await make_org(store)
+    ep = await make_endpoint(store, org)
+    locking: list[int] = []
+    original = PostgresStore._publish_locking
+
+    async def spy(self: PostgresStore, items: Any, now: float | None) -> Any:
+        locking.append(len(items))
+        return await original(self, items, now)
+
+    monkeypatch.setattr(PostgresStore, "_publish_locking", spy)
+
+    def bump(current: Projection | None) -> dict[str, object] | None:
+        return {"n": 1 if current is None else int(current.state["n"]) + 1}
+
+    update = (ProjectionUpdate("entitlement", "e-1", bump),)
+    first = event(org)
+    [r] = await store.publish([item(first, [pending(ep.id)], update)], now=T0)
+    assert r.created and r.event.seq is not None and locking == []
+    # a batch with one repeat: the one-statement publish refuses it whole, the locking path
+    # stores the new event once and answers the repeat as stored
+    second = event(org)
+    results = await store.publish(
+        [item(first, [pending(ep.id)], update), item(second, [pending(ep.id)], update)], now=T0
+    )
+    assert [x.created for x in results] == [False, True] and locking == [2]
+    for ev in (first, second):
+        page = await store.list_deliveries(
+            org, DeliveryFilter(event_id=ev.id), limit=10, cursor=None
+        )
+        assert len(page.items) == 1
+    p = await store.get_projection(org, "entitlement", "e-1")
+    assert p is not None and (p.state, p.version, p.last_event_id) == ({"n": 2}, 2, second.id)
+
+
+async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    await store.connect()
+    try:
+        org = await make_org(store)
+        ep = await make_endpoint(store, org)
+        seed = event(org)
+        await store.publish([item(seed, [], ())], now=T0)
+        current = Projection(org, "entitlement", "e-1", {"n": 1}, 1, T0, T0, seed.id)
+        await store.publish(
+            [item(event(org), [], (ProjectionUpdate("entitlement", "e-1", lambda _: {"n": 1}),))]
+        )
+    finally:
+        await store.close()
+    key = (org, "entitlement", "e-1")
+    fresh = event(org)
+    newer = Projection(org, "entitlement", "e-1", {"n": 9}, 2, T0, T0, fresh.id)
+    deliveries = c.delivery_rows([(org, fresh.id, pending(ep.id), T0)])
+    conn = await asyncpg.connect(pg_url)
+    try:
+        # TD002: the projection was read at a version it no longer has (0, i.e. missing)
+        with pytest.raises(asyncpg.PostgresError) as stale:
+            await conn.fetchval(
+                postgres_module._Q["publish_new"],
+                c.event_rows([fresh], nested_as_text=False),
+                deliveries,
+                c.projection_rows({key: newer}, read={}, keys=[key]),
+            )
+        assert stale.value.sqlstate == "TD002"
+        # TD001: one event of the batch is stored already
+        with pytest.raises(asyncpg.PostgresError) as repeat:
+            await conn.fetchval(
+                postgres_module._Q["publish_new"],
+                c.event_rows([fresh, seed], nested_as_text=False),
+                deliveries,
+                c.projection_rows({}, read={key: current}, keys=[]),
+            )
+        assert repeat.value.sqlstate == "TD001"
+        # neither attempt left anything behind
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE id = $1", fresh.id) == 0
+        assert (
+            await conn.fetchval("SELECT count(*) FROM deliveries WHERE event_id = $1", fresh.id)
+            == 0
+        )
+        state = await conn.fetchval("SELECT state::text FROM projections WHERE key = 'e-1'")
+        assert orjson.loads(state) == {"n": 1}
+        # with the version as it is, the same call stores all of it
+        ok = await conn.fetchval(
+            postgres_module._Q["publish_new"],
+            c.event_rows([fresh], nested_as_text=False),
+            deliveries,
+            c.projection_rows({key: newer}, read={key: current}, keys=[key]),
+        )
+        assert [row[1] for row in orjson.loads(ok)] == [fresh.id]
+        assert (
+            await conn.fetchval("SELECT count(*) FROM deliveries WHERE event_id = $1", fresh.id)
+            == 1
+        )
+        state = await conn.fetchval("SELECT state::text FROM projections WHERE key = 'e-1'")
+        assert orjson.loads(state) == {"n": 9}
+    finally:
+        await conn.close()

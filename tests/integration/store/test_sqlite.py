@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tidings.store._common import load_migrations
 from tidings.store.base import StoreError, open_store
 from tidings.store.sqlite import SqliteStore, sqlite_path
 
@@ -42,7 +43,7 @@ async def test_in_memory_database() -> None:
     store = open_store("sqlite://:memory:")
     await store.connect()
     try:
-        assert await store.migrate() == [1]
+        assert await store.migrate() == [m.version for m in load_migrations("sqlite")]
         org = await make_org(store)
         assert await store.get_organization(org) is not None
     finally:

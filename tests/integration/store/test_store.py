@@ -55,7 +55,7 @@ POSTGRES_ONLY = {
     "get_projections",
     "upsert_projections",
     "lock_endpoints",
-    "insert_deliveries_notify",  # publish: insert and wake-up in one round trip
+    "publish_new",  # publish of new events in one statement (migration 0002)
 }
 
 
@@ -298,18 +298,23 @@ async def test_projections_applied_versioned_and_skipped(store: Store) -> None:
 
 async def test_projection_not_applied_for_idempotent_repeat(store: Store) -> None:
     org = await make_org(store)
-    calls = 0
 
     def bump(current: Projection | None) -> dict[str, object] | None:
-        nonlocal calls
-        calls += 1
-        return {"calls": calls}
+        return {"n": 1 if current is None else int(current.state["n"]) + 1}
 
     ev = event(org)
     update = (ProjectionUpdate("locks", "l", bump),)
     await store.publish([item(ev, [], update)])
-    await store.publish([item(ev, [], update)])
-    assert calls == 1
+    [again] = await store.publish([item(ev, [], update)])
+    assert not again.created
+    p = await store.get_projection(org, "locks", "l")
+    assert p is not None and (p.state, p.version, p.last_event_id) == ({"n": 1}, 1, ev.id)
+    # a batch holding the repeat and a new event applies only the new one
+    ev2 = event(org)
+    results = await store.publish([item(ev, [], update), item(ev2, [], update)])
+    assert [r.created for r in results] == [False, True]
+    p = await store.get_projection(org, "locks", "l")
+    assert p is not None and (p.state, p.version, p.last_event_id) == ({"n": 2}, 2, ev2.id)
 
 
 async def test_event_feed_cursor_types_and_fingerprint(store: Store) -> None:

@@ -186,26 +186,6 @@ FROM json_to_recordset($1::json)
           skip_reason text, schema_version integer, is_meta boolean, now double precision)
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
 
--- name: insert_deliveries_notify
--- insert_deliveries plus the wake-up (sent at commit) when one of them is pending: one round
--- trip fewer per publish.
-WITH inserted AS (
-    INSERT INTO deliveries (
-        id, organization_id, event_id, endpoint_id, status, skip_reason, schema_version,
-        next_attempt_at, is_meta, created_at, updated_at
-    )
-    SELECT t.id, t.organization_id, t.event_id, t.endpoint_id, t.status, t.skip_reason,
-           t.schema_version, CASE WHEN t.status = 'pending' THEN t.now END, t.is_meta, t.now,
-           t.now
-    FROM json_to_recordset($1::json)
-         AS t(id text, organization_id text, event_id text, endpoint_id text, status text,
-              skip_reason text, schema_version integer, is_meta boolean, now double precision)
-    ON CONFLICT (endpoint_id, event_id) DO NOTHING
-    RETURNING status
-)
-SELECT pg_notify('tidings_wakeup', '')
-FROM (SELECT 1 FROM inserted WHERE status = 'pending' LIMIT 1) AS due
-
 -- name: get_delivery
 SELECT * FROM deliveries WHERE organization_id = $1 AND id = $2
 
@@ -409,9 +389,8 @@ FROM (
 ) AS t
 
 -- name: get_projections
-SELECT p.* FROM projections p
-JOIN json_to_recordset($1::json) AS t(organization_id text, kind text, key text)
-  ON p.organization_id = t.organization_id AND p.kind = t.kind AND p.key = t.key
+-- Through a function that plans with enable_seqscan off (migration 0002 says why).
+SELECT * FROM tidings_projections($1::json)
 
 -- name: upsert_projections
 INSERT INTO projections (
@@ -429,3 +408,8 @@ ON CONFLICT (organization_id, kind, key) DO UPDATE SET
 
 -- name: get_projection
 SELECT * FROM projections WHERE organization_id = $1 AND kind = $2 AND key = $3
+
+-- name: publish_new
+-- New events, their deliveries and compare-and-set projection changes in one
+-- statement (migration 0002); SQLSTATE TD001/TD002 when its premise fails.
+SELECT tidings_publish_new($1::text::jsonb, $2::json, $3::json)
