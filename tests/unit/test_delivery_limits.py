@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidings.delivery.limits import CONCURRENCY_DEFER_SECONDS, TokenBucket, admit
+from tidings.delivery.limits import (
+    CONCURRENCY_DEFER_SECONDS,
+    EndpointWindows,
+    TokenBucket,
+    admit,
+    struggling,
+)
 
 
 def test_bucket_starts_full_then_refills_at_rate() -> None:
@@ -126,3 +132,60 @@ def test_busy_deferral_follows_the_endpoint() -> None:
         busy_defer=lambda ep: 1.0 if ep == "slow" else 0.0,
     )
     assert defer == [("slow", 1.0), ("slow", 1.0), ("fast", 0.05), ("fast", 0.05)]
+
+
+def test_window_starts_small_grows_by_one_per_answer_and_halves_when_struggling() -> None:
+    windows = EndpointWindows(8, initial=2)
+    assert windows.limit("a") == 2
+    for expected in (3, 4, 5, 6, 7, 8, 8):
+        windows.grow("a")
+        assert windows.limit("a") == expected
+    windows.shrink("a")
+    assert windows.limit("a") == 4
+    for _ in range(5):
+        windows.shrink("a")
+    assert windows.limit("a") == 1  # never below one: the endpoint keeps being tried
+    assert windows.limit("b") == 2  # each endpoint has its own
+
+
+def test_window_forgets_the_least_recently_used_endpoints() -> None:
+    windows = EndpointWindows(8, initial=2, max_tracked=2)
+    windows.shrink("a")
+    windows.grow("b")
+    windows.grow("c")
+    assert (windows.limit("a"), windows.limit("b"), windows.limit("c")) == (2, 3, 3)
+
+
+@given(steps=st.lists(st.booleans(), max_size=300), maximum=st.integers(1, 32))
+def test_window_stays_between_one_and_the_maximum(steps: list[bool], maximum: int) -> None:
+    windows = EndpointWindows(maximum)
+    for answered in steps:
+        windows.grow("a") if answered else windows.shrink("a")
+        assert 1 <= windows.limit("a") <= maximum
+
+
+def test_only_missing_answers_and_overload_count_as_struggling() -> None:
+    assert struggling(None) and struggling(429) and struggling(503)
+    assert not any(struggling(code) for code in (200, 204, 301, 400, 404, 410, 500, 502))
+
+
+def test_admit_takes_each_endpoints_own_window() -> None:
+    windows = EndpointWindows(8, initial=2)
+    for _ in range(6):
+        windows.grow("fast")
+    windows.shrink("hung")
+    windows.shrink("hung")
+    items = [("hung", n) for n in range(8)] + [("fast", n) for n in range(8)]
+    start, defer = admit(
+        items,
+        endpoint_of=lambda i: i[0],
+        rate_of=lambda i: None,
+        in_flight={},
+        max_in_flight=8,
+        buckets={},
+        now=0.0,
+        limit_of=windows.limit,
+    )
+    assert [i for i in start if i[0] == "hung"] == [("hung", 0)]
+    assert len([i for i in start if i[0] == "fast"]) == 8
+    assert len(defer) == 7

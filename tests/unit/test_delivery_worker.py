@@ -161,8 +161,16 @@ class FakeStore:
             for o in outcomes
         ]
 
-    async def release(self, worker_id: str, ids: Sequence[str], next_attempt_at: float) -> int:
-        self.released.append((list(ids), next_attempt_at))
+    async def release(
+        self, worker_id: str, ids: Sequence[str], next_attempt_at: float | Sequence[float]
+    ) -> int:
+        dues = (
+            [float(next_attempt_at)] * len(ids)
+            if isinstance(next_attempt_at, int | float)
+            else list(next_attempt_at)
+        )
+        for due in sorted(set(dues)):  # as (ids, due) groups, in due order
+            self.released.append(([i for i, d in zip(ids, dues, strict=True) if d == due], due))
         return len(ids)
 
     async def pause_endpoint(self, org: str, endpoint_id: str, reason: str, now: float) -> bool:
@@ -292,11 +300,18 @@ class DueStore(FakeStore):
             self.claimed_ids.append(claim.delivery.id)
         return [claim for _, _, claim in ready]
 
-    async def release(self, worker_id: str, ids: Sequence[str], next_attempt_at: float) -> int:
+    async def release(
+        self, worker_id: str, ids: Sequence[str], next_attempt_at: float | Sequence[float]
+    ) -> int:
         await super().release(worker_id, ids, next_attempt_at)
-        for delivery_id in ids:
+        dues = (
+            [float(next_attempt_at)] * len(ids)
+            if isinstance(next_attempt_at, int | float)
+            else list(next_attempt_at)
+        )
+        for delivery_id, due in zip(ids, dues, strict=True):
             n = int(delivery_id.split("_")[1])
-            self.due[delivery_id] = (next_attempt_at, n, self.by_id[delivery_id])
+            self.due[delivery_id] = (due, n, self.by_id[delivery_id])
         return len(ids)
 
 
@@ -368,3 +383,46 @@ async def test_held_deliveries_go_back_before_their_lease_is_at_risk() -> None:
     gate.set()
     await task
     assert [o.delivery_id for w in store.writes for o in w] == ["dlv_0"]
+
+
+async def test_an_endpoint_that_stops_answering_keeps_one_send_in_flight() -> None:
+    import time
+
+    answering = True
+    in_flight = 0
+    timeouts = 0
+    seen: list[tuple[int, int]] = []  # (timeouts so far, sends in flight) at each send's start
+    store = DueStore([make_claim(n, endpoint_id="ep_flaky") for n in range(400)], time.time)
+
+    class Sender(FakeSender):
+        async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+            nonlocal in_flight, timeouts
+            self.sent.append(headers["X-Tidings-Delivery-Id"])
+            in_flight += 1
+            seen.append((timeouts, in_flight))
+            try:
+                if answering:
+                    await asyncio.sleep(0.005)
+                    return SendResult(200, None, "ok", 5.0)
+                await asyncio.sleep(0.05)  # held until the (short) timeout
+                timeouts += 1
+                return SendResult(None, "timeout", None, 50.0)
+            finally:
+                in_flight -= 1
+
+    sender = Sender()
+    worker = make_worker(store, sender, endpoint_max_in_flight=8, poll_interval_seconds=0.02)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await wait_for(lambda: len(sender.sent) >= 200)
+    answering = False
+    await wait_for(lambda: timeouts >= 12)
+    stop.set()
+    await task
+    # while it answered, its window opened past the two sends a new endpoint starts with
+    assert max(n for t, n in seen if t == 0) > 2
+    # once it stopped answering, each timeout halved the window: after the in-flight ones
+    # had timed out (8 -> 4 -> 2 -> 1), one send at a time
+    assert worker._windows.limit("ep_flaky") == 1
+    late = [n for t, n in seen if t >= 8]
+    assert late and max(late) == 1

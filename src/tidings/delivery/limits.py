@@ -1,10 +1,12 @@
-"""Per-endpoint fairness, pure (handed `now`): a token bucket for `rateLimitPerSecond` and the
-admission rule that decides, for a claimed batch, which deliveries start now and which go back
-to the store for a little while (so a slow endpoint only ever holds its own share of the worker).
+"""Per-endpoint fairness, pure (handed `now`): a token bucket for `rateLimitPerSecond`, the
+per-endpoint in-flight window, and the admission rule that decides, for a claimed batch, which
+deliveries start now and which go back to the store for a little while (so a slow endpoint only
+ever holds its own share of the worker).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
@@ -13,6 +15,10 @@ T = TypeVar("T")
 # How long a delivery deferred because its endpoint is at its in-flight limit stays back.
 CONCURRENCY_DEFER_SECONDS = 0.5
 MIN_DEFER_SECONDS = 0.05
+# An endpoint this worker has not heard from yet starts with this many deliveries in flight.
+INITIAL_WINDOW = 2
+# Windows remembered (least recently used forgotten first); a forgotten endpoint starts over.
+MAX_TRACKED_WINDOWS = 100_000
 
 
 class TokenBucket:
@@ -52,6 +58,52 @@ class TokenBucket:
         self.tokens = min(self.tokens, self.burst)
 
 
+class EndpointWindows:
+    """How many deliveries each endpoint may have in flight: additive increase, multiplicative
+    decrease, as TCP does for its congestion window. An endpoint starts at `initial`; every
+    answered request (`grow`) adds one up to `maximum`; a timeout, a failed connection or an
+    "overloaded" answer (`shrink`) halves it, down to one. So an endpoint that stopped
+    answering ties up one of the worker's slots until its timeout, not `maximum` of them,
+    while a healthy endpoint reaches `maximum` after a handful of answers."""
+
+    def __init__(
+        self,
+        maximum: int,
+        initial: int = INITIAL_WINDOW,
+        max_tracked: int = MAX_TRACKED_WINDOWS,
+    ) -> None:
+        if maximum < 1:
+            raise ValueError("maximum must be at least 1")
+        self.maximum = maximum
+        self.initial = max(1, min(initial, maximum))
+        self.max_tracked = max_tracked
+        self._windows: OrderedDict[str, float] = OrderedDict()
+
+    def limit(self, endpoint_id: str) -> int:
+        return int(self._windows.get(endpoint_id, self.initial))
+
+    def _set(self, endpoint_id: str, window: float) -> None:
+        self._windows[endpoint_id] = window
+        self._windows.move_to_end(endpoint_id)
+        while len(self._windows) > self.max_tracked:
+            self._windows.popitem(last=False)
+
+    def grow(self, endpoint_id: str) -> None:
+        current = self._windows.get(endpoint_id, float(self.initial))
+        self._set(endpoint_id, min(float(self.maximum), current + 1.0))
+
+    def shrink(self, endpoint_id: str) -> None:
+        current = self._windows.get(endpoint_id, float(self.initial))
+        self._set(endpoint_id, max(1.0, current / 2.0))
+
+
+def struggling(status_code: int | None) -> bool:
+    """An attempt that says the endpoint cannot take more right now: no answer (timeout,
+    refused or broken connection) or 429 / 503. Other answers, fast failures included, do not
+    hold a slot for long and say nothing about the endpoint's capacity."""
+    return status_code is None or status_code in (429, 503)
+
+
 def admit(
     items: Iterable[T],
     *,
@@ -63,11 +115,13 @@ def admit(
     now: float,
     busy_defer: Callable[[str], float] | None = None,
     hold: Callable[[T], bool] | None = None,
+    limit_of: Callable[[str], int] | None = None,
 ) -> tuple[list[T], list[tuple[T, float]]]:
     """Split `items` into those that may start now and those to defer, with how many seconds.
 
     An item starts when its endpoint has fewer than `max_in_flight` deliveries in flight
-    (counting the ones started earlier in this batch) and, if the endpoint has a rate limit, a
+    (`limit_of(endpoint_id)` when given, e.g. an EndpointWindows; counting the ones started
+    earlier in this batch) and, if the endpoint has a rate limit, a
     token is free. Deferred items get a delay: the rate-limit wait for their place in the
     queue, or `busy_defer(endpoint_id)` (default CONCURRENCY_DEFER_SECONDS) when the endpoint
     is busy. A busy item that `hold(item)` takes (answers True) is the caller's to keep and is
@@ -80,7 +134,7 @@ def admit(
     for item in items:
         endpoint_id = endpoint_of(item)
         busy = in_flight.get(endpoint_id, 0) + started.get(endpoint_id, 0)
-        if busy >= max_in_flight:
+        if busy >= (max_in_flight if limit_of is None else limit_of(endpoint_id)):
             if hold is not None and hold(item):
                 continue
             delay = CONCURRENCY_DEFER_SECONDS if busy_defer is None else busy_defer(endpoint_id)
@@ -103,4 +157,11 @@ def admit(
     return start, defer
 
 
-__all__ = ["CONCURRENCY_DEFER_SECONDS", "MIN_DEFER_SECONDS", "TokenBucket", "admit"]
+__all__ = [
+    "CONCURRENCY_DEFER_SECONDS",
+    "MIN_DEFER_SECONDS",
+    "EndpointWindows",
+    "TokenBucket",
+    "admit",
+    "struggling",
+]

@@ -8,7 +8,8 @@ flusher, retention) supervised by `run`; the final writes shielded from cancella
   also picks up retries whose time has come. It never claims more than it can start at once
   (free global capacity), so no lease ticks away while a delivery waits in memory. Full batches
   are followed by another claim at once.
-- Fairness: each endpoint has at most `endpoint_max_in_flight` deliveries in flight and, with
+- Fairness: each endpoint has at most `endpoint_max_in_flight` deliveries in flight (fewer
+  while it is new to this worker or struggling: `limits.EndpointWindows`) and, with
   `rateLimitPerSecond`, a token bucket. Claimed deliveries over an endpoint's share go straight
   back to the store, due a moment later, so a slow endpoint holds only its own share.
 - Outcomes: collected from finished attempts and written with one `record_outcomes` call per
@@ -46,7 +47,7 @@ from tidings.config import (
     WORKER_CONCURRENCY,
 )
 from tidings.delivery import meta
-from tidings.delivery.limits import TokenBucket, admit
+from tidings.delivery.limits import EndpointWindows, TokenBucket, admit, struggling
 from tidings.delivery.metrics import DeliveryMetrics
 from tidings.delivery.retention import PURGE_INTERVAL_SECONDS, run_retention
 from tidings.delivery.sender import Sender, SendResult, describe_error
@@ -211,6 +212,7 @@ class Worker:
         self._outcome_ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: dict[str, int] = {}
+        self._windows = EndpointWindows(endpoint_max_in_flight)
         self._buckets: dict[str, TokenBucket] = {}
         self._finished: list[Finished] = []
         self._abandoned: list[str] = []
@@ -343,11 +345,16 @@ class Worker:
         return True
 
     def _start_held(self, endpoint_id: str) -> None:
-        """A send of `endpoint_id` finished: start its next held delivery (or give back the
-        ones held too long)."""
+        """A send of `endpoint_id` finished: start its held deliveries while its window has
+        room (one for the send that finished, more when the window grew, none when it shrank),
+        and give back the ones held too long. Held deliveries already count against the
+        worker's capacity, so starting them never exceeds it."""
         queue = self._held.get(endpoint_id)
+        if queue is None:
+            return
         now = self.clock()
-        while queue:
+        limit = self._windows.limit(endpoint_id)
+        while queue and self._in_flight.get(endpoint_id, 0) < limit:
             claim, held_at = queue.popleft()
             self._held_total -= 1
             stopping = self._stopping or (self._stop is not None and self._stop.is_set())
@@ -356,8 +363,7 @@ class Worker:
                 self._wakeup.set()
                 continue
             self._start(claim)
-            break
-        if queue is not None and not queue:
+        if not queue:
             del self._held[endpoint_id]
 
     def _sweep_held(self) -> None:
@@ -384,7 +390,13 @@ class Worker:
         """Seconds to defer the next delivery of a busy endpoint (see BUSY_DEFER_*)."""
         now = self.clock()
         latency = self._endpoint_latency(endpoint_id, now)
-        step = max(latency, BUSY_DEFER_MIN_LATENCY_SECONDS) / self.endpoint_max_in_flight
+        # a fast endpoint's window opens within a few answers: pace it by the full share
+        slots = (
+            self.endpoint_max_in_flight
+            if latency < HOLD_MAX_LATENCY_SECONDS
+            else self._windows.limit(endpoint_id)
+        )
+        step = max(latency, BUSY_DEFER_MIN_LATENCY_SECONDS) / slots
         slot = max(now, self._next_slot.get(endpoint_id, now)) + step
         slot = min(slot, now + BUSY_DEFER_MAX_SECONDS)
         self._next_slot[endpoint_id] = slot
@@ -424,6 +436,7 @@ class Worker:
             rate_of=lambda c: c.endpoint.rate_limit_per_second,
             in_flight=self._in_flight,
             max_in_flight=self.endpoint_max_in_flight,
+            limit_of=self._windows.limit,
             buckets=self._buckets,
             now=asyncio.get_running_loop().time(),
             busy_defer=self._busy_defer,
@@ -431,19 +444,19 @@ class Worker:
         )
         for claim in start:
             self._start(claim)
-        groups: dict[float, list[str]] = {}
-        for claim, delay in defer:
-            groups.setdefault(round(delay, 2), []).append(claim.delivery.id)
-        if not_active:
-            groups.setdefault(self.poll_interval_seconds, []).extend(not_active)
-        for delay, ids in groups.items():
-            due = now + delay
-            await self._release(ids, due)
-            if len(self._deferred_due) < MAX_TRACKED_DEFERRALS:
+        back = [(claim.delivery.id, now + delay) for claim, delay in defer]
+        back += [(delivery_id, now + self.poll_interval_seconds) for delivery_id in not_active]
+        if back:  # one store call, each with its own due time
+            await self._release([i for i, _ in back], [due for _, due in back])
+            for due in sorted({due for _, due in back}):
+                if len(self._deferred_due) >= MAX_TRACKED_DEFERRALS:
+                    break
                 heapq.heappush(self._deferred_due, due)
         return len(start)
 
-    async def _release(self, delivery_ids: list[str], next_attempt_at: float) -> None:
+    async def _release(
+        self, delivery_ids: list[str], next_attempt_at: float | Sequence[float]
+    ) -> None:
         try:
             await self.store.release(self.worker_id, delivery_ids, next_attempt_at)
         except StoreError:  # the lease expires and another claim picks them up
@@ -475,6 +488,10 @@ class Worker:
             result = await self._attempt(claim, started_at)
             self.metrics.observe_attempt(result.status_code, result.duration_ms)
             self._observe_latency(endpoint_id, result.duration_ms)
+            if struggling(result.status_code):
+                self._windows.shrink(endpoint_id)
+            else:
+                self._windows.grow(endpoint_id)
             finished = decide_outcome(
                 claim,
                 result,

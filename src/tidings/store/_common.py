@@ -387,6 +387,15 @@ def _projection_row(p: Projection) -> dict[str, Any]:
     }
 
 
+def release_due(delivery_ids: Sequence[str], next_attempt_at: float | Sequence[float]) -> str:
+    """{delivery id: due time} as JSON, for `release`."""
+    if isinstance(next_attempt_at, int | float):
+        return dumps(dict.fromkeys(delivery_ids, float(next_attempt_at)))
+    if len(next_attempt_at) != len(delivery_ids):
+        raise ValueError("one due time per delivery, or one for all")
+    return dumps(dict(zip(delivery_ids, next_attempt_at, strict=True)))
+
+
 def outcome_rows(outcomes: Sequence[AttemptOutcome]) -> str:
     return dumps(
         [

@@ -275,9 +275,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def release(
-        self, worker_id: str, delivery_ids: Sequence[str], next_attempt_at: float
+        self,
+        worker_id: str,
+        delivery_ids: Sequence[str],
+        next_attempt_at: float | Sequence[float],
     ) -> int:
-        """Give leased deliveries back without an attempt (shutdown, per-endpoint deferral)."""
+        """Give leased deliveries back without an attempt (shutdown, per-endpoint deferral),
+        due at `next_attempt_at`: one time for all of them, or one per delivery."""
 
     @abc.abstractmethod
     async def backlog_stats(self, now: float) -> BacklogStats: ...

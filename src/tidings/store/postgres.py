@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -641,18 +642,26 @@ class PostgresStore(Store):
         return sorted((c.health_from_row(r) for r in health), key=lambda h: h.endpoint_id)
 
     async def release(
-        self, worker_id: str, delivery_ids: Sequence[str], next_attempt_at: float
+        self,
+        worker_id: str,
+        delivery_ids: Sequence[str],
+        next_attempt_at: float | Sequence[float],
     ) -> int:
+        """One statement, no transaction around it. Other processes' workers are told only
+        when something was given back due already (a deferral into the future is found by the
+        releasing worker itself, or by the idle poll)."""
         if not delivery_ids:
             return 0
-        async with self._tx() as conn:
-            count = _rowcount(
-                await conn.execute(_Q["release"], list(delivery_ids), worker_id, next_attempt_at)
-            )
-            if count:
-                await conn.execute(_Q["notify_wakeup"])
-        if count:
-            self._wake()
+        due = c.release_due(delivery_ids, next_attempt_at)
+        async with self._acquire() as conn:
+            count = _rowcount(await conn.execute(_Q["release"], list(delivery_ids), worker_id, due))
+        soonest = (
+            next_attempt_at
+            if isinstance(next_attempt_at, int | float)
+            else min(next_attempt_at, default=0.0)
+        )
+        if count and soonest <= time.time():
+            self._announce()
         return count
 
     async def backlog_stats(self, now: float) -> BacklogStats:

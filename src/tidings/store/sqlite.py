@@ -579,15 +579,14 @@ class SqliteStore(Store):
         return sorted((c.health_from_row(r) for r in health), key=lambda h: h.endpoint_id)
 
     async def release(
-        self, worker_id: str, delivery_ids: Sequence[str], next_attempt_at: float
+        self,
+        worker_id: str,
+        delivery_ids: Sequence[str],
+        next_attempt_at: float | Sequence[float],
     ) -> int:
         if not delivery_ids:
             return 0
-        params = {
-            "ids": c.dumps(list(delivery_ids)),
-            "worker_id": worker_id,
-            "next_attempt_at": next_attempt_at,
-        }
+        params = {"due": c.release_due(delivery_ids, next_attempt_at), "worker_id": worker_id}
         async with self._write() as db:
             count = await self._rowcount(db, "release", params)
         if count:

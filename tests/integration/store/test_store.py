@@ -537,6 +537,22 @@ async def test_release_gives_leases_back(store: Store) -> None:
     assert [c.delivery.id for c in await store.claim_due("w2", T0 + 5, LEASE, 10)] == [d]
 
 
+async def test_release_gives_each_delivery_its_own_due_time(store: Store) -> None:
+    org = await make_org(store)
+    endpoints = [(await make_endpoint(store, org)).id for _ in range(3)]
+    _, ids = await publish_one(store, org, endpoints)
+    claimed = [c.delivery.id for c in await store.claim_due("w", T0 + 1, LEASE, 10)]
+    assert sorted(claimed) == sorted(ids)
+    due = {ids[0]: T0 + 30, ids[1]: T0 + 5, ids[2]: T0 + 60}
+    assert await store.release("w", list(due), list(due.values())) == 3
+    for delivery_id, at in due.items():
+        got = await store.get_delivery(org, delivery_id)
+        assert got is not None and got.lease_owner is None and got.next_attempt_at == at
+    assert [c.delivery.id for c in await store.claim_due("w2", T0 + 10, LEASE, 10)] == [ids[1]]
+    with pytest.raises(ValueError):
+        await store.release("w2", [ids[1]], [T0, T0])
+
+
 # ---- pause, resume, replay ----
 
 

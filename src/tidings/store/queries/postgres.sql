@@ -336,7 +336,9 @@ RETURNING e.id, e.organization_id, e.status, e.failure_streak, e.failing_since,
           e.last_success_at
 
 -- name: release
-UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = $3
+-- $3: {delivery id: due time}
+UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL,
+    next_attempt_at = ($3::text::jsonb ->> id)::double precision
 WHERE id = ANY($1::text[]) AND lease_owner = $2 AND status = 'pending'
 
 -- name: backlog_stats

@@ -356,9 +356,10 @@ WHERE endpoints.id = c.id
 RETURNING id, organization_id, status, failure_streak, failing_since, last_success_at
 
 -- name: release
+-- :due is {delivery id: due time}
 UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL,
-    next_attempt_at = :next_attempt_at
-WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker_id
+    next_attempt_at = json_extract(:due, '$."' || id || '"')
+WHERE id IN (SELECT key FROM json_each(:due)) AND lease_owner = :worker_id
   AND status = 'pending'
 
 -- name: backlog_stats
