@@ -151,7 +151,7 @@ class Roles:
 class _QuietServer:
     """uvicorn.Server whose signal handling is ours (one stop event for API and worker)."""
 
-    def __init__(self, app: Any, settings: Settings) -> None:
+    def __init__(self, app: Any, settings: Settings, *, reuse_port: bool = False) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -171,15 +171,31 @@ class _QuietServer:
             timeout_graceful_shutdown=10,
         )
         self.server = Server(config)
+        self.reuse_port = reuse_port
+        self.settings = settings
 
     async def serve(self) -> None:
-        await self.server.serve()
+        if not self.reuse_port:
+            await self.server.serve()
+            return
+        # SO_REUSEPORT: several `tidings api` processes listen on one port and the kernel
+        # spreads connections over them (one process is one core of Python).
+        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        sock.set_inheritable(True)
+        try:
+            await self.server.serve(sockets=[sock])
+        finally:
+            sock.close()
 
     def stop(self) -> None:
         self.server.should_exit = True
 
 
-async def run(settings: Settings, roles: Roles, *, migrate: bool) -> None:
+async def run(settings: Settings, roles: Roles, *, migrate: bool, reuse_port: bool = False) -> None:
     """Run until SIGINT/SIGTERM, then stop gracefully: the API stops taking requests and the
     worker finishes or releases what it holds."""
     from tidings.catalog import Catalog
@@ -210,7 +226,9 @@ async def run(settings: Settings, roles: Roles, *, migrate: bool) -> None:
             await store.listen()
             tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
         if roles.api:
-            server = _QuietServer(build_app(settings, store, catalog, publisher), settings)
+            server = _QuietServer(
+                build_app(settings, store, catalog, publisher), settings, reuse_port=reuse_port
+            )
             tasks.append(asyncio.create_task(server.serve(), name="api"))
             log.info(
                 "listening",

@@ -30,12 +30,16 @@ def _settings(host: str | None = None, port: int | None = None) -> Settings:
     return settings
 
 
-def _run(settings: Settings, *, api: bool, worker: bool, migrate: bool) -> None:
+def _run(
+    settings: Settings, *, api: bool, worker: bool, migrate: bool, reuse_port: bool = False
+) -> None:
     from tidings.service import Roles, ServiceError, install_uvloop, run
 
     install_uvloop()
     try:
-        asyncio.run(run(settings, Roles(api=api, worker=worker), migrate=migrate))
+        asyncio.run(
+            run(settings, Roles(api=api, worker=worker), migrate=migrate, reuse_port=reuse_port)
+        )
     except ServiceError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -57,10 +61,19 @@ def serve(
 def api(
     host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]"),
     port: int = typer.Option(None, help="Port to listen on [default: 8080]"),
+    reuse_port: bool = typer.Option(
+        False,
+        "--reuse-port",
+        help="Share the port with other `tidings api --reuse-port` processes on this machine "
+        "(SO_REUSEPORT: the kernel spreads connections over them)",
+    ),
 ) -> None:
     """Run only the HTTP API (any number of these share one PostgreSQL)."""
     settings = _settings(host, port)
-    _run(settings, api=True, worker=False, migrate=False)
+    if reuse_port and settings.is_sqlite:
+        typer.echo("error: --reuse-port needs PostgreSQL (SQLite has one writer)", err=True)
+        raise typer.Exit(2)
+    _run(settings, api=True, worker=False, migrate=False, reuse_port=reuse_port)
 
 
 @app.command()
