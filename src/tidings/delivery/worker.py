@@ -80,7 +80,7 @@ BODY_CACHE_SIZE = 1024
 # is expected to free up (its send time over its slot count), so a fast endpoint's come back
 # almost at once and a hung endpoint's are spread out (at most this far) instead of being
 # claimed and released round and round.
-BUSY_DEFER_MIN_LATENCY_SECONDS = 0.05
+BUSY_DEFER_MIN_LATENCY_SECONDS = 0.01
 BUSY_DEFER_MAX_SECONDS = 30.0
 LATENCY_EWMA_WEIGHT = 0.2
 # The lease outlives the delivery timeout by this share of the margin, so a dead worker's
