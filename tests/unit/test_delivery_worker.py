@@ -135,6 +135,13 @@ def test_status_class(code: int | None, cls: str) -> None:
     assert status_class(code) == cls
 
 
+def _dues(ids: Sequence[str], next_attempt_at: float | Sequence[float]) -> list[float]:
+    """`release`'s due times, one per delivery."""
+    if isinstance(next_attempt_at, int | float):
+        return [float(next_attempt_at)] * len(ids)
+    return list(next_attempt_at)
+
+
 class FakeStore:
     """Hands out `claims` once, records what the worker writes."""
 
@@ -164,11 +171,7 @@ class FakeStore:
     async def release(
         self, worker_id: str, ids: Sequence[str], next_attempt_at: float | Sequence[float]
     ) -> int:
-        dues = (
-            [float(next_attempt_at)] * len(ids)
-            if isinstance(next_attempt_at, int | float)
-            else list(next_attempt_at)
-        )
+        dues = _dues(ids, next_attempt_at)
         for due in sorted(set(dues)):  # as (ids, due) groups, in due order
             self.released.append(([i for i, d in zip(ids, dues, strict=True) if d == due], due))
         return len(ids)
@@ -304,11 +307,7 @@ class DueStore(FakeStore):
         self, worker_id: str, ids: Sequence[str], next_attempt_at: float | Sequence[float]
     ) -> int:
         await super().release(worker_id, ids, next_attempt_at)
-        dues = (
-            [float(next_attempt_at)] * len(ids)
-            if isinstance(next_attempt_at, int | float)
-            else list(next_attempt_at)
-        )
+        dues = _dues(ids, next_attempt_at)
         for delivery_id, due in zip(ids, dues, strict=True):
             n = int(delivery_id.split("_")[1])
             self.due[delivery_id] = (due, n, self.by_id[delivery_id])
