@@ -17,7 +17,13 @@ from tidings.errors import ApiError, ConflictError, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Event, Source
 from tidings.projections import projection_updates
-from tidings.store.base import PublishItem, PublishResult, Store
+from tidings.store.base import (
+    PublishItem,
+    PublishResult,
+    Store,
+    Subscribers,
+    SubscribersChanged,
+)
 from tidings.subscriptions import plan_deliveries
 
 ENVELOPE_FIELDS = frozenset(
@@ -37,6 +43,9 @@ ENVELOPE_FIELDS = frozenset(
 MAX_ID_CHARS = 200
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 SOURCES = frozenset(s.value for s in Source)
+# Endpoints changing between planning and storing more often than this in a row (by any
+# process) is a fault: the last SubscribersChanged goes up as a store error.
+PLAN_TRIES = 5
 
 Issue = dict[str, str]
 
@@ -199,17 +208,29 @@ class Publisher:
     # ---- publishing --------------------------------------------------------------------------
 
     async def _items(self, candidates: Sequence[_Candidate]) -> list[PublishItem]:
-        """Plan deliveries and projections; one endpoint query per organization."""
-        endpoints_by_org: dict[str, Any] = {}
+        """Plan deliveries and projections from each organization's subscribed endpoints."""
+        subscribers: dict[str, Subscribers] = {}
         items = []
         for candidate in candidates:
             event = candidate.event
             org = event.organization_id
-            if org not in endpoints_by_org:
-                endpoints_by_org[org] = await self.store.list_subscribed_endpoints(org)
-            deliveries = plan_deliveries(event, endpoints_by_org[org], self.catalog, self.new_id)
-            items.append(PublishItem(event, deliveries, projection_updates(event)))
+            if org not in subscribers:
+                subscribers[org] = await self.store.subscribed_endpoints(org)
+            planned = subscribers[org]
+            deliveries = plan_deliveries(event, planned.endpoints, self.catalog, self.new_id)
+            items.append(PublishItem(event, deliveries, projection_updates(event), planned.version))
         return items
+
+    async def _store(self, candidates: Sequence[_Candidate], now: float) -> list[PublishResult]:
+        """Plan and store; planned again when the store finds an organization's endpoints
+        changed since they were read (an endpoint created, paused or deleted meanwhile, by any
+        process)."""
+        for _ in range(PLAN_TRIES - 1):
+            try:
+                return await self.store.publish(await self._items(candidates), now=now)
+            except SubscribersChanged:
+                continue
+        return await self.store.publish(await self._items(candidates), now=now)
 
     def _check_repeat(self, result: PublishResult, candidate: _Candidate) -> PublishResult:
         if not result.created and not _same_envelope(result.event, candidate):
@@ -228,7 +249,7 @@ class Publisher:
     async def publish(self, envelope: Any, *, idempotency_key: str | None = None) -> PublishResult:
         now = self.clock()
         candidate = await self.validate(envelope, idempotency_key=idempotency_key, now=now)
-        [result] = await self.store.publish(await self._items([candidate]), now=now)
+        [result] = await self._store([candidate], now)
         return self._check_repeat(result, candidate)
 
     async def publish_batch(self, envelopes: Sequence[Any]) -> list[PublishResult | ApiError]:
@@ -259,7 +280,7 @@ class Publisher:
             answers.append(None)
             candidates.append(candidate)
         if candidates:
-            results = await self.store.publish(await self._items(candidates), now=now)
+            results = await self._store(candidates, now)
             for position, candidate, result in zip(positions, candidates, results, strict=True):
                 try:
                     answers[position] = self._check_repeat(result, candidate)

@@ -305,6 +305,21 @@ def split_published(
     return stored, created
 
 
+def endpoint_versions(items: Sequence[PublishItem]) -> dict[str, int]:
+    """The `Subscribers.version` each organization's items were planned from (items without
+    one are not checked)."""
+    return {
+        it.event.organization_id: it.endpoints_version
+        for it in items
+        if it.endpoints_version is not None
+    }
+
+
+def stale_organizations(planned: dict[str, int], current: dict[str, int]) -> list[str]:
+    """Organizations whose endpoints changed since they were planned from (sorted)."""
+    return sorted(org for org, version in planned.items() if current.get(org) != version)
+
+
 ProjectionKey = tuple[str, str, str]  # organization_id, kind, key
 
 

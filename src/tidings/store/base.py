@@ -49,6 +49,26 @@ class NotFound(StoreError):
     """The row the caller named does not exist (in that organization)."""
 
 
+class SubscribersChanged(StoreError):
+    """`publish` found that the endpoints of these organizations changed since the
+    `Subscribers.version` its items were planned with; nothing was stored. Plan again (from
+    `subscribed_endpoints`, which now reads them afresh) and publish again."""
+
+    def __init__(self, organization_ids: Sequence[str]) -> None:
+        super().__init__(f"the endpoints of {', '.join(organization_ids)} changed")
+        self.organization_ids = list(organization_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribers:
+    """An organization's subscribed endpoints as `subscribed_endpoints` knows them. `version`
+    is what `publish` checks for items planned from them (`PublishItem.endpoints_version`);
+    None when the store reads them afresh each time and there is nothing to check."""
+
+    endpoints: Sequence[Endpoint]
+    version: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectionUpdate:
     """Applied by `publish` inside the event's transaction.
@@ -70,6 +90,8 @@ class PublishItem:
     event: Event
     deliveries: Sequence[NewDelivery]
     projections: Sequence[ProjectionUpdate] = ()
+    # The Subscribers.version `deliveries` were planned from; None: not checked.
+    endpoints_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +219,12 @@ class Store(abc.ABC):
     async def list_subscribed_endpoints(self, organization_id: str) -> list[Endpoint]:
         """Every endpoint that can receive deliveries (status active or paused, not deleted)."""
 
+    async def subscribed_endpoints(self, organization_id: str) -> Subscribers:
+        """`list_subscribed_endpoints` for planning a publish. A store may answer from memory
+        with the version it read them at; `publish` then raises SubscribersChanged for items
+        planned from a version that is no longer current."""
+        return Subscribers(await self.list_subscribed_endpoints(organization_id))
+
     @abc.abstractmethod
     async def update_endpoint(self, endpoint: Endpoint) -> None:
         """Write the endpoint's configuration fields (url, event_types, format, partner_ids,
@@ -231,7 +259,10 @@ class Store(abc.ABC):
 
         `now` is the time of the call: new deliveries get created_at/updated_at = now and, when
         pending, next_attempt_at = now; projections get updated_at = now. It defaults to each
-        event's created_at (which a publisher may have set in the past, so pass it)."""
+        event's created_at (which a publisher may have set in the past, so pass it).
+
+        Raises SubscribersChanged, having stored nothing, when an item's `endpoints_version`
+        is no longer its organization's."""
 
     @abc.abstractmethod
     async def get_event(self, organization_id: str, event_id: str) -> Event | None: ...

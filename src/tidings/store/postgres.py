@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -49,9 +50,12 @@ from tidings.store.base import (
     PublishResult,
     Store,
     StoreError,
+    Subscribers,
+    SubscribersChanged,
     TypeFilter,
     WakeupCallback,
 )
+from tidings.ttlcache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,17 @@ LISTEN_CHECK_TIMEOUT_SECONDS = 5.0
 _Q = c.load_queries("postgres")
 _load = c.loads_decoded
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-# Raised by tidings_publish_new (migration 0002) when its premise does not hold.
+# Raised by tidings_publish (migration 0003) when its premise does not hold.
 _PREMISE_FAILED = {"TD001", "TD002"}
+# Publishing keeps, per process, the organizations' subscribed endpoints and the projections it
+# last wrote or read, so a publish is one round trip; tidings_publish checks both against the
+# database (endpoints by organizations.endpoints_version, projections by version) and answers a
+# mismatch instead of storing, so a stale or missing entry costs a round trip, never a wrong
+# write. (Projection rows are never deleted and a key's version only grows, so an entry whose
+# version matches the row's holds the row's state.)
+SUBSCRIBERS_CACHE_ORGANIZATIONS = 1_000
+PROJECTION_CACHE_KEYS = 10_000
+PUBLISH_TRIES = 3  # then the locking path, which reads under the keys' locks
 
 
 @contextlib.contextmanager
@@ -128,6 +141,12 @@ class PostgresStore(Store):
         self._listen_task: asyncio.Task[None] | None = None
         self._announcer: asyncio.Task[None] | None = None
         self._announce_wanted = False
+        self._subscribers: TtlCache[str, Subscribers] = TtlCache(
+            math.inf, SUBSCRIBERS_CACHE_ORGANIZATIONS, lru=True
+        )
+        self._projections: TtlCache[c.ProjectionKey, Projection] = TtlCache(
+            math.inf, PROJECTION_CACHE_KEYS, lru=True
+        )
 
     # ---- plumbing -----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -385,6 +404,23 @@ class PostgresStore(Store):
             rows = await conn.fetch(_Q["list_subscribed_endpoints"], organization_id)
         return [c.endpoint_from_row(r, _load) for r in rows]
 
+    async def subscribed_endpoints(self, organization_id: str) -> Subscribers:
+        """From memory when this process has read them and `publish` has not found them
+        changed since; else read with their version in one statement."""
+        known = self._subscribers.get(organization_id, 0.0)
+        if known is not None:
+            return known
+        async with self._acquire() as conn:
+            rows = await conn.fetch(_Q["subscribed_endpoints"], organization_id)
+        if not rows:  # no such organization: nothing to keep or check
+            return Subscribers([])
+        answer = Subscribers(
+            [c.endpoint_from_row(r, _load) for r in rows if r["id"] is not None],
+            version=rows[0]["subscribers_version"],
+        )
+        self._subscribers.put(organization_id, answer, 0.0)
+        return answer
+
     async def update_endpoint(self, endpoint: Endpoint) -> None:
         ep = endpoint
         async with self._acquire() as conn:
@@ -469,46 +505,92 @@ class PostgresStore(Store):
     async def _publish_new(
         self, items: Sequence[PublishItem], now: float | None
     ) -> list[PublishResult] | None:
-        """The common case in two round trips and no explicit transaction: read the projections
-        the events touch, then `tidings_publish_new` stores events, deliveries, wake-up and the
-        projection changes as one statement, on the premise that every event is new and every
-        projection is still as read. None when the premise failed (the statement rolled back
-        whole): the caller takes the locking path."""
+        """The common case in one round trip and no explicit transaction: `tidings_publish`
+        checks the endpoint versions the items were planned with and the projection versions
+        this process believes (the ones it last wrote or read; a key it has not seen, absent),
+        then stores events, deliveries and the projection changes as one statement. A
+        projection not as believed is answered with its current row, and the changes are
+        computed again from it. None when an event exists already or the projections kept
+        changing (nothing stored): the caller takes the locking path."""
         keys = c.projection_keys(items)
+        planned = c.endpoint_versions(items)
+        event_rows = c.event_rows([i.event for i in items], nested_as_text=False)
         deliveries = c.new_delivery_rows(items, now)
+        delivery_rows = c.delivery_rows(deliveries)
+        endpoint_rows = c.dumps(
+            [{"organization_id": org, "version": v} for org, v in sorted(planned.items())]
+        )
+        answer: Any = None
+        changed: dict[c.ProjectionKey, Projection] = {}
         async with self._acquire() as conn:
-            read: dict[c.ProjectionKey, Projection] = {}
-            if keys:
-                for row in await conn.fetch(_Q["get_projections"], c.projection_key_rows(keys)):
-                    proj = c.projection_from_row(row, _load)
-                    read[(proj.organization_id, proj.kind, proj.key)] = proj
-            changed = c.projection_changes(items, read, now)
-            try:
-                stored = await conn.fetchval(
-                    _Q["publish_new"],
-                    c.event_rows([i.event for i in items], nested_as_text=False),
-                    c.delivery_rows(deliveries),
-                    c.projection_rows(changed, read=read, keys=keys),
-                )
-            except asyncpg.PostgresError as exc:
-                if getattr(exc, "sqlstate", None) in _PREMISE_FAILED:
-                    return None
-                raise
+            for _ in range(PUBLISH_TRIES):
+                believed = self._believed_projections(keys)
+                changed = c.projection_changes(items, believed, now)
+                try:
+                    answer = await conn.fetchval(
+                        _Q["publish"],
+                        event_rows,
+                        delivery_rows,
+                        c.projection_rows(changed, read=believed, keys=keys),
+                        endpoint_rows,
+                    )
+                except asyncpg.PostgresError as exc:
+                    if getattr(exc, "sqlstate", None) in _PREMISE_FAILED:
+                        return None
+                    raise
+                if "projections" not in answer:
+                    break
+                for key in keys:
+                    self._projections.discard(key)
+                for row in answer["projections"]:
+                    self._remember_projection(c.projection_from_row(row, _load))
+            else:
+                return None
+        if "endpoints" in answer:
+            for org in answer["endpoints"]:
+                self._subscribers.discard(org)
+            raise SubscribersChanged(answer["endpoints"])
         events, created = c.split_published(
-            items, {(org, event_id): int(seq) for org, event_id, seq in stored}
+            items, {(org, event_id): int(seq) for org, event_id, seq in answer["stored"]}
         )
         if len(created) != len(items):  # the function refuses this; never half-answer
             raise StoreError("publish stored a different number of events than it was given")
+        for proj in changed.values():
+            self._remember_projection(proj)
         if c.any_pending(deliveries):
             self._announce()
         return [PublishResult(event=ev, created=True) for ev in events if ev is not None]
+
+    def _believed_projections(
+        self, keys: Sequence[c.ProjectionKey]
+    ) -> dict[c.ProjectionKey, Projection]:
+        believed = {}
+        for key in keys:
+            known = self._projections.get(key, 0.0)
+            if known is not None:
+                believed[key] = known
+        return believed
+
+    def _remember_projection(self, proj: Projection) -> None:
+        """Only what is committed: a row read, or a write whose statement returned."""
+        self._projections.put((proj.organization_id, proj.kind, proj.key), proj, 0.0)
 
     async def _publish_locking(
         self, items: Sequence[PublishItem], now: float | None
     ) -> list[PublishResult]:
         """Any publish, in one transaction that locks the projection keys before reading them;
         events that exist already are answered as stored."""
+        planned = c.endpoint_versions(items)
         async with self._tx() as conn:
+            if planned:
+                rows = await conn.fetch(_Q["endpoints_versions"], list(planned))
+                stale = c.stale_organizations(
+                    planned, {r["id"]: r["endpoints_version"] for r in rows}
+                )
+                if stale:
+                    for org in stale:
+                        self._subscribers.discard(org)
+                    raise SubscribersChanged(stale)
             rows = await conn.fetch(
                 _Q["insert_events"], c.event_rows([i.event for i in items], nested_as_text=False)
             )
@@ -524,19 +606,22 @@ class PostgresStore(Store):
             deliveries = c.new_delivery_rows(created, now)
             if deliveries:
                 await conn.execute(_Q["insert_deliveries"], c.delivery_rows(deliveries))
-            await self._apply_projections(conn, created, now)
+            changed = await self._apply_projections(conn, created, now)
+        for proj in changed.values():
+            self._remember_projection(proj)
         if c.any_pending(deliveries):
             self._announce()
         return results
 
     async def _apply_projections(
         self, conn: Any, created: Sequence[PublishItem], now: float | None
-    ) -> None:
+    ) -> dict[c.ProjectionKey, Projection]:
         """Every projection update of the batch in three round trips: lock the keys (in key
-        order), read their current rows, write the changed ones (in key order)."""
+        order), read their current rows, write the changed ones (in key order). Answers the
+        changed projections."""
         keys = c.projection_keys(created)
         if not keys:
-            return
+            return {}
         key_rows = c.projection_key_rows(keys)
         await conn.execute(_Q["lock_projections"], key_rows)
         current: dict[c.ProjectionKey, Projection] = {}
@@ -546,6 +631,7 @@ class PostgresStore(Store):
         changed = c.projection_changes(created, current, now)
         if changed:
             await conn.execute(_Q["upsert_projections"], c.projection_rows(changed))
+        return changed
 
     async def _existing_event(self, conn: Any, ev: Event) -> Event:
         row = await conn.fetchrow(_Q["get_event"], ev.organization_id, ev.id)

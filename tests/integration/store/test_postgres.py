@@ -14,7 +14,13 @@ from tidings.models import DeliveryStatus, Projection
 from tidings.store import _common as c
 from tidings.store import postgres as postgres_module
 from tidings.store._common import load_migrations
-from tidings.store.base import DeliveryFilter, ProjectionUpdate, StoreError
+from tidings.store.base import (
+    DeliveryFilter,
+    ProjectionUpdate,
+    PublishItem,
+    StoreError,
+    SubscribersChanged,
+)
 from tidings.store.postgres import PostgresStore
 
 from .helpers import T0, event, item, make_endpoint, make_org, outcome, pending
@@ -244,9 +250,10 @@ async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: st
     try:
         org = await make_org(store)
         ep = await make_endpoint(store, org)
+        version = (await store.subscribed_endpoints(org)).version
+        assert version is not None
         seed = event(org)
         await store.publish([item(seed, [], ())], now=T0)
-        current = Projection(org, "entitlement", "e-1", {"n": 1}, 1, T0, T0, seed.id)
         await store.publish(
             [item(event(org), [], (ProjectionUpdate("entitlement", "e-1", lambda _: {"n": 1}),))]
         )
@@ -254,29 +261,39 @@ async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: st
         await store.close()
     key = (org, "entitlement", "e-1")
     fresh = event(org)
+    current = Projection(org, "entitlement", "e-1", {"n": 1}, 1, T0, T0, seed.id)
     newer = Projection(org, "entitlement", "e-1", {"n": 9}, 2, T0, T0, fresh.id)
     deliveries = c.delivery_rows([(org, fresh.id, pending(ep.id), T0)])
+    planned = c.dumps([{"organization_id": org, "version": version}])
+
+    async def call(conn: Any, events: list[Any], projections: str, endpoints: str = planned) -> Any:
+        answer = await conn.fetchval(
+            postgres_module._Q["publish"],
+            c.event_rows(events, nested_as_text=False),
+            deliveries,
+            projections,
+            endpoints,
+        )
+        return orjson.loads(answer)
+
     conn = await asyncpg.connect(pg_url)
     try:
-        # TD002: the projection was read at a version it no longer has (0, i.e. missing)
-        with pytest.raises(asyncpg.PostgresError) as stale:
-            await conn.fetchval(
-                postgres_module._Q["publish_new"],
-                c.event_rows([fresh], nested_as_text=False),
-                deliveries,
-                c.projection_rows({key: newer}, read={}, keys=[key]),
-            )
-        assert stale.value.sqlstate == "TD002"
+        # the projection is believed absent but exists: answered with its current row
+        answer = await call(conn, [fresh], c.projection_rows({key: newer}, read={}, keys=[key]))
+        assert list(answer) == ["projections"]
+        [row] = answer["projections"]
+        assert (row["key"], row["version"], row["state"]) == ("e-1", 1, {"n": 1})
+        # the endpoints were planned at a version they no longer have: answered with the org
+        stale = c.dumps([{"organization_id": org, "version": version - 1}])
+        answer = await call(
+            conn, [fresh], c.projection_rows({key: newer}, read={key: current}, keys=[key]), stale
+        )
+        assert answer == {"endpoints": [org]}
         # TD001: one event of the batch is stored already
         with pytest.raises(asyncpg.PostgresError) as repeat:
-            await conn.fetchval(
-                postgres_module._Q["publish_new"],
-                c.event_rows([fresh, seed], nested_as_text=False),
-                deliveries,
-                c.projection_rows({}, read={key: current}, keys=[]),
-            )
+            await call(conn, [fresh, seed], c.projection_rows({}, read={key: current}, keys=[]))
         assert repeat.value.sqlstate == "TD001"
-        # neither attempt left anything behind
+        # none of it left anything behind
         assert await conn.fetchval("SELECT count(*) FROM events WHERE id = $1", fresh.id) == 0
         assert (
             await conn.fetchval("SELECT count(*) FROM deliveries WHERE event_id = $1", fresh.id)
@@ -284,14 +301,11 @@ async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: st
         )
         state = await conn.fetchval("SELECT state::text FROM projections WHERE key = 'e-1'")
         assert orjson.loads(state) == {"n": 1}
-        # with the version as it is, the same call stores all of it
-        ok = await conn.fetchval(
-            postgres_module._Q["publish_new"],
-            c.event_rows([fresh], nested_as_text=False),
-            deliveries,
-            c.projection_rows({key: newer}, read={key: current}, keys=[key]),
+        # with the versions as they are, the same call stores all of it
+        ok = await call(
+            conn, [fresh], c.projection_rows({key: newer}, read={key: current}, keys=[key])
         )
-        assert [row[1] for row in orjson.loads(ok)] == [fresh.id]
+        assert [row[1] for row in ok["stored"]] == [fresh.id]
         assert (
             await conn.fetchval("SELECT count(*) FROM deliveries WHERE event_id = $1", fresh.id)
             == 1
@@ -300,3 +314,66 @@ async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: st
         assert orjson.loads(state) == {"n": 9}
     finally:
         await conn.close()
+
+
+async def test_an_endpoint_created_by_another_process_is_planned_for_at_the_next_publish(
+    two_stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    publisher, other = two_stores
+    org = await make_org(publisher)
+    first = await make_endpoint(publisher, org)
+    known = await publisher.subscribed_endpoints(org)
+    assert [e.id for e in known.endpoints] == [first.id]
+    assert await publisher.subscribed_endpoints(org) is known  # kept in memory
+
+    def planned(ev: Any, subscribers: Any) -> PublishItem:
+        ds = [pending(e.id) for e in subscribers.endpoints]
+        return PublishItem(ev, ds, (), subscribers.version)
+
+    second = await make_endpoint(other, org)
+    stale = event(org)
+    with pytest.raises(SubscribersChanged) as changed:
+        await publisher.publish([planned(stale, known)], now=T0)
+    assert changed.value.organization_ids == [org]
+    assert await publisher.get_event(org, stale.id) is None  # nothing stored
+    fresh = await publisher.subscribed_endpoints(org)
+    assert [e.id for e in fresh.endpoints] == [first.id, second.id]
+    [r] = await publisher.publish([planned(stale, fresh)], now=T0)
+    page = await publisher.list_deliveries(
+        org, DeliveryFilter(event_id=r.event.id), limit=10, cursor=None
+    )
+    assert sorted(d.endpoint_id for d in page.items) == sorted([first.id, second.id])
+    # the locking path (a batch with a repeat) checks the version too
+    assert await other.pause_endpoint(org, second.id, "maintenance", T0)
+    with pytest.raises(SubscribersChanged):
+        await publisher.publish([planned(stale, fresh), planned(event(org), fresh)], now=T0)
+
+
+async def test_only_what_planning_reads_changes_the_endpoints_version(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    await store.connect()
+    conn = await asyncpg.connect(pg_url)
+
+    async def version(org: str) -> int:
+        return int(
+            await conn.fetchval("SELECT endpoints_version FROM organizations WHERE id = $1", org)
+        )
+
+    try:
+        org, bystander = await make_org(store), await make_org(store)
+        before = await version(org)
+        ep = await make_endpoint(store, org)
+        assert await version(org) == before + 1
+        # the worker's bookkeeping leaves it alone
+        await conn.execute(
+            "UPDATE endpoints SET failure_streak = 3, last_success_at = 1 WHERE id = $1", ep.id
+        )
+        assert await version(org) == before + 1
+        assert await store.pause_endpoint(org, ep.id, "maintenance", T0)
+        assert await version(org) == before + 2
+        assert await store.delete_endpoint(org, ep.id, T0)
+        assert await version(org) == before + 3
+        assert await version(bystander) == 0
+    finally:
+        await conn.close()
+        await store.close()

@@ -48,6 +48,9 @@ async def test_both_backends_have_the_same_tables_and_columns(
 ) -> None:
     sqlite_cols = _sqlite_columns(fresh_database_url_factory("sqlite"))
     pg_cols = await _postgres_columns(fresh_database_url_factory("postgres"))
+    # PostgreSQL only: what lets a process keep endpoints in memory (migration 0003); SQLite's
+    # store reads them in-process on every publish.
+    pg_cols["organizations"].remove("endpoints_version")
     assert sqlite_cols == pg_cols
     assert {
         "organizations",

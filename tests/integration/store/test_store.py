@@ -55,7 +55,9 @@ POSTGRES_ONLY = {
     "get_projections",
     "upsert_projections",
     "lock_endpoints",
-    "publish_new",  # publish of new events in one statement (migration 0002)
+    "publish",  # publish of new events in one statement (migration 0003)
+    "endpoints_versions",  # what publish checks a plan against (migration 0003)
+    "subscribed_endpoints",  # the same with their version
 }
 
 

@@ -75,6 +75,16 @@ SELECT * FROM endpoints
 WHERE organization_id = $1 AND deleted_at IS NULL AND status IN ('active', 'paused')
 ORDER BY seq
 
+-- name: subscribed_endpoints
+-- The same with the organization's endpoints_version (migration 0003), read in one snapshot; one
+-- row with null endpoint columns when it has none.
+SELECT o.endpoints_version AS subscribers_version, e.*
+FROM organizations o
+LEFT JOIN endpoints e
+  ON e.organization_id = o.id AND e.deleted_at IS NULL AND e.status IN ('active', 'paused')
+WHERE o.id = $1
+ORDER BY e.seq
+
 -- name: update_endpoint
 UPDATE endpoints SET
     url = $3, event_types = $4, format = $5, partner_ids = $6, accepted_schema_versions = $7,
@@ -411,7 +421,10 @@ ON CONFLICT (organization_id, kind, key) DO UPDATE SET
 -- name: get_projection
 SELECT * FROM projections WHERE organization_id = $1 AND kind = $2 AND key = $3
 
--- name: publish_new
--- New events, their deliveries and compare-and-set projection changes in one
--- statement (migration 0002); SQLSTATE TD001/TD002 when its premise fails.
-SELECT tidings_publish_new($1::text::jsonb, $2::json, $3::json)
+-- name: publish
+-- New events, their deliveries and compare-and-set projection changes in one statement, after
+-- checking the endpoint and projection versions they were computed from (migration 0003).
+SELECT tidings_publish($1::text::jsonb, $2::json, $3::json, $4::json)
+
+-- name: endpoints_versions
+SELECT id, endpoints_version FROM organizations WHERE id = ANY($1::text[])
