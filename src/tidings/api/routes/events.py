@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from tidings.api.context import DEFAULT_LIMIT, AnyKey, Ctx, Limit, OrgId, PlatformKey
 from tidings.api.etag import matches, not_modified, strong_etag
@@ -69,10 +68,14 @@ async def publish_event(
     ctx: Ctx,
     principal: PlatformKey,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> JSONResponse:
+) -> Response:
     envelope = await _json_body(request)
     result = await ctx.publisher.publish(envelope, idempotency_key=idempotency_key)
-    return JSONResponse(event_view(result.event), status_code=201 if result.created else 200)
+    return Response(
+        orjson.dumps(event_view(result.event)),
+        status_code=201 if result.created else 200,
+        media_type="application/json",
+    )
 
 
 def _batch_item(answer: Any) -> dict[str, Any]:
