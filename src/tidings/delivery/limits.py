@@ -6,9 +6,11 @@ ever holds its own share of the worker).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
+
+from tidings.ttlcache import TtlCache
 
 T = TypeVar("T")
 
@@ -76,25 +78,22 @@ class EndpointWindows:
             raise ValueError("maximum must be at least 1")
         self.maximum = maximum
         self.initial = max(1, min(initial, maximum))
-        self.max_tracked = max_tracked
-        self._windows: OrderedDict[str, float] = OrderedDict()
+        # least recently changed forgotten first; entries never expire
+        self._windows: TtlCache[str, float] = TtlCache(math.inf, max_tracked)
+
+    def _window(self, endpoint_id: str) -> float:
+        window = self._windows.get(endpoint_id, 0.0)
+        return float(self.initial) if window is None else window
 
     def limit(self, endpoint_id: str) -> int:
-        return int(self._windows.get(endpoint_id, self.initial))
-
-    def _set(self, endpoint_id: str, window: float) -> None:
-        self._windows[endpoint_id] = window
-        self._windows.move_to_end(endpoint_id)
-        while len(self._windows) > self.max_tracked:
-            self._windows.popitem(last=False)
+        return int(self._window(endpoint_id))
 
     def grow(self, endpoint_id: str) -> None:
-        current = self._windows.get(endpoint_id, float(self.initial))
-        self._set(endpoint_id, min(float(self.maximum), current + 1.0))
+        window = min(float(self.maximum), self._window(endpoint_id) + 1.0)
+        self._windows.put(endpoint_id, window, 0.0)
 
     def shrink(self, endpoint_id: str) -> None:
-        current = self._windows.get(endpoint_id, float(self.initial))
-        self._set(endpoint_id, max(1.0, current / 2.0))
+        self._windows.put(endpoint_id, max(1.0, self._window(endpoint_id) / 2.0), 0.0)
 
 
 def struggling(status_code: int | None) -> bool:

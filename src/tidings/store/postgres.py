@@ -400,9 +400,7 @@ class PostgresStore(Store):
         )
 
     async def list_subscribed_endpoints(self, organization_id: str) -> list[Endpoint]:
-        async with self._acquire() as conn:
-            rows = await conn.fetch(_Q["list_subscribed_endpoints"], organization_id)
-        return [c.endpoint_from_row(r, _load) for r in rows]
+        return list((await self._read_subscribers(organization_id)).endpoints)
 
     async def subscribed_endpoints(self, organization_id: str) -> Subscribers:
         """From memory when this process has read them and `publish` has not found them
@@ -410,16 +408,26 @@ class PostgresStore(Store):
         known = self._subscribers.get(organization_id, 0.0)
         if known is not None:
             return known
+        answer = await self._read_subscribers(organization_id)
+        if answer.version is not None:
+            self._subscribers.put(organization_id, answer, 0.0)
+        return answer
+
+    async def _read_subscribers(self, organization_id: str) -> Subscribers:
         async with self._acquire() as conn:
-            rows = await conn.fetch(_Q["subscribed_endpoints"], organization_id)
+            rows = await conn.fetch(_Q["list_subscribed_endpoints"], organization_id)
         if not rows:  # no such organization: nothing to keep or check
             return Subscribers([])
-        answer = Subscribers(
+        return Subscribers(
             [c.endpoint_from_row(r, _load) for r in rows if r["id"] is not None],
             version=rows[0]["subscribers_version"],
         )
-        self._subscribers.put(organization_id, answer, 0.0)
-        return answer
+
+    def _subscribers_changed(self, organization_ids: Sequence[str]) -> SubscribersChanged:
+        """Forget what this process kept of their endpoints; the error for `publish` to raise."""
+        for org in organization_ids:
+            self._subscribers.discard(org)
+        return SubscribersChanged(organization_ids)
 
     async def update_endpoint(self, endpoint: Endpoint) -> None:
         ep = endpoint
@@ -547,9 +555,7 @@ class PostgresStore(Store):
             else:
                 return None
         if "endpoints" in answer:
-            for org in answer["endpoints"]:
-                self._subscribers.discard(org)
-            raise SubscribersChanged(answer["endpoints"])
+            raise self._subscribers_changed(answer["endpoints"])
         events, created = c.split_published(
             items, {(org, event_id): int(seq) for org, event_id, seq in answer["stored"]}
         )
@@ -564,12 +570,8 @@ class PostgresStore(Store):
     def _believed_projections(
         self, keys: Sequence[c.ProjectionKey]
     ) -> dict[c.ProjectionKey, Projection]:
-        believed = {}
-        for key in keys:
-            known = self._projections.get(key, 0.0)
-            if known is not None:
-                believed[key] = known
-        return believed
+        known = {key: self._projections.get(key, 0.0) for key in keys}
+        return {key: proj for key, proj in known.items() if proj is not None}
 
     def _remember_projection(self, proj: Projection) -> None:
         """Only what is committed: a row read, or a write whose statement returned."""
@@ -588,9 +590,7 @@ class PostgresStore(Store):
                     planned, {r["id"]: r["endpoints_version"] for r in rows}
                 )
                 if stale:
-                    for org in stale:
-                        self._subscribers.discard(org)
-                    raise SubscribersChanged(stale)
+                    raise self._subscribers_changed(stale)
             rows = await conn.fetch(
                 _Q["insert_events"], c.event_rows([i.event for i in items], nested_as_text=False)
             )

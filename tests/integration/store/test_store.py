@@ -57,7 +57,6 @@ POSTGRES_ONLY = {
     "lock_endpoints",
     "publish",  # publish of new events in one statement (migration 0003)
     "endpoints_versions",  # what publish checks a plan against (migration 0003)
-    "subscribed_endpoints",  # the same with their version
 }
 
 

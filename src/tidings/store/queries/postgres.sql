@@ -71,13 +71,8 @@ ORDER BY seq
 LIMIT $3
 
 -- name: list_subscribed_endpoints
-SELECT * FROM endpoints
-WHERE organization_id = $1 AND deleted_at IS NULL AND status IN ('active', 'paused')
-ORDER BY seq
-
--- name: subscribed_endpoints
--- The same with the organization's endpoints_version (migration 0003), read in one snapshot; one
--- row with null endpoint columns when it has none.
+-- With the organization's endpoints_version (migration 0003), read in one snapshot; one row with
+-- null endpoint columns when it has none, none when there is no such organization.
 SELECT o.endpoints_version AS subscribers_version, e.*
 FROM organizations o
 LEFT JOIN endpoints e
