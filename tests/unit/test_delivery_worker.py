@@ -12,7 +12,12 @@ import pytest
 
 from tidings.delivery.metrics import DeliveryMetrics, status_class
 from tidings.delivery.sender import SendResult
-from tidings.delivery.worker import Worker, decide_outcome, lease_seconds_for
+from tidings.delivery.worker import (
+    HOLD_MAX_LATENCY_SECONDS,
+    Worker,
+    decide_outcome,
+    lease_seconds_for,
+)
 from tidings.models import (
     AttemptOutcome,
     ClaimedDelivery,
@@ -382,6 +387,32 @@ async def test_held_deliveries_go_back_before_their_lease_is_at_risk() -> None:
     gate.set()
     await task
     assert [o.delivery_id for w in store.writes for o in w] == ["dlv_0"]
+
+
+async def test_a_new_endpoint_that_hangs_gets_its_held_deliveries_back_within_a_second() -> None:
+    """Holding is for endpoints whose slots free up fast. An endpoint new to the worker looks
+    fast until its first sends have run for a while; if they hang, what the worker held for it
+    goes back after HOLD_MAX_LATENCY_SECONDS, not after half the lease margin (12 s with the
+    defaults), so hung endpoints cannot keep the worker's capacity."""
+    import time
+
+    gate = asyncio.Event()
+    store = FakeStore([make_claim(n) for n in range(4)])  # window 2: two sent, two held
+    sender = FakeSender(gate)
+    worker = make_worker(store, sender, endpoint_max_in_flight=4, shutdown_grace_seconds=5)
+    assert worker.lease_seconds - worker.delivery_timeout_seconds > 20  # the defaults
+    stop = asyncio.Event()
+    started = time.monotonic()
+    task = asyncio.create_task(worker.run(stop))
+    await wait_for(
+        lambda: {i for ids, _ in store.released for i in ids} == {"dlv_2", "dlv_3"},
+        timeout=HOLD_MAX_LATENCY_SECONDS + 2.0,
+    )
+    assert time.monotonic() - started >= HOLD_MAX_LATENCY_SECONDS
+    assert sorted(sender.sent) == ["dlv_0", "dlv_1"]
+    stop.set()
+    gate.set()
+    await task
 
 
 async def test_an_endpoint_that_stops_answering_keeps_one_send_in_flight() -> None:

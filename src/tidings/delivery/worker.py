@@ -224,11 +224,17 @@ class Worker:
         self._held: dict[str, deque[tuple[ClaimedDelivery, float]]] = {}
         self._held_total = 0
         self._stale: list[str] = []  # held too long: to give back
+        self._releasing: set[asyncio.Task[None]] = set()  # deferrals being written
         self._stopping = False
         self._stop: asyncio.Event | None = None
-        # a held delivery starts within this long of its claim, or goes back (its lease must
-        # still cover a whole send and the write after it)
-        self._max_hold_seconds = max(0.05, 0.5 * (self.lease_seconds - delivery_timeout_seconds))
+        # a held delivery starts within this long of its claim, or goes back: holding is for
+        # endpoints whose slots free up within HOLD_MAX_LATENCY_SECONDS (an endpoint new to
+        # this worker that turns out to hang must not keep worker capacity for its timeout),
+        # and the lease must still cover a whole send and the write after it
+        self._max_hold_seconds = max(
+            0.05,
+            min(HOLD_MAX_LATENCY_SECONDS, 0.5 * (self.lease_seconds - delivery_timeout_seconds)),
+        )
         self._deferred_due: list[float] = []  # heap of when deliveries given back come due
         self._last_claim_at = 0.0
         # below this much free capacity a claim waits CLAIM_COALESCE_SECONDS first, so
@@ -446,13 +452,23 @@ class Worker:
             self._start(claim)
         back = [(claim.delivery.id, now + delay) for claim, delay in defer]
         back += [(delivery_id, now + self.poll_interval_seconds) for delivery_id in not_active]
-        if back:  # one store call, each with its own due time
-            await self._release([i for i, _ in back], [due for _, due in back])
+        if back:  # one store call, each with its own due time, off the claim loop's path
+            self._release_soon([i for i, _ in back], [due for _, due in back])
             for due in sorted({due for _, due in back}):
                 if len(self._deferred_due) >= MAX_TRACKED_DEFERRALS:
                     break
                 heapq.heappush(self._deferred_due, due)
         return len(start)
+
+    def _release_soon(self, delivery_ids: list[str], next_attempt_at: list[float]) -> None:
+        """Give deliveries back without the claim loop waiting for it: they stay leased to this
+        worker until the write lands, so no claim (here or elsewhere) takes them meanwhile, and
+        the next claim need not wait for a round trip that decides nothing it needs."""
+        task = asyncio.create_task(
+            self._release(delivery_ids, next_attempt_at), name="tidings.worker.release"
+        )
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def _release(
         self, delivery_ids: list[str], next_attempt_at: float | Sequence[float]
@@ -704,6 +720,8 @@ class Worker:
         self, flusher: asyncio.Task[None], background: list[asyncio.Task[None]]
     ) -> None:
         self._stopping = True
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
         unstarted = self._take_all_held() + self._stale
         self._stale = []
         if unstarted:
