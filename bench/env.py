@@ -177,7 +177,12 @@ def tidings_env(url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def tidings_process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def tidings_process(
+    args: list[str], env: dict[str, str], *, graceful: bool = True
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A tidings process for the block; stopped with SIGTERM (a graceful stop) afterwards, or
+    killed when `graceful` is false (its database is thrown away, and a worker with sends
+    held open by a hanging receiver would wait out its shutdown grace)."""
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in finally
         prefix="tidings-bench-", suffix=".log", delete=False
     )
@@ -188,7 +193,7 @@ def tidings_process(args: list[str], env: dict[str, str]) -> Iterator[subprocess
         yield process
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -230,7 +230,8 @@ def _serve(port: int, dump: Path) -> None:
     async def main() -> None:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("POST", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # held (/hang) requests are cut at stop instead of waited for (aiohttp's default 60 s)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
         # the receiver's own collector pauses must not show up as delivery latency
