@@ -430,7 +430,17 @@ async def _drain_window(url: str, total: int, window: float) -> tuple[int, float
     return done - start_count, elapsed, peak / 1e6
 
 
-SMALL_DRAINS = 5
+SMALL_DRAINS = (3, 3)  # 10k drains before and after the big one
+
+
+async def _small_drain(rx_url: str) -> tuple[float, float]:
+    async with fresh_database("postgres") as url:
+        async with connected(url) as store:
+            tenant = await make_tenant(store, [f"{rx_url}/b{i}" for i in range(10)])
+            await bulk_publish(store, tenant.org_id, 1_000)
+        await settle(url)
+        attempts, seconds, _ = await _drain_window(url, 10_000, 30.0)
+    return attempts / seconds, seconds
 
 
 async def backlog(scale: float, receiver: str) -> list[Figure]:
@@ -438,21 +448,11 @@ async def backlog(scale: float, receiver: str) -> list[Figure]:
     rx = start_receiver(receiver)
     try:
         # One 10k drain is timed over ~1.5 s, short enough for one slow moment of the VM to
-        # move it by a third or more: it is drained SMALL_DRAINS times, each from a new
-        # database, and the median drain is the figure.
-        small_rates: list[float] = []
-        small_seconds = 0.0
-        for _ in range(SMALL_DRAINS):
-            async with fresh_database("postgres") as url:
-                async with connected(url) as store:
-                    tenant = await make_tenant(store, [f"{rx.url}/b{i}" for i in range(10)])
-                    await bulk_publish(store, tenant.org_id, 1_000)
-                await settle(url)
-                attempts, seconds, _ = await _drain_window(url, 10_000, 30.0)
-            small_rates.append(attempts / seconds)
-            small_seconds += seconds
-        small_rate = statistics.median(small_rates)
-        print("  10k drains:", ", ".join(f"{r:,.0f}/s" for r in small_rates))
+        # move it by a third or more, and this VM's speed drifts over minutes: the 10k drains
+        # (each from a new database) are run on both sides of the big one, so a drift during
+        # the run moves the reference the way it moves the big drain, and the median is the
+        # figure.
+        before = [await _small_drain(rx.url) for _ in range(SMALL_DRAINS[0])]
         async with fresh_database("postgres") as url:
             async with connected(url) as store:
                 tenant = await make_tenant(store, [f"{rx.url}/b{i}" for i in range(10)])
@@ -460,12 +460,24 @@ async def backlog(scale: float, receiver: str) -> list[Figure]:
             await settle(url)
             attempts, seconds, rss = await _drain_window(url, big_events * 10, 20.0)
             big_rate = attempts / seconds
+        after = [await _small_drain(rx.url) for _ in range(SMALL_DRAINS[1])]
+        small_rates = [rate for rate, _ in before + after]
+        small_seconds = sum(seconds for _, seconds in before + after)
+        small_rate = statistics.median(small_rates)
+        print(
+            "  10k drains before:",
+            ", ".join(f"{r:,.0f}/s" for r, _ in before),
+            f"| big: {big_rate:,.0f}/s | after:",
+            ", ".join(f"{r:,.0f}/s" for r, _ in after),
+        )
     finally:
         rx.stop()
     ratio = big_rate / small_rate if small_rate else 0.0
     size = (
         f"{big_events * 10:,} pending (20 s of its drain) vs 10,000 pending (median of "
-        f"{SMALL_DRAINS} drains, {small_seconds:.1f} s timed in all), one `worker` ({rx.kind}); "
+        f"{sum(SMALL_DRAINS)} drains, {SMALL_DRAINS[0]} before and {SMALL_DRAINS[1]} after the "
+        f"big one: {', '.join(f'{r:,.0f}' for r in small_rates)}/s, {small_seconds:.1f} s timed "
+        f"in all), one `worker` ({rx.kind}); "
         f"each timed from its {DRAIN_SKIP:,}th attempt (start-up and window ramp-up over)"
     )
     return [
