@@ -433,14 +433,16 @@ async def _drain_window(url: str, total: int, window: float) -> tuple[int, float
 SMALL_DRAINS = (3, 3)  # 10k drains before and after the big one
 
 
-async def _small_drain(rx_url: str) -> tuple[float, float]:
+async def _drain(rx_url: str, events: int, window: float) -> tuple[float, float, float]:
+    """(attempts/s, seconds timed, worker peak RSS MB) of one backlog of `events` x 10
+    deliveries in a new database, timed as `_drain_window` says."""
     async with fresh_database("postgres") as url:
         async with connected(url) as store:
             tenant = await make_tenant(store, [f"{rx_url}/b{i}" for i in range(10)])
-            await bulk_publish(store, tenant.org_id, 1_000)
+            await bulk_publish(store, tenant.org_id, events)
         await settle(url)
-        attempts, seconds, _ = await _drain_window(url, 10_000, 30.0)
-    return attempts / seconds, seconds
+        attempts, seconds, rss = await _drain_window(url, events * 10, window)
+    return attempts / seconds, seconds, rss
 
 
 async def backlog(scale: float, receiver: str) -> list[Figure]:
@@ -452,23 +454,17 @@ async def backlog(scale: float, receiver: str) -> list[Figure]:
         # (each from a new database) are run on both sides of the big one, so a drift during
         # the run moves the reference the way it moves the big drain, and the median is the
         # figure.
-        before = [await _small_drain(rx.url) for _ in range(SMALL_DRAINS[0])]
-        async with fresh_database("postgres") as url:
-            async with connected(url) as store:
-                tenant = await make_tenant(store, [f"{rx.url}/b{i}" for i in range(10)])
-                await bulk_publish(store, tenant.org_id, big_events)
-            await settle(url)
-            attempts, seconds, rss = await _drain_window(url, big_events * 10, 20.0)
-            big_rate = attempts / seconds
-        after = [await _small_drain(rx.url) for _ in range(SMALL_DRAINS[1])]
-        small_rates = [rate for rate, _ in before + after]
-        small_seconds = sum(seconds for _, seconds in before + after)
+        before = [await _drain(rx.url, 1_000, 30.0) for _ in range(SMALL_DRAINS[0])]
+        big_rate, _, rss = await _drain(rx.url, big_events, 20.0)
+        after = [await _drain(rx.url, 1_000, 30.0) for _ in range(SMALL_DRAINS[1])]
+        small_rates = [rate for rate, _, _ in before + after]
+        small_seconds = sum(seconds for _, seconds, _ in before + after)
         small_rate = statistics.median(small_rates)
         print(
             "  10k drains before:",
-            ", ".join(f"{r:,.0f}/s" for r, _ in before),
+            ", ".join(f"{r:,.0f}/s" for r, _, _ in before),
             f"| big: {big_rate:,.0f}/s | after:",
-            ", ".join(f"{r:,.0f}/s" for r, _ in after),
+            ", ".join(f"{r:,.0f}/s" for r, _, _ in after),
         )
     finally:
         rx.stop()

@@ -149,6 +149,13 @@ def decide_outcome(
     return Finished(claim=claim, outcome=outcome, gone=kind == "gone")
 
 
+def _log_crash(task: asyncio.Task[None], message: str, action: str) -> None:
+    """Log what a finished background task raised: nothing else reads it (what the task held
+    stays leased until the lease lapses, and another claim picks it up)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error(message, exc_info=task.exception(), extra={"action": action})
+
+
 class Worker:
     def __init__(
         self,
@@ -286,7 +293,7 @@ class Worker:
             self._sweep_held()
             if self._stale:
                 stale, self._stale = self._stale, []
-                await self._release(stale, self.clock())
+                self._release_soon(stale, self.clock())
             free = self.concurrency - len(self._tasks) - self._held_total
             if free <= 0:
                 self._capacity.clear()
@@ -460,7 +467,9 @@ class Worker:
                 heapq.heappush(self._deferred_due, due)
         return len(start)
 
-    def _release_soon(self, delivery_ids: list[str], next_attempt_at: list[float]) -> None:
+    def _release_soon(
+        self, delivery_ids: list[str], next_attempt_at: float | Sequence[float]
+    ) -> None:
         """Give deliveries back without the claim loop waiting for it: they stay leased to this
         worker until the write lands, so no claim (here or elsewhere) takes them meanwhile, and
         the next claim need not wait for a round trip that decides nothing it needs."""
@@ -468,7 +477,11 @@ class Worker:
             self._release(delivery_ids, next_attempt_at), name="tidings.worker.release"
         )
         self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
+        task.add_done_callback(self._release_done)
+
+    def _release_done(self, task: asyncio.Task[None]) -> None:
+        self._releasing.discard(task)
+        _log_crash(task, "release task crashed", "worker.release_crashed")
 
     async def _release(
         self, delivery_ids: list[str], next_attempt_at: float | Sequence[float]
@@ -488,12 +501,7 @@ class Worker:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._capacity.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "delivery task crashed",
-                exc_info=task.exception(),
-                extra={"action": "worker.task_crashed"},
-            )
+        _log_crash(task, "delivery task crashed", "worker.task_crashed")
 
     # ---- one delivery ----------------------------------------------------------------------
     async def _deliver(self, claim: ClaimedDelivery) -> None:
