@@ -14,6 +14,7 @@ from typing import Any
 
 from tidings.clock import Clock, parse_rfc3339, system_clock
 from tidings.errors import ApiError, ConflictError, ValidationFailed
+from tidings.group_commit import GroupCommit
 from tidings.ids import new_id
 from tidings.models import Event, Source
 from tidings.projections import projection_updates
@@ -46,6 +47,11 @@ SOURCES = frozenset(s.value for s in Source)
 # Endpoints changing between planning and storing more often than this in a row (by any
 # process) is a fault: the last SubscribersChanged goes up as a store error.
 PLAN_TRIES = 5
+# Single publishes stored together (see tidings.group_commit): at most this many store calls at a
+# time per process, each of at most MAX_GROUP events. Two calls in flight keep both the process
+# and a PostgreSQL backend busy while the next group gathers.
+SINGLES_IN_FLIGHT = 2
+MAX_GROUP = 100
 
 Issue = dict[str, str]
 
@@ -120,6 +126,15 @@ def _same_envelope(stored: Event, new: _Candidate) -> bool:
     return same
 
 
+def _candidate_keys(single: tuple[_Candidate, float]) -> list[tuple[str, str, str]]:
+    """What two events of one store call must not share: their id, their idempotency key."""
+    event = single[0].event
+    keys = [("id", event.organization_id, event.id)]
+    if event.idempotency_key is not None:
+        keys.append(("key", event.organization_id, event.idempotency_key))
+    return keys
+
+
 class Publisher:
     def __init__(
         self,
@@ -136,6 +151,12 @@ class Publisher:
         # Organizations and partners are never deleted, so a positive answer can be kept.
         self._known_orgs: set[str] = set()
         self._known_partners: set[tuple[str, str]] = set()
+        self._singles: GroupCommit[tuple[_Candidate, float], PublishResult] = GroupCommit(
+            self._store_singles,
+            keys=_candidate_keys,
+            max_group=MAX_GROUP,
+            max_in_flight=SINGLES_IN_FLIGHT,
+        )
 
     # ---- validation --------------------------------------------------------------------------
 
@@ -232,6 +253,11 @@ class Publisher:
                 continue
         return await self.store.publish(await self._items(candidates), now=now)
 
+    async def _store_singles(self, singles: list[tuple[_Candidate, float]]) -> list[PublishResult]:
+        """Single publishes gathered by the group commit, in one store call; the group's time is
+        its latest request's (one request alone keeps its own)."""
+        return await self._store([c for c, _ in singles], max(now for _, now in singles))
+
     def _check_repeat(self, result: PublishResult, candidate: _Candidate) -> PublishResult:
         if not result.created and not _same_envelope(result.event, candidate):
             what = (
@@ -249,7 +275,7 @@ class Publisher:
     async def publish(self, envelope: Any, *, idempotency_key: str | None = None) -> PublishResult:
         now = self.clock()
         candidate = await self.validate(envelope, idempotency_key=idempotency_key, now=now)
-        [result] = await self._store([candidate], now)
+        result = await self._singles.submit((candidate, now))
         return self._check_repeat(result, candidate)
 
     async def publish_batch(self, envelopes: Sequence[Any]) -> list[PublishResult | ApiError]:

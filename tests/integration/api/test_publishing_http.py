@@ -3,6 +3,7 @@ nothing stored, idempotency, subscription planning, batch; and every catalog exa
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -292,3 +293,47 @@ async def test_every_catalog_type_is_listed_and_its_examples_publish(api: Api) -
     assert published >= len(items)
     # the platform key may read the catalogs too
     assert (await api.client.get("/v1/event-types", headers=api.platform)).status_code == 200
+
+
+async def test_concurrent_single_publishes_are_stored_together_each_answered_alone(
+    api: Api,
+) -> None:
+    """Issue 6: singles arriving while a store call is under way are stored by one call (group
+    commit); each request still gets its own answer, repeats of one id or one Idempotency-Key
+    sent at the same moment are one event (201 then 200), and a conflicting repeat is a 409."""
+    org = await api.org()
+    await endpoint(api, org)
+    calls_before = api.publisher._singles.calls
+    envs = [
+        status_changed(org, id=f"evt_g_{n}", data={"orderId": f"ord_{n}", "status": "VALID"})
+        for n in range(30)
+    ]
+    for env in envs:
+        env["data"]["previousStatus"] = "INCOMPLETE"
+    same_id = status_changed(org, id="evt_g_twice")
+    keyed = status_changed(org, subject="keyed")
+    clash = status_changed(org, id="evt_g_clash")
+    clash_other = dict(clash, source="SYSTEM")
+    answers = await asyncio.gather(
+        *(publish(api, env) for env in envs),
+        publish(api, same_id),
+        publish(api, same_id),
+        publish(api, keyed, **{"Idempotency-Key": "k-together"}),
+        publish(api, keyed, **{"Idempotency-Key": "k-together"}),
+        publish(api, clash),
+        publish(api, clash_other),
+    )
+    singles, twice, by_key, clashing = answers[:30], answers[30:32], answers[32:34], answers[34:]
+    assert [r.status_code for r in singles] == [201] * 30, [r.text for r in singles]
+    assert [r.json()["id"] for r in singles] == [f"evt_g_{n}" for n in range(30)]
+    assert sorted(r.status_code for r in twice) == [200, 201]
+    assert twice[0].json() == twice[1].json()
+    assert sorted(r.status_code for r in by_key) == [200, 201]
+    assert by_key[0].json()["id"] == by_key[1].json()["id"]
+    assert sorted(r.status_code for r in clashing) == [201, 409]
+    stored = await feed(api, org)
+    assert len(stored) == 30 + 3
+    for n in (0, 17, 29):
+        assert len(await deliveries_of(api, org, f"evt_g_{n}")) == 1
+    calls = api.publisher._singles.calls - calls_before
+    assert calls < len(answers), f"{calls} store calls for {len(answers)} requests: none grouped"
