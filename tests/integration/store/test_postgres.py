@@ -377,3 +377,38 @@ async def test_only_what_planning_reads_changes_the_endpoints_version(pg_url: st
     finally:
         await conn.close()
         await store.close()
+
+
+async def test_delivery_history_reads_the_ascending_indexes_backward(pg_url: str) -> None:
+    """Migration 0004: the history indexes are ascending (new deliveries append at the end of
+    their range) and the newest-first history pages still come straight off them, no sort."""
+    store = PostgresStore(pg_url, max_connections=2)
+    await store.connect()
+    try:
+        org = await make_org(store)
+        endpoint = await make_endpoint(store, org)
+        await store.publish([item(event(org), [pending(endpoint.id)]) for _ in range(5)], now=T0)
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        defs = {
+            r["indexname"]: r["indexdef"]
+            for r in await conn.fetch("SELECT indexname, indexdef FROM pg_indexes")
+        }
+        assert defs["deliveries_org_seq"].endswith("(organization_id, seq)")
+        assert defs["deliveries_endpoint_seq"].endswith("(endpoint_id, seq)")
+        await conn.execute("SET enable_seqscan = off")
+        for name, index, endpoint_id in [
+            ("list_deliveries", "deliveries_org_seq", "NULL"),
+            ("list_deliveries_for_endpoint", "deliveries_endpoint_seq", f"'{endpoint.id}'"),
+        ]:
+            sql = postgres_module._Q[name]
+            args = [f"'{org}'", "NULL", endpoint_id, "NULL", "NULL", "NULL", "NULL", "50"]
+            for n in range(len(args), 0, -1):
+                sql = sql.replace(f"${n}", args[n - 1])
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql))
+            assert f"Index Scan Backward using {index}" in plan, plan
+            assert "Sort" not in plan, plan
+    finally:
+        await conn.close()
