@@ -107,6 +107,14 @@ def matches_any(patterns: Iterable[str], type_name: str) -> bool:
     return any(pattern_matches(p, type_name) for p in patterns)
 
 
+@lru_cache(maxsize=16384)
+def _subscribed(patterns: tuple[str, ...], type_name: str) -> bool:
+    """`matches_any` remembered: planning asks it for every endpoint of every event, and a
+    profile of batch publishing had it at a seventh of the API's time. Endpoints' patterns are
+    few, and so are event types."""
+    return matches_any(patterns, type_name)
+
+
 def to_type_filter(patterns: Iterable[str]) -> TypeFilter:
     """Compile patterns for the store: exact names, and prefixes with their trailing dot.
     Raises ValueError on an invalid pattern (callers validate user input first)."""
@@ -186,7 +194,7 @@ def endpoint_wants(endpoint: Endpoint, event: Event) -> bool:
         return False
     if endpoint.organization_id != event.organization_id:
         return False
-    if not matches_any(endpoint.event_types, event.type):
+    if not _subscribed(tuple(endpoint.event_types), event.type):
         return False
     if endpoint.partner_ids is not None and (
         event.partner_uuid is None or event.partner_uuid not in endpoint.partner_ids

@@ -67,12 +67,19 @@ def test_fake_clock() -> None:
     assert c() == 15.0
 
 
-def test_fast_id_digits_equal_the_reference_encoding() -> None:
-    import random
+def test_ids_are_ten_time_digits_then_sixteen_uniform_random_digits() -> None:
+    """The layout of a ULID in Crockford base32: 48-bit milliseconds in ten digits (two leading
+    zero bits), then 80 random bits in sixteen, every digit equally likely."""
+    from collections import Counter
 
     from tidings import ids
 
-    rng = random.Random(7)
-    values = [0, 1, (1 << 128) - 1] + [rng.getrandbits(128) for _ in range(2000)]
-    for value in values:
-        assert ids._digits(value) == ids._encode(value, 26)
+    at = 1_732_000_000.5
+    made = [new_id("dlv", now=at) for _ in range(20_000)]
+    assert {m[4:14] for m in made} == {ids._encode(1_732_000_000_500, 10)}
+    assert len(set(made)) == len(made)
+    counts = Counter("".join(m[14:] for m in made))
+    assert set(counts) == set(ids._ALPHABET)
+    expected = 20_000 * 16 / 32
+    assert all(abs(n - expected) < 0.1 * expected for n in counts.values()), counts
+    assert new_id("evt", now=at + 0.25)[4:14] == ids._encode(1_732_000_000_750, 10)
