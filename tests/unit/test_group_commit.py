@@ -37,6 +37,19 @@ def group(store: Store, *, max_group: int = 100, max_in_flight: int = 1) -> Grou
     )
 
 
+async def first_call_under_way(
+    gc: GroupCommit[str, str], store: Store, item: str
+) -> asyncio.Task[str]:
+    """Close the store's gate and submit `item`: its call starts, alone, and waits; whatever is
+    submitted next gathers for the following call."""
+    store.gate.clear()
+    first = asyncio.create_task(gc.submit(item))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert store.calls[-1] == [item]
+    return first
+
+
 async def test_a_request_alone_is_stored_at_once_by_itself() -> None:
     store = Store()
     gc = group(store)
@@ -48,11 +61,7 @@ async def test_a_request_alone_is_stored_at_once_by_itself() -> None:
 async def test_requests_arriving_during_a_call_are_stored_together_each_with_its_answer() -> None:
     store = Store()
     gc = group(store)
-    store.gate.clear()
-    first = asyncio.create_task(gc.submit("a"))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert store.calls == [["a"]]  # under way, alone
+    first = await first_call_under_way(gc, store, "a")
     rest = [asyncio.create_task(gc.submit(x)) for x in "bcdefg"]
     await asyncio.sleep(0)
     store.gate.set()
@@ -78,9 +87,7 @@ async def test_calls_in_flight_are_bounded_and_groups_are_bounded() -> None:
 async def test_items_whose_keys_meet_never_share_a_call() -> None:
     store = Store()
     gc = group(store)
-    store.gate.clear()
-    first = asyncio.create_task(gc.submit("z"))
-    await asyncio.sleep(0)
+    first = await first_call_under_way(gc, store, "z")
     rest = [asyncio.create_task(gc.submit(x)) for x in ["a/1", "b", "a/2", "c", "a/3"]]
     await asyncio.sleep(0)
     store.gate.set()
@@ -91,9 +98,7 @@ async def test_items_whose_keys_meet_never_share_a_call() -> None:
 async def test_an_item_the_store_refuses_fails_alone() -> None:
     store = Store(refuse="bad")
     gc = group(store)
-    store.gate.clear()
-    first = asyncio.create_task(gc.submit("z"))
-    await asyncio.sleep(0)
+    first = await first_call_under_way(gc, store, "z")
     rest = [asyncio.create_task(gc.submit(x)) for x in ["a", "bad", "c"]]
     await asyncio.sleep(0)
     store.gate.set()
@@ -109,9 +114,7 @@ async def test_an_item_the_store_refuses_fails_alone() -> None:
 async def test_a_caller_gone_before_its_group_was_taken_is_not_stored() -> None:
     store = Store()
     gc = group(store)
-    store.gate.clear()
-    first = asyncio.create_task(gc.submit("a"))
-    await asyncio.sleep(0)
+    first = await first_call_under_way(gc, store, "a")
     gone = asyncio.create_task(gc.submit("b"))
     kept = asyncio.create_task(gc.submit("c"))
     await asyncio.sleep(0)
