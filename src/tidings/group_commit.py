@@ -46,7 +46,7 @@ class GroupCommit(Generic[T, R]):
         self._waiting: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.calls = 0  # store calls made (groups stored), for tests and metrics
+        self.calls = 0  # store calls made (groups stored), read by tests
 
     async def submit(self, item: T) -> R:
         """Store `item` with whatever else is waiting; its own result, or its own error."""
@@ -74,7 +74,9 @@ class GroupCommit(Generic[T, R]):
         group: list[tuple[T, asyncio.Future[R]]] = []
         taken_keys: set[Hashable] = set()
         left: deque[tuple[T, asyncio.Future[R]]] = deque()
-        while self._waiting and len(group) < self._max_group:
+        # Set-aside items are bounded too: a crowd of repeats of one key (a client retrying in a
+        # loop) must not make every call scan the whole queue.
+        while self._waiting and len(group) < self._max_group and len(left) < self._max_group:
             item, future = self._waiting.popleft()
             if future.done():  # its caller went away before it was taken
                 continue
