@@ -714,7 +714,11 @@ class PostgresStore(Store):
             # deliveries too, so the two cannot deadlock
             await conn.fetch(_Q["lock_endpoints"], sorted({o.endpoint_id for o in outcomes}))
             rows = await conn.fetch(
-                _Q["record_delivery_outcome"], worker_id, c.outcome_rows(outcomes), now
+                _Q["record_delivery_outcome"],
+                worker_id,
+                c.outcome_rows(outcomes),
+                now,
+                [o.delivery_id for o in outcomes],
             )
             updated: dict[str, c.Row] = {r["id"]: r for r in rows}
             kept = c.outcomes_with_lease(outcomes, updated, log)

@@ -412,3 +412,53 @@ async def test_delivery_history_reads_the_ascending_indexes_backward(pg_url: str
             assert "Sort" not in plan, plan
     finally:
         await conn.close()
+
+
+async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg_url: str) -> None:
+    """On a table of some ten thousand deliveries, analyzed while none was leased, the claim and
+    the outcome write must find their rows through an index, never by reading every delivery:
+    a join there let the planner scan the whole table (and the dead versions the drain leaves)
+    on each claim and each flush. Both plan modes are checked: asyncpg's prepared statements
+    switch to the generic plan after five runs."""
+    store = PostgresStore(pg_url, max_connections=2)
+    await store.connect()
+    try:
+        org = await make_org(store)
+        endpoints = [await make_endpoint(store, org) for _ in range(5)]
+        for _ in range(4):
+            await store.publish(
+                [item(event(org), [pending(ep.id) for ep in endpoints]) for _ in range(500)],
+                now=T0,
+            )
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("ANALYZE deliveries")
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM deliveries LIMIT 100")]
+        rows = orjson.dumps(
+            [
+                {
+                    "id": i,
+                    "status": "delivered",
+                    "next_attempt_at": None,
+                    "started_at": T0,
+                    "last_status_code": 200,
+                    "last_error": None,
+                }
+                for i in ids
+            ]
+        ).decode()
+        cases = [
+            ("claim_due", ["worker-1", T0 + 10, T0 + 40, 200]),
+            ("record_delivery_outcome", ["worker-1", rows, T0 + 10, ids]),
+        ]
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.execute(f"SET plan_cache_mode = {mode}")
+            for name, args in cases:
+                statement = await conn.prepare("EXPLAIN " + postgres_module._Q[name])
+                plan = "\n".join(r[0] for r in await statement.fetch(*args))
+                assert "Seq Scan on deliveries" not in plan, f"{name} ({mode}):\n{plan}"
+                assert "Index Scan using deliveries_" in plan, f"{name} ({mode}):\n{plan}"
+    finally:
+        await conn.close()

@@ -268,18 +268,20 @@ WHERE d.organization_id = $1 AND d.endpoint_id = $2 AND d.id = r.id AND d.status
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
 -- name: claim_due
-WITH due AS (
+-- `seq = ANY(ARRAY(...))` and not a join with the due rows: for a join the planner sizes the
+-- update side from the table's statistics and, on a table of some ten thousand rows, chose a
+-- hash join over a sequential scan of every delivery (dead versions included) on each claim.
+-- The array makes it a primary-key lookup per claimed row whatever the table's size.
+UPDATE deliveries SET lease_owner = $1, lease_expires_at = $3
+WHERE seq = ANY(ARRAY(
     SELECT seq FROM deliveries
     WHERE status = 'pending' AND next_attempt_at <= $2
       AND (lease_expires_at IS NULL OR lease_expires_at < $2)
     ORDER BY next_attempt_at
     LIMIT $4
     FOR UPDATE SKIP LOCKED
-)
-UPDATE deliveries AS d SET lease_owner = $1, lease_expires_at = $3
-FROM due
-WHERE d.seq = due.seq
-RETURNING d.*
+))
+RETURNING *
 
 -- name: settle_unsendable_claims
 UPDATE deliveries AS d SET
@@ -297,6 +299,10 @@ SELECT * FROM endpoints WHERE id = ANY($1::text[])
 SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE
 
 -- name: record_delivery_outcome
+-- $4: the outcomes' ids again, as an array. `d.id = ANY($4)` repeats the join condition so the
+-- planner looks the rows up by id: with only the join and `lease_owner = $1` (which statistics
+-- taken while nothing was leased rate at one row) it scanned every delivery of a table of some
+-- ten thousand rows on each flush.
 UPDATE deliveries AS d SET
     status = CASE WHEN o.status = 'pending' AND ep.status = 'paused' THEN 'held'
                   ELSE o.status END,
@@ -307,7 +313,8 @@ FROM json_to_recordset($2::json)
          AS o(id text, status text, next_attempt_at double precision,
               started_at double precision, last_status_code integer, last_error text),
      endpoints AS ep
-WHERE d.id = o.id AND d.lease_owner = $1 AND ep.id = d.endpoint_id
+WHERE d.id = ANY($4::text[]) AND d.id = o.id AND d.lease_owner = $1
+  AND ep.id = d.endpoint_id
 RETURNING d.id, d.organization_id, d.endpoint_id, d.series
 
 -- name: insert_attempt
