@@ -313,11 +313,15 @@ async def latency(scale: float, receiver: str) -> list[Figure]:
 # ---- fan-out -----------------------------------------------------------------------------------
 
 
-async def fan_out(scale: float, receiver: str) -> list[Figure]:
+FAN_OUT_TRIALS = 3
+
+
+async def _fan_out_once(receiver: str, count: int) -> tuple[float, str]:
+    """(seconds from the publish call to the last receipt, receiver kind) of one event sent to
+    `count` new endpoints, with a new receiver, database and worker."""
     from tidings.catalog import Catalog
     from tidings.publishing import Publisher
 
-    count = _n(10_000, scale, 100)
     rx = start_receiver(receiver)
     try:
         async with fresh_database("postgres") as url, connected(url) as store:
@@ -330,8 +334,24 @@ async def fan_out(scale: float, receiver: str) -> list[Figure]:
                 await wait_delivered(store, count, timeout=300, poll=0.05, url=url)
     finally:
         stats = rx.stop()
-    seconds = float(stats.get("last_at", time.time())) - published_at
-    size = f"1 event to {count:,} endpoints, one `worker` ({rx.kind})"
+    return float(stats.get("last_at", time.time())) - published_at, rx.kind
+
+
+async def fan_out(scale: float, receiver: str) -> list[Figure]:
+    count = _n(10_000, scale, 100)
+    trials = FAN_OUT_TRIALS if scale >= 0.5 else 1
+    # One trial takes about three seconds, and this VM's speed moves by a third from one minute
+    # to the next (the same code gave 2.5-3.6 s in six runs alone): the figure is the median
+    # of a few trials, each with a new receiver, database and worker, all of them printed.
+    results = [await _fan_out_once(receiver, count) for _ in range(trials)]
+    runs = [seconds for seconds, _ in results]
+    print("  fan-out trials:", ", ".join(f"{r:.2f} s" for r in runs))
+    seconds = statistics.median(runs)
+    size = (
+        f"1 event to {count:,} endpoints, one `worker` ({results[0][1]}); median of {trials} "
+        f"trial{'s' if trials > 1 else ''} ({', '.join(f'{r:.2f}' for r in runs)} s), each "
+        "with a new receiver, database and worker"
+    )
     return [Figure("fan-out", "all received (s)", seconds, "s", "≤ 3 s", seconds <= 3, size=size)]
 
 
