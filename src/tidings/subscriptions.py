@@ -194,7 +194,7 @@ def endpoint_wants(endpoint: Endpoint, event: Event) -> bool:
         return False
     if endpoint.organization_id != event.organization_id:
         return False
-    if not _subscribed(tuple(endpoint.event_types), event.type):
+    if not _subscribed(endpoint.event_types, event.type):
         return False
     if endpoint.partner_ids is not None and (
         event.partner_uuid is None or event.partner_uuid not in endpoint.partner_ids
