@@ -4,6 +4,8 @@ the claim limit and a graceful stop, with an in-memory fake store and a fake sen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from tidings.delivery.metrics import DeliveryMetrics, status_class
 from tidings.delivery.sender import SendResult
 from tidings.delivery.worker import (
+    FLOOR_SLACK_SECONDS,
     HOLD_MAX_LATENCY_SECONDS,
     Worker,
     decide_outcome,
@@ -153,14 +156,21 @@ class FakeStore:
     def __init__(self, claims: list[ClaimedDelivery]) -> None:
         self.claims = list(claims)
         self.claim_limits: list[int] = []
+        self.claim_floors: list[float] = []
         self.writes: list[list[AttemptOutcome]] = []
         self.released: list[tuple[list[str], float]] = []
         self.paused: list[tuple[str, str]] = []
 
     async def claim_due(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        due_from: float = -math.inf,
     ) -> list[ClaimedDelivery]:
         self.claim_limits.append(limit)
+        self.claim_floors.append(due_from)
         batch, self.claims = self.claims[:limit], self.claims[limit:]
         return batch
 
@@ -281,6 +291,46 @@ async def test_in_flight_sends_finish_within_the_grace_period() -> None:
     assert store.released == []
 
 
+async def test_claims_start_from_the_floor_and_from_the_start_twice_per_poll() -> None:
+    """After a claim, the next one starts FLOOR_SLACK_SECONDS below the earliest due time it
+    took (the deliveries already sent lie below it); once half an idle poll has passed since
+    the last claim from the start, the next claim starts from the start again."""
+    now = [5_000.0]
+    claims = [
+        dataclasses.replace(c, delivery=dataclasses.replace(c.delivery, next_attempt_at=due))
+        for c, due in [
+            (make_claim(1, endpoint_id="ep_a"), 4_000.0),
+            (make_claim(2, endpoint_id="ep_b"), 3_000.0),
+        ]
+    ]
+    store = FakeStore(claims)
+    sender = FakeSender()
+    worker = make_worker(
+        store, sender, clock=lambda: now[0], poll_interval_seconds=30.0, claim_batch_size=2
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        # the first claim (from the start) takes both; a full batch is followed by another
+        await wait_for(lambda: len(store.claim_floors) == 2)
+        assert store.claim_floors == [-math.inf, 3_000.0 - FLOOR_SLACK_SECONDS]
+        now[0] += 14.0  # less than half the poll: still from the floor
+        worker.wake()
+        await wait_for(lambda: len(store.claim_floors) == 3)
+        assert store.claim_floors[2] == 3_000.0 - FLOOR_SLACK_SECONDS
+        now[0] += 1.0  # half the poll since the last claim from the start
+        worker.wake()
+        await wait_for(lambda: len(store.claim_floors) == 4)
+        assert store.claim_floors[3] == -math.inf
+        worker.wake()  # an empty claim leaves the floor where it was
+        await wait_for(lambda: len(store.claim_floors) == 5)
+        assert store.claim_floors[4] == 3_000.0 - FLOOR_SLACK_SECONDS
+    finally:
+        stop.set()
+        await task
+    assert sorted(sender.sent) == ["dlv_1", "dlv_2"]
+
+
 class DueStore(FakeStore):
     """In memory, like the real store: claims only due, unleased deliveries (oldest first);
     release makes them due again at `next_attempt_at`."""
@@ -299,9 +349,15 @@ class DueStore(FakeStore):
         self.due[claim.delivery.id] = (self.clock(), len(self.due) + 10_000, claim)
 
     async def claim_due(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        due_from: float = -math.inf,
     ) -> list[ClaimedDelivery]:
         self.claim_limits.append(limit)
+        self.claim_floors.append(due_from)
         ready = sorted(v for v in self.due.values() if v[0] <= now)[:limit]
         for _, _, claim in ready:
             del self.due[claim.delivery.id]

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import math
 import random
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -86,6 +87,9 @@ LATENCY_EWMA_WEIGHT = 0.2
 # The lease outlives the delivery timeout by this share of the margin, so a dead worker's
 # delivery is claimed again (after at most one idle poll) within timeout + margin.
 LEASE_MARGIN_SHARE = 0.8
+# How far below the earliest due time of its last claim a worker's next claim starts looking
+# (see Worker.__init__).
+FLOOR_SLACK_SECONDS = 1.0
 
 
 def lease_seconds_for(delivery_timeout_seconds: float, lease_margin_seconds: float) -> float:
@@ -244,6 +248,18 @@ class Worker:
         )
         self._deferred_due: list[float] = []  # heap of when deliveries given back come due
         self._last_claim_at = 0.0
+        # Claims scan the due deliveries from a floor: FLOOR_SLACK_SECONDS before the earliest
+        # due time the last claim took. Nothing earlier was claimable then, and what becomes
+        # claimable later is due at its write's "now" or after (new events, retries, deliveries
+        # given back), so a claim from the floor skips the deliveries already sent, whose index
+        # entries a scan from the start reads until VACUUM (more with every delivery drained).
+        # The slack covers publishes that commit out of the order of their timestamps and
+        # clocks a little apart; anything else below the floor (a dead worker's lease running
+        # out, a send that outlasted the slack and is retried at once) is found by a claim
+        # from the start, made at least twice per idle poll.
+        self._due_from = -math.inf
+        self._full_scan_at = -math.inf
+        self._full_scan_every = self.poll_interval_seconds / 2
         # below this much free capacity a claim waits CLAIM_COALESCE_SECONDS first, so
         # finishing sends do not each trigger a tiny claim
         self._min_claim = max(1, min(claim_batch_size, concurrency) // 4)
@@ -307,12 +323,21 @@ class Worker:
             limit = min(self.claim_batch_size, free)
             self._wakeup.clear()
             now = self._last_claim_at = self.clock()
+            due_from = self._claim_floor(now)
             try:
-                claims = await self.store.claim_due(self.worker_id, now, self.lease_seconds, limit)
+                claims = await self.store.claim_due(
+                    self.worker_id, now, self.lease_seconds, limit, due_from
+                )
             except StoreError:
                 log.warning("claim failed", exc_info=True, extra={"action": "worker.claim_failed"})
                 await self._wait_any(stop, self._wakeup, STORE_RETRY_SECONDS)
                 continue
+            if claims:
+                earliest = min(
+                    (d for c in claims if (d := c.delivery.next_attempt_at) is not None),
+                    default=math.inf,
+                )
+                self._due_from = max(due_from, earliest - FLOOR_SLACK_SECONDS)
             started = await self._dispatch(claims, now) if claims else 0
             if len(claims) < limit:
                 await self._wait_any(stop, self._wakeup, self._idle_wait())
@@ -320,6 +345,14 @@ class Worker:
                 # a full batch that all went back (deferred into the future): the next claim
                 # gets other deliveries, so claim again, but let the sends run first
                 await asyncio.sleep(0)
+
+    def _claim_floor(self, now: float) -> float:
+        """Where this claim's scan starts: the floor, or the start of the queue when the last
+        claim from the start is `_full_scan_every` old (or the clock went back)."""
+        if now - self._full_scan_at >= self._full_scan_every or now < self._full_scan_at:
+            self._full_scan_at = now
+            return -math.inf
+        return self._due_from
 
     def _idle_wait(self) -> float:
         """The idle poll, shortened to when the next delivery this worker gave back comes due

@@ -14,6 +14,7 @@ Conventions
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -288,10 +289,17 @@ class Store(abc.ABC):
     # ---- deliveries: worker side --------------------------------------------------------------
     @abc.abstractmethod
     async def claim_due(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        due_from: float = -math.inf,
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` pending deliveries due at `now` whose lease is free or expired,
-        with their event and endpoint (PostgreSQL: FOR UPDATE SKIP LOCKED)."""
+        earliest due first, with their event and endpoint (PostgreSQL: FOR UPDATE SKIP LOCKED).
+        Only deliveries due at or after `due_from` are looked at: a claimer that knows nothing
+        earlier can be claimable passes its floor, so the scan skips what was already sent."""
 
     @abc.abstractmethod
     async def record_outcomes(

@@ -679,10 +679,17 @@ class PostgresStore(Store):
 
     # ---- deliveries: worker side --------------------------------------------------------------
     async def claim_due(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        due_from: float = -math.inf,
     ) -> list[ClaimedDelivery]:
         async with self._acquire() as conn:
-            rows = await conn.fetch(_Q["claim_due"], worker_id, now, now + lease_seconds, limit)
+            rows = await conn.fetch(
+                _Q["claim_due"], worker_id, now, now + lease_seconds, limit, due_from
+            )
             if not rows:
                 return []
             deliveries = sorted(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -515,13 +516,19 @@ class SqliteStore(Store):
 
     # ---- deliveries: worker side --------------------------------------------------------------
     async def claim_due(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        due_from: float = -math.inf,
     ) -> list[ClaimedDelivery]:
         params = {
             "worker_id": worker_id,
             "now": now,
             "lease_until": now + lease_seconds,
             "limit": limit,
+            "due_from": due_from,
         }
         async with self._write() as db:
             rows = await self._fetchall(db, "claim_due", params)

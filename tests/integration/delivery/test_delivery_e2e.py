@@ -459,3 +459,29 @@ async def test_rate_limit_per_second_spreads_deliveries(store: Store) -> None:
     assert arrivals[-1] - arrivals[0] >= 0.5
     [delivery, *_] = await deliveries_of(store, org, ep.id)
     assert delivery.status == DeliveryStatus.SUCCEEDED  # type: ignore[attr-defined]
+
+
+async def test_a_dead_workers_delivery_below_the_floor_is_sent_once_its_lease_is_over(
+    store: Store,
+) -> None:
+    """The worker claims from a floor just below the earliest due time it last took; a
+    delivery due earlier whose lease runs out later (its worker died) lies below that floor
+    and must still be found, by the claims from the start the worker makes every half poll."""
+    catalog = real_catalog()
+    publisher = StorePublisher(store, catalog)
+    org = await new_org(store)
+    async with running_receiver() as rx:
+        await new_endpoint(store, org, rx.url("/hook"))
+        await publisher.publish(status_changed(org, 1))
+        [dead] = await store.claim_due("wrk_dead", system_clock(), 2.5, 10)  # then it "dies"
+        lease_over = dead.delivery.lease_expires_at
+        assert lease_over is not None
+        await asyncio.sleep(1.5)  # the next event is due well above the first one's due time
+        await publisher.publish(status_changed(org, 2))
+        async with running_worker(store, catalog, publisher, poll_interval_seconds=1.0):
+            await rx.wait_for(lambda: len(rx.received) == 1, what="the live delivery")
+            await rx.wait_for(lambda: len(rx.received) == 2, what="the dead worker's delivery")
+            received_at = system_clock()
+    ids = [r.headers["X-Tidings-Delivery-Id"] for r in rx.received]
+    assert ids[1] == dead.delivery.id
+    assert lease_over <= received_at <= lease_over + 3.0

@@ -450,7 +450,7 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
             ]
         ).decode()
         cases = [
-            ("claim_due", ["worker-1", T0 + 10, T0 + 40, 200]),
+            ("claim_due", ["worker-1", T0 + 10, T0 + 40, 200, float("-inf")]),
             ("record_delivery_outcome", ["worker-1", rows, T0 + 10, ids]),
         ]
         for mode in ("force_custom_plan", "force_generic_plan"):
@@ -460,5 +460,69 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
                 plan = "\n".join(r[0] for r in await statement.fetch(*args))
                 assert "Seq Scan on deliveries" not in plan, f"{name} ({mode}):\n{plan}"
                 assert "Index Scan using deliveries_" in plan, f"{name} ({mode}):\n{plan}"
+    finally:
+        await conn.close()
+
+
+def _index_scan_buffers(plan: dict[str, Any], index: str) -> int:
+    """Shared buffers read by the plan's scans of `index`."""
+    own = 0
+    if plan.get("Index Name") == index:
+        own = plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+    return own + sum(_index_scan_buffers(p, index) for p in plan.get("Plans", []))
+
+
+async def test_a_claim_from_the_floor_does_not_read_what_was_already_sent(pg_url: str) -> None:
+    """The due index keeps an entry for each delivery already sent until VACUUM, all before
+    the live ones: a claim from the start reads more of them with every delivery drained, a
+    claim from the worker's floor only the live part. 13,000 deliveries are drained the way a
+    worker drains them (claim, outcome), then the claim statement itself is run (and rolled
+    back) from the start and from a floor one second below the earliest pending due time."""
+    store = PostgresStore(pg_url, max_connections=2)
+    await store.connect()
+    try:
+        org = await make_org(store)
+        endpoints = [await make_endpoint(store, org) for _ in range(10)]
+        for second in range(15):  # 1,000 deliveries due at each of T0 .. T0+14
+            await store.publish(
+                [item(event(org), [pending(ep.id) for ep in endpoints]) for _ in range(100)],
+                now=T0 + second,
+            )
+        drained = 0
+        while drained < 13_000:
+            claims = await store.claim_due("w", T0 + 100, 60.0, 500)
+            await store.record_outcomes(
+                "w",
+                [
+                    outcome(
+                        cl.delivery.id,
+                        cl.delivery.endpoint_id,
+                        DeliveryStatus.SUCCEEDED,
+                        success=True,
+                        at=T0 + 50,
+                    )
+                    for cl in claims
+                ],
+                T0 + 51,
+            )
+            drained += len(claims)
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        statement = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + postgres_module._Q["claim_due"]
+        buffers = {}
+        for label, due_from in [("start", float("-inf")), ("floor", T0 + 13 - 1.0)]:
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                [plan] = orjson.loads(
+                    await conn.fetchval(statement, "w2", T0 + 100, T0 + 160, 200, due_from)
+                )
+            finally:
+                await tx.rollback()
+            buffers[label] = _index_scan_buffers(plan["Plan"], "deliveries_due")
+        assert buffers["floor"] <= 20, buffers
+        assert buffers["start"] >= 3 * buffers["floor"], buffers  # what the floor saves
     finally:
         await conn.close()

@@ -378,6 +378,16 @@ async def test_claim_respects_limit_and_order(store: Store) -> None:
     assert [c.delivery.id for c in claimed] == [ids[1], ids[2]]
 
 
+async def test_claim_from_a_floor_skips_only_what_is_due_before_it(store: Store) -> None:
+    org = await make_org(store)
+    ep = await make_endpoint(store, org)
+    ids = [(await publish_one(store, org, [ep.id], now=T0 + i))[1][0] for i in (1, 2, 3)]
+    claimed = await store.claim_due("w", T0 + 10, LEASE, 10, due_from=T0 + 2)
+    assert [c.delivery.id for c in claimed] == ids[1:]  # due at T0+2 and after
+    rest = await store.claim_due("w", T0 + 10, LEASE, 10)  # from the start
+    assert [c.delivery.id for c in rest] == ids[:1]
+
+
 # ---- outcomes ----
 
 

@@ -272,10 +272,14 @@ WHERE d.organization_id = $1 AND d.endpoint_id = $2 AND d.id = r.id AND d.status
 -- update side from the table's statistics and, on a table of some ten thousand rows, chose a
 -- hash join over a sequential scan of every delivery (dead versions included) on each claim.
 -- The array makes it a primary-key lookup per claimed row whatever the table's size.
+-- `next_attempt_at >= $5` (the claimer's floor, -Infinity for a scan from the start): the due
+-- index keeps an entry for every delivery already sent until VACUUM, all of them at its start,
+-- so a scan from the start reads more index pages with each delivery drained (some 120 pages
+-- after 28,000, and growing); from the floor it reads the live part only.
 UPDATE deliveries SET lease_owner = $1, lease_expires_at = $3
 WHERE seq = ANY(ARRAY(
     SELECT seq FROM deliveries
-    WHERE status = 'pending' AND next_attempt_at <= $2
+    WHERE status = 'pending' AND next_attempt_at <= $2 AND next_attempt_at >= $5
       AND (lease_expires_at IS NULL OR lease_expires_at < $2)
     ORDER BY next_attempt_at
     LIMIT $4

@@ -286,7 +286,7 @@ WHERE organization_id = :organization_id AND endpoint_id = :endpoint_id AND id =
 UPDATE deliveries SET lease_owner = :worker_id, lease_expires_at = :lease_until
 WHERE seq IN (
     SELECT seq FROM deliveries
-    WHERE status = 'pending' AND next_attempt_at <= :now
+    WHERE status = 'pending' AND next_attempt_at <= :now AND next_attempt_at >= :due_from
       AND (lease_expires_at IS NULL OR lease_expires_at < :now)
     ORDER BY next_attempt_at
     LIMIT :limit
