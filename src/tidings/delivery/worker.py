@@ -332,11 +332,10 @@ class Worker:
                 log.warning("claim failed", exc_info=True, extra={"action": "worker.claim_failed"})
                 await self._wait_any(stop, self._wakeup, STORE_RETRY_SECONDS)
                 continue
-            if claims:
-                earliest = min(
-                    (d for c in claims if (d := c.delivery.next_attempt_at) is not None),
-                    default=math.inf,
-                )
+            earliest = min(
+                (d for c in claims if (d := c.delivery.next_attempt_at) is not None), default=None
+            )
+            if earliest is not None:  # (a claimed delivery always has a due time)
                 self._due_from = max(due_from, earliest - FLOOR_SLACK_SECONDS)
             started = await self._dispatch(claims, now) if claims else 0
             if len(claims) < limit:
