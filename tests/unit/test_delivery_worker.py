@@ -356,8 +356,8 @@ class DueStore(FakeStore):
         limit: int,
         due_from: float = -math.inf,
     ) -> list[ClaimedDelivery]:
-        self.claim_limits.append(limit)
-        self.claim_floors.append(due_from)
+        # the base records the limit and the floor (its own list of claims is empty)
+        await super().claim_due(worker_id, now, lease_seconds, limit, due_from)
         ready = sorted(v for v in self.due.values() if v[0] <= now)[:limit]
         for _, _, claim in ready:
             del self.due[claim.delivery.id]

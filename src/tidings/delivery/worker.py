@@ -259,7 +259,6 @@ class Worker:
         # from the start, made at least twice per idle poll.
         self._due_from = -math.inf
         self._full_scan_at = -math.inf
-        self._full_scan_every = self.poll_interval_seconds / 2
         # below this much free capacity a claim waits CLAIM_COALESCE_SECONDS first, so
         # finishing sends do not each trigger a tiny claim
         self._min_claim = max(1, min(claim_batch_size, concurrency) // 4)
@@ -347,8 +346,8 @@ class Worker:
 
     def _claim_floor(self, now: float) -> float:
         """Where this claim's scan starts: the floor, or the start of the queue when the last
-        claim from the start is `_full_scan_every` old (or the clock went back)."""
-        if now - self._full_scan_at >= self._full_scan_every or now < self._full_scan_at:
+        claim from the start is half an idle poll old (or the clock went back)."""
+        if now - self._full_scan_at >= self.poll_interval_seconds / 2 or now < self._full_scan_at:
             self._full_scan_at = now
             return -math.inf
         return self._due_from
