@@ -459,6 +459,8 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
                 statement = await conn.prepare("EXPLAIN " + postgres_module._Q[name])
                 plan = "\n".join(r[0] for r in await statement.fetch(*args))
                 assert "Seq Scan on deliveries" not in plan, f"{name} ({mode}):\n{plan}"
+                # the claim brings its deliveries' events along (500 of them here): looked up
+                assert "Seq Scan on events" not in plan, f"{name} ({mode}):\n{plan}"
                 assert "Index Scan using deliveries_" in plan, f"{name} ({mode}):\n{plan}"
     finally:
         await conn.close()
