@@ -427,6 +427,29 @@ def outcome_rows(outcomes: Sequence[AttemptOutcome]) -> str:
     )
 
 
+def outcome_attempt_rows(outcomes: Sequence[AttemptOutcome]) -> str:
+    """Each outcome with its attempt, in attempt order (tidings_record_outcomes, PostgreSQL)."""
+    return dumps(
+        [
+            {
+                "id": o.delivery_id,
+                "status": str(o.status),
+                "next_attempt_at": o.next_attempt_at,
+                "started_at": o.attempt.started_at,
+                "last_status_code": o.last_status_code,
+                "last_error": o.last_error,
+                "success": o.success,
+                "number": o.attempt.number,
+                "duration_ms": o.attempt.duration_ms,
+                "status_code": o.attempt.status_code,
+                "error": o.attempt.error,
+                "response_excerpt": o.attempt.response_excerpt,
+            }
+            for o in outcomes
+        ]
+    )
+
+
 def attempt_rows(kept: Sequence[AttemptOutcome], updated: dict[str, Row]) -> str:
     return dumps(
         [

@@ -715,27 +715,22 @@ class PostgresStore(Store):
     ) -> list[EndpointHealth]:
         if not outcomes:
             return []
-        async with self._tx() as conn:
-            # endpoints first, in id order: pause/resume/delete lock the endpoint before its
-            # deliveries too, so the two cannot deadlock
-            await conn.fetch(_Q["lock_endpoints"], sorted({o.endpoint_id for o in outcomes}))
-            rows = await conn.fetch(
-                _Q["record_delivery_outcome"],
+        async with self._acquire() as conn:
+            # one statement, its own transaction: migration 0005 says what it does and in which
+            # order (endpoints locked first, in id order)
+            answer = await conn.fetchval(
+                _Q["record_outcomes"],
                 worker_id,
-                c.outcome_rows(outcomes),
+                c.outcome_attempt_rows(outcomes),
                 now,
                 [o.delivery_id for o in outcomes],
+                sorted({o.endpoint_id for o in outcomes}),
             )
-            updated: dict[str, c.Row] = {r["id"]: r for r in rows}
-            kept = c.outcomes_with_lease(outcomes, updated, log)
-            if not kept:
-                return []
-            await conn.execute(_Q["insert_attempt"], c.attempt_rows(kept, updated))
-            changes = c.streak_changes(kept, updated)
-            health = await conn.fetch(
-                _Q["record_endpoint_health"], c.dumps(c.streak_rows(changes)), now
-            )
-        return sorted((c.health_from_row(r) for r in health), key=lambda h: h.endpoint_id)
+        written = orjson.loads(answer)
+        c.outcomes_with_lease(outcomes, set(written["kept"]), log)  # logs the dropped ones
+        return sorted(
+            (c.health_from_row(r) for r in written["health"]), key=lambda h: h.endpoint_id
+        )
 
     async def release(
         self,

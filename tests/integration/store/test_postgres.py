@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -440,28 +441,55 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
             [
                 {
                     "id": i,
-                    "status": "delivered",
+                    "status": "succeeded",
                     "next_attempt_at": None,
                     "started_at": T0,
                     "last_status_code": 200,
                     "last_error": None,
+                    "success": True,
+                    "number": 1,
+                    "duration_ms": 5.0,
+                    "status_code": 200,
+                    "error": None,
+                    "response_excerpt": None,
                 }
                 for i in ids
             ]
         ).decode()
-        cases = [
-            ("claim_due", ["worker-1", T0 + 10, T0 + 40, 200, float("-inf")]),
-            ("record_delivery_outcome", ["worker-1", rows, T0 + 10, ids]),
-        ]
+        endpoint_ids = sorted(ep.id for ep in endpoints)
+        # the outcome write runs inside tidings_record_outcomes: auto_explain sends the plans
+        # of the function's statements to this client as log messages
+        plans: list[str] = []
+        conn.add_log_listener(lambda _conn, message: plans.append(message.message))
+        await conn.execute("LOAD 'auto_explain'")
+        await conn.execute("SET auto_explain.log_min_duration = 0")
+        await conn.execute("SET auto_explain.log_nested_statements = on")
+        await conn.execute("SET client_min_messages = log")
         for mode in ("force_custom_plan", "force_generic_plan"):
             await conn.execute(f"SET plan_cache_mode = {mode}")
-            for name, args in cases:
-                statement = await conn.prepare("EXPLAIN " + postgres_module._Q[name])
-                plan = "\n".join(r[0] for r in await statement.fetch(*args))
-                assert "Seq Scan on deliveries" not in plan, f"{name} ({mode}):\n{plan}"
-                # the claim brings its deliveries' events along (500 of them here): looked up
-                assert "Seq Scan on events" not in plan, f"{name} ({mode}):\n{plan}"
-                assert "Index Scan using deliveries_" in plan, f"{name} ({mode}):\n{plan}"
+            statement = await conn.prepare("EXPLAIN " + postgres_module._Q["claim_due"])
+            plan = "\n".join(
+                r[0] for r in await statement.fetch("worker-1", T0 + 10, T0 + 40, 200, -math.inf)
+            )
+            assert "Seq Scan on deliveries" not in plan, f"claim_due ({mode}):\n{plan}"
+            assert "Index Scan using deliveries_" in plan, f"claim_due ({mode}):\n{plan}"
+            # the claim brings its deliveries' events along (2,000 of them here): looked up
+            assert "Seq Scan on events" not in plan, f"claim_due ({mode}):\n{plan}"
+            plans.clear()
+            async with conn.transaction():
+                await conn.fetchval(
+                    postgres_module._Q["record_outcomes"],
+                    "worker-1",
+                    rows,
+                    T0 + 10,
+                    ids,
+                    endpoint_ids,
+                )
+            await asyncio.sleep(0.05)  # the log messages arrive asynchronously
+            update = [p for p in plans if "Update on deliveries" in p]
+            assert update, f"record_outcomes ({mode}): no plan of its update in {plans}"
+            assert "Seq Scan on deliveries" not in update[0], f"({mode}):\n{update[0]}"
+            assert "Index Scan using deliveries_" in update[0], f"({mode}):\n{update[0]}"
     finally:
         await conn.close()
 

@@ -46,7 +46,15 @@ LEASE = 30.0
 # Locking and notification mechanics SQLite has no use for (its single writer already
 # serialises; it has no LISTEN/NOTIFY).
 # SQLite (one writer, no round trips) applies projections one by one.
-SQLITE_ONLY = {"upsert_projection"}
+SQLITE_ONLY = {
+    "upsert_projection",
+    # PostgreSQL claims in one statement (events and endpoints with the deliveries) and writes
+    # outcomes through tidings_record_outcomes (migration 0005)
+    "endpoints_by_ids",
+    "record_delivery_outcome",
+    "insert_attempt",
+    "record_endpoint_health",
+}
 POSTGRES_ONLY = {
     "migration_lock",
     "migration_unlock",
@@ -54,7 +62,7 @@ POSTGRES_ONLY = {
     "lock_projections",  # publish batches: 3 round trips for all projections
     "get_projections",
     "upsert_projections",
-    "lock_endpoints",
+    "record_outcomes",  # one round trip (migration 0005)
     "publish",  # publish of new events in one statement (migration 0003)
     "endpoints_versions",  # what publish checks a plan against (migration 0003)
 }

@@ -313,60 +313,8 @@ UPDATE deliveries AS d SET
 FROM endpoints AS ep
 WHERE d.id = ANY($1::text[]) AND d.lease_owner = $2 AND ep.id = d.endpoint_id
 
--- name: endpoints_by_ids
-SELECT * FROM endpoints WHERE id = ANY($1::text[])
-
--- name: lock_endpoints
-SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE
-
--- name: record_delivery_outcome
--- $4: the outcomes' ids again, as an array. `d.id = ANY($4)` repeats the join condition so the
--- planner looks the rows up by id: with only the join and `lease_owner = $1` (which statistics
--- taken while nothing was leased rate at one row) it scanned every delivery of a table of some
--- ten thousand rows on each flush.
-UPDATE deliveries AS d SET
-    status = CASE WHEN o.status = 'pending' AND ep.status = 'paused' THEN 'held'
-                  ELSE o.status END,
-    attempt_count = d.attempt_count + 1, next_attempt_at = o.next_attempt_at,
-    last_attempt_at = o.started_at, last_status_code = o.last_status_code,
-    last_error = o.last_error, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
-FROM json_to_recordset($2::json)
-         AS o(id text, status text, next_attempt_at double precision,
-              started_at double precision, last_status_code integer, last_error text),
-     endpoints AS ep
-WHERE d.id = ANY($4::text[]) AND d.id = o.id AND d.lease_owner = $1
-  AND ep.id = d.endpoint_id
-RETURNING d.id, d.organization_id, d.endpoint_id, d.series
-
--- name: insert_attempt
-INSERT INTO attempts (
-    delivery_id, organization_id, number, series, started_at, duration_ms, status_code, error,
-    response_excerpt
-)
-SELECT a.delivery_id, a.organization_id, a.number, a.series, a.started_at, a.duration_ms,
-       a.status_code, a.error, a.response_excerpt
-FROM ROWS FROM (json_to_recordset($1::json)
-                AS (delivery_id text, organization_id text, number integer, series integer,
-                    started_at double precision, duration_ms double precision,
-                    status_code integer, error text, response_excerpt text))
-     WITH ORDINALITY
-     AS a(delivery_id, organization_id, number, series, started_at, duration_ms, status_code,
-          error, response_excerpt, n)
-ORDER BY a.n
-
--- name: record_endpoint_health
-UPDATE endpoints AS e SET
-    failure_streak = CASE WHEN c.reset THEN c.failures ELSE e.failure_streak + c.failures END,
-    failing_since = CASE
-        WHEN c.failures = 0 AND c.reset THEN NULL
-        WHEN c.failures = 0 THEN e.failing_since
-        WHEN c.reset THEN $2
-        ELSE coalesce(e.failing_since, $2) END,
-    last_success_at = CASE WHEN c.reset THEN $2 ELSE e.last_success_at END
-FROM json_to_recordset($1::json) AS c(id text, reset boolean, failures integer)
-WHERE e.id = c.id
-RETURNING e.id, e.organization_id, e.status, e.failure_streak, e.failing_since,
-          e.last_success_at
+-- name: record_outcomes
+SELECT tidings_record_outcomes($1, $2::json, $3, $4::text[], $5::text[])
 
 -- name: release
 -- $3: {delivery id: due time}
