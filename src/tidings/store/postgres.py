@@ -695,16 +695,17 @@ class PostgresStore(Store):
             deliveries = sorted(
                 (c.delivery_from_row(r) for r in rows), key=lambda d: (d.next_attempt_at, d.seq)
             )
-            # each event and endpoint once, as JSON (its JSONB columns nested: decoded already)
-            events: dict[tuple[str, str], Event] = {}
-            endpoints: dict[str, Endpoint] = {}
-            for r in rows:
-                if (event_json := r["event_json"]) is not None:
-                    ev = c.event_from_row(orjson.loads(event_json), _load)
-                    events[(ev.organization_id, ev.id)] = ev
-                if (endpoint_json := r["endpoint_json"]) is not None:
-                    ep = c.endpoint_from_row(orjson.loads(endpoint_json), _load)
-                    endpoints[ep.id] = ep
+            keys = sorted({(d.organization_id, d.event_id) for d in deliveries})
+            event_rows = await conn.fetch(
+                _Q["events_by_keys"], [k[0] for k in keys], [k[1] for k in keys]
+            )
+            endpoint_rows = await conn.fetch(
+                _Q["endpoints_by_ids"], sorted({d.endpoint_id for d in deliveries})
+            )
+            events = {
+                (r["organization_id"], r["id"]): c.event_from_row(r, _load) for r in event_rows
+            }
+            endpoints = {r["id"]: c.endpoint_from_row(r, _load) for r in endpoint_rows}
             stale = c.unsendable(deliveries, endpoints)
             if stale:
                 await conn.execute(_Q["settle_unsendable_claims"], stale, worker_id, now)

@@ -48,9 +48,7 @@ LEASE = 30.0
 # SQLite (one writer, no round trips) applies projections one by one.
 SQLITE_ONLY = {
     "upsert_projection",
-    # PostgreSQL claims in one statement (events and endpoints with the deliveries) and writes
-    # outcomes through tidings_record_outcomes (migration 0005)
-    "endpoints_by_ids",
+    # PostgreSQL writes outcomes through tidings_record_outcomes (migration 0005)
     "record_delivery_outcome",
     "insert_attempt",
     "record_endpoint_health",

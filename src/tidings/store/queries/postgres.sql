@@ -276,33 +276,16 @@ WHERE d.organization_id = $1 AND d.endpoint_id = $2 AND d.id = r.id AND d.status
 -- index keeps an entry for every delivery already sent until VACUUM, all of them at its start,
 -- so a scan from the start reads more index pages with each delivery drained (some 120 pages
 -- after 28,000, and growing); from the floor it reads the live part only.
--- One round trip: each claimed delivery comes back with its event and its endpoint as JSON, on
--- the first of its rows for that event or endpoint only (a claim of a few deliveries was three
--- statements, and each round trip costs both processes a pair of system calls and PostgreSQL a
--- bind and execute; the delivery columns stay plain rows, which decode faster than JSON). The
--- lookups are correlated subqueries, so each is an index lookup on a unique key whatever the
--- planner guesses for the claimed rows.
-WITH claimed AS (
-    UPDATE deliveries SET lease_owner = $1, lease_expires_at = $3
-    WHERE seq = ANY(ARRAY(
-        SELECT seq FROM deliveries
-        WHERE status = 'pending' AND next_attempt_at <= $2 AND next_attempt_at >= $5
-          AND (lease_expires_at IS NULL OR lease_expires_at < $2)
-        ORDER BY next_attempt_at
-        LIMIT $4
-        FOR UPDATE SKIP LOCKED
-    ))
-    RETURNING *
-)
-SELECT c.*,
-    CASE WHEN row_number() OVER (PARTITION BY c.organization_id, c.event_id) = 1 THEN
-        (SELECT to_json(ev) FROM events AS ev
-         WHERE ev.organization_id = c.organization_id AND ev.id = c.event_id)
-    END AS event_json,
-    CASE WHEN row_number() OVER (PARTITION BY c.endpoint_id) = 1 THEN
-        (SELECT to_json(ep) FROM endpoints AS ep WHERE ep.id = c.endpoint_id)
-    END AS endpoint_json
-FROM claimed AS c
+UPDATE deliveries SET lease_owner = $1, lease_expires_at = $3
+WHERE seq = ANY(ARRAY(
+    SELECT seq FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at <= $2 AND next_attempt_at >= $5
+      AND (lease_expires_at IS NULL OR lease_expires_at < $2)
+    ORDER BY next_attempt_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+))
+RETURNING *
 
 -- name: settle_unsendable_claims
 UPDATE deliveries AS d SET
@@ -312,6 +295,9 @@ UPDATE deliveries AS d SET
     lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
 FROM endpoints AS ep
 WHERE d.id = ANY($1::text[]) AND d.lease_owner = $2 AND ep.id = d.endpoint_id
+
+-- name: endpoints_by_ids
+SELECT * FROM endpoints WHERE id = ANY($1::text[])
 
 -- name: record_outcomes
 SELECT tidings_record_outcomes($1, $2::json, $3, $4::text[], $5::text[])
