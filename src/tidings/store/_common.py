@@ -411,33 +411,28 @@ def release_due(delivery_ids: Sequence[str], next_attempt_at: float | Sequence[f
     return dumps(dict(zip(delivery_ids, next_attempt_at, strict=True)))
 
 
+def _outcome_row(o: AttemptOutcome) -> dict[str, Any]:
+    """The delivery's new state after one attempt."""
+    return {
+        "id": o.delivery_id,
+        "status": str(o.status),
+        "next_attempt_at": o.next_attempt_at,
+        "started_at": o.attempt.started_at,
+        "last_status_code": o.last_status_code,
+        "last_error": o.last_error,
+    }
+
+
 def outcome_rows(outcomes: Sequence[AttemptOutcome]) -> str:
-    return dumps(
-        [
-            {
-                "id": o.delivery_id,
-                "status": str(o.status),
-                "next_attempt_at": o.next_attempt_at,
-                "started_at": o.attempt.started_at,
-                "last_status_code": o.last_status_code,
-                "last_error": o.last_error,
-            }
-            for o in outcomes
-        ]
-    )
+    return dumps([_outcome_row(o) for o in outcomes])
 
 
 def outcome_attempt_rows(outcomes: Sequence[AttemptOutcome]) -> str:
     """Each outcome with its attempt, in attempt order (tidings_record_outcomes, PostgreSQL)."""
     return dumps(
         [
-            {
-                "id": o.delivery_id,
-                "status": str(o.status),
-                "next_attempt_at": o.next_attempt_at,
-                "started_at": o.attempt.started_at,
-                "last_status_code": o.last_status_code,
-                "last_error": o.last_error,
+            _outcome_row(o)
+            | {
                 "success": o.success,
                 "number": o.attempt.number,
                 "duration_ms": o.attempt.duration_ms,
