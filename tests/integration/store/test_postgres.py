@@ -492,6 +492,88 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
         await conn.close()
 
 
+async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: str) -> None:
+    """asyncpg prepares each statement once per connection, and PostgreSQL gives a prepared
+    statement (and each statement inside a PL/pgSQL function) a generic plan after five runs,
+    costed on the tables' size at that moment and kept until the next ANALYZE. A worker that
+    starts on a new database makes those plans on near-empty tables: sequential scans, which
+    then read every event or delivery on each claim as the tables grow (seen in the latency
+    bench: all events read per claim, 3-8 ms at 6,000 events). Here the worker's statements run
+    ten times on nearly empty tables, the tables grow to 3,000 events, and the next claim and
+    outcome write must still find their rows through an index."""
+    store = PostgresStore(pg_url, min_connections=1, max_connections=1)
+    await store.connect()
+    try:
+        org = await make_org(store)
+        ep = await make_endpoint(store, org)
+
+        async def claim_and_settle(limit: int) -> int:
+            claimed = await store.claim_due("worker-1", T0 + 10, 30, limit)
+            outcomes = [
+                outcome(
+                    cl.delivery.id,
+                    ep.id,
+                    DeliveryStatus.SUCCEEDED,
+                    success=True,
+                    at=T0 + 10,
+                    code=200,
+                )
+                for cl in claimed
+            ]
+            await store.record_outcomes("worker-1", outcomes, T0 + 10)
+            return len(claimed)
+
+        for _ in range(10):
+            await store.publish([item(event(org), [pending(ep.id)])], now=T0)
+            assert await claim_and_settle(10) == 1
+        for _ in range(6):
+            await store.publish([item(event(org), [pending(ep.id)]) for _ in range(500)], now=T0)
+        # the pool's one connection, where the statements above are prepared: the worker's
+        # statements run again on it, as the store runs them, with their plans logged
+        plans: list[str] = []
+        async with store._acquire() as conn:
+            conn.add_log_listener(lambda _conn, message: plans.append(message.message))
+            await conn.execute("LOAD 'auto_explain'")
+            await conn.execute("SET auto_explain.log_min_duration = 0")
+            await conn.execute("SET auto_explain.log_nested_statements = on")
+            await conn.execute("SET client_min_messages = log")
+            claimed = await conn.fetch(
+                postgres_module._Q["claim_due"], "worker-1", T0 + 10, T0 + 40, 10, -math.inf
+            )
+            assert len(claimed) == 10
+            await conn.fetch(
+                postgres_module._Q["events_by_keys"],
+                [org] * len(claimed),
+                [r["event_id"] for r in claimed],
+            )
+            rows = c.outcome_attempt_rows(
+                [
+                    outcome(r["id"], ep.id, DeliveryStatus.SUCCEEDED, success=True, at=T0, code=200)
+                    for r in claimed
+                ]
+            )
+            await conn.fetchval(
+                postgres_module._Q["record_outcomes"],
+                "worker-1",
+                rows,
+                T0 + 10,
+                [r["id"] for r in claimed],
+                [ep.id],
+            )
+            await asyncio.sleep(0.05)  # the log messages arrive asynchronously
+    finally:
+        await store.close()
+    looked_up = {
+        what: [p for p in plans if what in p]
+        for what in ("UPDATE deliveries SET lease_owner", "SELECT * FROM events", "Update on")
+    }
+    for what, found in looked_up.items():
+        assert found, f"no plan of {what!r} in {plans}"
+        for plan in found:
+            assert "Seq Scan on events" not in plan, plan
+            assert "Seq Scan on deliveries" not in plan, plan
+
+
 def _index_scan_buffers(plan: dict[str, Any], index: str) -> int:
     """Shared buffers read by the plan's scans of `index`."""
     own = 0
