@@ -25,7 +25,7 @@ from tidings.store.base import (
     Subscribers,
     SubscribersChanged,
 )
-from tidings.subscriptions import plan_deliveries
+from tidings.subscriptions import PlanKey, Target, deliveries_for, plan_key, plan_targets
 
 ENVELOPE_FIELDS = frozenset(
     {
@@ -229,8 +229,10 @@ class Publisher:
     # ---- publishing --------------------------------------------------------------------------
 
     async def _items(self, candidates: Sequence[_Candidate]) -> list[PublishItem]:
-        """Plan deliveries and projections from each organization's subscribed endpoints."""
+        """Plan deliveries and projections from each organization's subscribed endpoints. Alike
+        events (`plan_key`: a batch of one type, say) are planned once; each gets its own ids."""
         subscribers: dict[str, Subscribers] = {}
+        targets: dict[PlanKey, tuple[Target, ...]] = {}
         items = []
         for candidate in candidates:
             event = candidate.event
@@ -238,7 +240,10 @@ class Publisher:
             if org not in subscribers:
                 subscribers[org] = await self.store.subscribed_endpoints(org)
             planned = subscribers[org]
-            deliveries = plan_deliveries(event, planned.endpoints, self.catalog, self.new_id)
+            key = plan_key(event)
+            if key not in targets:
+                targets[key] = plan_targets(event, planned.endpoints, self.catalog)
+            deliveries = deliveries_for(targets[key], self.new_id)
             items.append(PublishItem(event, deliveries, projection_updates(event), planned.version))
         return items
 

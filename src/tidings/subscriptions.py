@@ -205,21 +205,39 @@ def endpoint_wants(endpoint: Endpoint, event: Event) -> bool:
     return _meta_subject_endpoint(event) != endpoint.id
 
 
-def plan_deliveries(
-    event: Event,
-    endpoints: Sequence[Endpoint],
-    catalog: CatalogView,
-    new_id: Callable[[str], str],
-) -> list[NewDelivery]:
-    """One NewDelivery per endpoint that wants `event`, in the order of `endpoints`.
+# What planning reads of an event: events alike in these get the same targets.
+PlanKey = tuple[str, str, int, str | None, str, str | None]
+
+
+def plan_key(event: Event) -> PlanKey:
+    """The event's fields `plan_targets` depends on (organization, type, schema version,
+    partner, source, and the endpoint a meta event is about): a batch of alike events is
+    planned once (`Publisher`), each event then only gets its delivery ids."""
+    return (
+        event.organization_id,
+        event.type,
+        event.schema_version,
+        event.partner_uuid,
+        event.source,
+        _meta_subject_endpoint(event),
+    )
+
+
+# (endpoint id, status, schema version to render, skip reason, is_meta)
+Target = tuple[str, DeliveryStatus, int | None, str | None, bool]
+
+
+def plan_targets(
+    event: Event, endpoints: Sequence[Endpoint], catalog: CatalogView
+) -> tuple[Target, ...]:
+    """The deliveries `event` gets, without their ids, in the order of `endpoints`.
 
     Status HELD for a paused endpoint, PENDING for an active one; SKIPPED with reason
     `schema_version_not_accepted` when no accepted version is reachable from the event's
-    version (recorded, never dropped). `is_meta` for `webhook.*` types. Ids come from
-    `new_id("dlv")`.
+    version (recorded, never dropped). `is_meta` for `webhook.*` types.
     """
     meta = is_meta_type(event.type)
-    planned: list[NewDelivery] = []
+    targets: list[Target] = []
     for endpoint in endpoints:
         if not endpoint_wants(endpoint, event):
             continue
@@ -227,14 +245,13 @@ def plan_deliveries(
             event.type, event.schema_version, endpoint.accepted_schema_versions
         )
         if version is None:
-            planned.append(
-                NewDelivery(
-                    id=new_id("dlv"),
-                    endpoint_id=endpoint.id,
-                    status=DeliveryStatus.SKIPPED,
-                    schema_version=None,
-                    skip_reason=SKIP_SCHEMA_VERSION_NOT_ACCEPTED,
-                    is_meta=meta,
+            targets.append(
+                (
+                    endpoint.id,
+                    DeliveryStatus.SKIPPED,
+                    None,
+                    SKIP_SCHEMA_VERSION_NOT_ACCEPTED,
+                    meta,
                 )
             )
             continue
@@ -243,16 +260,27 @@ def plan_deliveries(
             if endpoint.status == EndpointStatus.PAUSED
             else DeliveryStatus.PENDING
         )
-        planned.append(
-            NewDelivery(
-                id=new_id("dlv"),
-                endpoint_id=endpoint.id,
-                status=status,
-                schema_version=version,
-                is_meta=meta,
-            )
-        )
-    return planned
+        targets.append((endpoint.id, status, version, None, meta))
+    return tuple(targets)
+
+
+def deliveries_for(targets: Iterable[Target], new_id: Callable[[str], str]) -> list[NewDelivery]:
+    """A NewDelivery per target, each with a new id from `new_id("dlv")`."""
+    return [
+        NewDelivery(new_id("dlv"), endpoint_id, status, version, reason, meta)
+        for endpoint_id, status, version, reason, meta in targets
+    ]
+
+
+def plan_deliveries(
+    event: Event,
+    endpoints: Sequence[Endpoint],
+    catalog: CatalogView,
+    new_id: Callable[[str], str],
+) -> list[NewDelivery]:
+    """One NewDelivery per endpoint that wants `event` (`plan_targets`), in the order of
+    `endpoints`, ids from `new_id("dlv")`."""
+    return deliveries_for(plan_targets(event, endpoints, catalog), new_id)
 
 
 __all__ = [
@@ -260,13 +288,18 @@ __all__ = [
     "SKIP_SCHEMA_VERSION_NOT_ACCEPTED",
     "CatalogView",
     "FormatCatalogView",
+    "PlanKey",
+    "Target",
     "choose_format",
+    "deliveries_for",
     "endpoint_wants",
     "is_meta_type",
     "is_wildcard",
     "matches_any",
     "pattern_matches",
     "plan_deliveries",
+    "plan_key",
+    "plan_targets",
     "to_type_filter",
     "unmatched_patterns",
     "validate_pattern",

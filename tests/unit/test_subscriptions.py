@@ -15,6 +15,8 @@ from tidings.subscriptions import (
     matches_any,
     pattern_matches,
     plan_deliveries,
+    plan_key,
+    plan_targets,
     to_type_filter,
     unmatched_patterns,
     validate_pattern,
@@ -278,6 +280,60 @@ def test_plan_meta_event() -> None:
 
 def test_plan_nothing_wanted() -> None:
     assert plan_deliveries(make_event(source="API"), [make_endpoint()], FakeCatalog(), ids()) == []
+
+
+_PLAN_ENDPOINTS = [
+    make_endpoint(id="ep_all"),
+    make_endpoint(id="ep_paused", status=EndpointStatus.PAUSED),
+    make_endpoint(id="ep_v1", accepted_schema_versions=(1,)),
+    make_endpoint(id="ep_p1", partner_ids=("p1",)),
+    make_endpoint(id="ep_api", sources=("API",)),
+    make_endpoint(id="ep_kyc", event_types=("kyc.*",)),
+    make_endpoint(id="ep_meta", event_types=("webhook.*",)),
+    make_endpoint(id="ep_other_org", organization_id="org-2"),
+]
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "organization_id": st.sampled_from([ORG, "org-2"]),
+                "type": st.sampled_from(
+                    [
+                        "compliance.status_changed",
+                        "compliance.decision_made",
+                        "kyc.vies_check_failed",
+                        "webhook.endpoint_auto_paused",
+                    ]
+                ),
+                "schema_version": st.sampled_from([1, 2]),
+                "partner_uuid": st.sampled_from([None, "p1", "p2"]),
+                "source": st.sampled_from(["WEB_APP", "SYSTEM", "API"]),
+                "data": st.sampled_from(
+                    [{}, {"endpointId": "ep_meta"}, {"endpointId": "ep_all"}, {"x": 1}]
+                ),
+                "subject": st.sampled_from([None, "s1"]),
+                "id": st.sampled_from(["evt_1", "evt_2"]),
+            }
+        ),
+        min_size=2,
+        max_size=2,
+    )
+)
+def test_alike_events_plan_alike(fields: list[dict[str, object]]) -> None:
+    """The publisher plans a batch's alike events once (`plan_key`): the key must hold every
+    field planning reads, so two events with one key always get the same targets."""
+    a, b = (make_event(**f) for f in fields)
+    if plan_key(a) == plan_key(b):
+        assert plan_targets(a, _PLAN_ENDPOINTS, FakeCatalog()) == plan_targets(
+            b, _PLAN_ENDPOINTS, FakeCatalog()
+        )
+    for ev in (a, b):  # and the targets are what plan_deliveries makes, without the ids
+        planned = plan_deliveries(ev, _PLAN_ENDPOINTS, FakeCatalog(), ids())
+        assert [
+            (d.endpoint_id, d.status, d.schema_version, d.skip_reason, d.is_meta) for d in planned
+        ] == list(plan_targets(ev, _PLAN_ENDPOINTS, FakeCatalog()))
 
 
 # ---- catalog-level checks ------------------------------------------------------------------
