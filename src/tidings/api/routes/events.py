@@ -89,7 +89,7 @@ def _batch_item(answer: Any) -> dict[str, Any]:
     summary=f"publish up to {MAX_BATCH_EVENTS} events; each answered on its own",
     response_model=None,
 )
-async def publish_batch(request: Request, ctx: Ctx, principal: PlatformKey) -> dict[str, Any]:
+async def publish_batch(request: Request, ctx: Ctx, principal: PlatformKey) -> Response:
     body = await _json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise _bad("$.events", "a list of event envelopes is required")
@@ -100,7 +100,12 @@ async def publish_batch(request: Request, ctx: Ctx, principal: PlatformKey) -> d
     if extra:
         raise _bad(f"$.{extra[0]}", "unknown field")
     answers = await ctx.publisher.publish_batch(envelopes)
-    return {"results": [_batch_item(a) for a in answers]}
+    # a Response of its own, as for one event: a returned dict went through FastAPI's
+    # jsonable_encoder, which walked the hundred answers again (~2.6 % of a batch in py-spy)
+    return Response(
+        orjson.dumps({"results": [_batch_item(a) for a in answers]}),
+        media_type="application/json",
+    )
 
 
 def _types_filter(types: str | None) -> tuple[TypeFilter, str]:
