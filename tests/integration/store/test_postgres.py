@@ -531,8 +531,12 @@ async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: st
         # the pool's one connection, where the statements above are prepared: the worker's
         # statements run again on it, as the store runs them, with their plans logged
         plans: list[str] = []
+
+        def listener(_conn: Any, message: Any) -> None:
+            plans.append(message.message)
+
         async with store._acquire() as conn:
-            conn.add_log_listener(lambda _conn, message: plans.append(message.message))
+            conn.add_log_listener(listener)
             await conn.execute("LOAD 'auto_explain'")
             await conn.execute("SET auto_explain.log_min_duration = 0")
             await conn.execute("SET auto_explain.log_nested_statements = on")
@@ -561,6 +565,7 @@ async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: st
                 [ep.id],
             )
             await asyncio.sleep(0.05)  # the log messages arrive asynchronously
+            conn.remove_log_listener(listener)
     finally:
         await store.close()
     looked_up = {
