@@ -66,13 +66,14 @@ LISTEN_RETRY_MAX_SECONDS = 30.0
 LISTEN_CHECK_SECONDS = 30.0  # how often an idle LISTEN connection is checked
 LISTEN_CHECK_TIMEOUT_SECONDS = 5.0
 # Sent with each new connection (no round trip of its own). PostgreSQL gives a prepared
-# statement, and each statement inside a PL/pgSQL function, a generic plan after five runs, costed
-# on the tables' size at that moment, and keeps it until the next ANALYZE of a table it reads.
-# A process that starts on a new or quiet database makes those plans on near-empty tables:
-# sequential scans, which then read every event or delivery on each claim and each flush as the
-# tables grow (the latency bench: 3-8 ms per claim reading all of `events` at 6,000 events, with
-# autovacuum off). Planning each run with its parameters costs ~0.07 ms per statement here (the
-# claim, the events read), and the latency bench measured less PostgreSQL CPU per event, not more.
+# statement a generic plan after five runs, costed on the tables' size at that moment, and keeps
+# it until the next ANALYZE of a table it reads. A process that starts on a new or quiet database
+# makes those plans on near-empty tables: sequential scans, which then read every event or
+# delivery on each claim as the tables grow (the latency bench: 3-8 ms per claim reading all of
+# `events` at 6,000 events, with autovacuum off). Planning each run with its parameters costs
+# ~0.1 ms per statement here, and the latency bench measured less PostgreSQL CPU per event with
+# it, not more. The PL/pgSQL functions opt out (migration 0006): they keep cached plans, made
+# without sequential scans, since planning their statements on every call slowed drains.
 SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 _Q = c.load_queries("postgres")
 _load = c.loads_decoded

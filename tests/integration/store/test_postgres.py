@@ -500,7 +500,10 @@ async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: st
     then read every event or delivery on each claim as the tables grow (seen in the latency
     bench: all events read per claim, 3-8 ms at 6,000 events). Here the worker's statements run
     ten times on nearly empty tables, the tables grow to 3,000 events, and the next claim and
-    outcome write must still find their rows through an index."""
+    outcome write must still find their rows through an index: the store's own statements
+    because its connections plan each run (SESSION_SETTINGS), the statements inside
+    tidings_record_outcomes because their cached plans are made without sequential scans
+    (migration 0006)."""
     store = PostgresStore(pg_url, min_connections=1, max_connections=1)
     await store.connect()
     try:
