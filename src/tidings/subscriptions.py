@@ -189,7 +189,10 @@ def _meta_subject_endpoint(event: Event) -> str | None:
 
 
 def endpoint_wants(endpoint: Endpoint, event: Event) -> bool:
-    """Whether `endpoint` subscribes to `event` (see the module docstring for the rules)."""
+    """Whether `endpoint` subscribes to `event` (see the module docstring for the rules).
+
+    Reads only the event fields in `plan_key`, which the publisher uses to plan a batch's alike
+    events once: a rule that reads another field must add it there."""
     if endpoint.deleted_at is not None or endpoint.status == EndpointStatus.DISABLED:
         return False
     if endpoint.organization_id != event.organization_id:
