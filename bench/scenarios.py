@@ -453,7 +453,7 @@ async def _drain_window(url: str, total: int, window: float) -> tuple[int, float
     return done - start_count, elapsed, peak / 1e6
 
 
-BIG_SEGMENTS = 2  # the big backlog is drained in this many windows, a 10k drain between each
+BIG_SEGMENTS = 2  # the big backlog is drained in this many windows, 10k drains between them
 BIG_WINDOW = 10.0  # seconds per window: 20 s of the big drain in all
 SMALL_PER_GAP = 2  # 10k drains before, between and after the windows
 
@@ -501,7 +501,11 @@ async def backlog(scale: float, receiver: str) -> list[Figure]:
         small_rates = [rate for rate, _, _ in small]
         small_rate = statistics.median(small_rates)
         rss = max(r for _, _, r in big)
-        pairs = [big_rates[i] / statistics.fmean(small_rates[i : i + 2]) for i in range(len(big))]
+        gap = SMALL_PER_GAP
+        pairs = [  # each window over the mean of the 10k drains just before and just after it
+            big_rates[i] / statistics.fmean(small_rates[i * gap : (i + 2) * gap])
+            for i in range(len(big))
+        ]
         print(
             "  10k drains:",
             ", ".join(f"{r:,.0f}/s" for r in small_rates),
