@@ -149,6 +149,18 @@ async def bulk_publish(store: Store, org_id: str, count: int, batch: int = 500) 
             raise RuntimeError(f"bench publish failed: {bad[0]}")
 
 
+@contextlib.asynccontextmanager
+async def published_database(backend: str, urls: list[str], events: int) -> AsyncIterator[str]:
+    """A fresh database (`fresh_database`) with one tenant whose endpoints are `urls`, `events`
+    events published to them through the real Publisher, then settled (`settle`)."""
+    async with fresh_database(backend) as url:
+        async with connected(url) as store:
+            tenant = await make_tenant(store, urls)
+            await bulk_publish(store, tenant.org_id, events)
+        await settle(url)
+        yield url
+
+
 async def settle(url: str) -> None:
     """After bulk setup: VACUUM ANALYZE and CHECKPOINT, so the timed part measures delivery, not
     the aftermath of the inserts (autovacuum and checkpoint storms racing the worker)."""

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import statistics
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from bench.env import (
     envelope,
     fresh_database,
     make_tenant,
-    settle,
+    published_database,
     tidings_env,
     tidings_process,
     wait_delivered,
@@ -62,11 +63,8 @@ async def _throughput(
     rx = start_receiver(receiver_kind)
     try:
         ceiling = ceiling_rate(rx.url + "/ceiling", total, CONCURRENCY)
-        async with fresh_database(backend) as url:
-            async with connected(url) as store:
-                tenant = await make_tenant(store, [f"{rx.url}/ep{i}" for i in range(endpoints)])
-                await bulk_publish(store, tenant.org_id, events)
-            await settle(url)
+        urls = [f"{rx.url}/ep{i}" for i in range(endpoints)]
+        async with published_database(backend, urls, events) as url:
             # the store used for polling is opened after publishing (SQLite: one writer)
             env = tidings_env(url)
             if backend == "sqlite":
@@ -456,22 +454,28 @@ async def _drain_window(url: str, total: int, window: float) -> tuple[int, float
 BIG_SEGMENTS = 2  # the big backlog is drained in this many windows, 10k drains between them
 BIG_WINDOW = 10.0  # seconds per window: 20 s of the big drain in all
 SMALL_PER_GAP = 2  # 10k drains before, between and after the windows
+SMALL_EVENTS = 1_000  # x 10 endpoints: the 10,000-delivery backlog
+BACKLOG_ENDPOINTS = 10
+
+
+def _backlog(rx_url: str, events: int) -> AbstractAsyncContextManager[str]:
+    """A new database holding `events` x BACKLOG_ENDPOINTS pending deliveries."""
+    urls = [f"{rx_url}/b{i}" for i in range(BACKLOG_ENDPOINTS)]
+    return published_database("postgres", urls, events)
 
 
 async def _small_drain(rx_url: str) -> tuple[float, float, float]:
-    """(attempts/s, seconds timed, worker peak RSS MB) of a 10,000-delivery backlog (1,000
-    events x 10 endpoints) in a new database, timed as `_drain_window` says."""
-    async with fresh_database("postgres") as url:
-        async with connected(url) as store:
-            tenant = await make_tenant(store, [f"{rx_url}/b{i}" for i in range(10)])
-            await bulk_publish(store, tenant.org_id, 1_000)
-        await settle(url)
-        attempts, seconds, rss = await _drain_window(url, 10_000, 30.0)
+    """(attempts/s, seconds timed, worker peak RSS MB) of a 10,000-delivery backlog in a new
+    database, timed as `_drain_window` says."""
+    async with _backlog(rx_url, SMALL_EVENTS) as url:
+        total = SMALL_EVENTS * BACKLOG_ENDPOINTS
+        attempts, seconds, rss = await _drain_window(url, total, 30.0)
     return attempts / seconds, seconds, rss
 
 
 async def backlog(scale: float, receiver: str) -> list[Figure]:
     big_events = _n(100_000, scale, 1_000)
+    big_total = big_events * BACKLOG_ENDPOINTS
     rx = start_receiver(receiver)
     try:
         # The VM's speed drifts by 15 % and more within a minute, and one 10k drain is timed
@@ -486,15 +490,11 @@ async def backlog(scale: float, receiver: str) -> list[Figure]:
         # checkpoints the whole cluster, so what a window dirtied is written untimed, and the
         # next window starts clean as the first did. No VACUUM of the big backlog between its
         # windows: the dead versions they leave stay, as in one long drain.
-        async with fresh_database("postgres") as big_url:
-            async with connected(big_url) as store:
-                tenant = await make_tenant(store, [f"{rx.url}/b{i}" for i in range(10)])
-                await bulk_publish(store, tenant.org_id, big_events)
-            await settle(big_url)
+        async with _backlog(rx.url, big_events) as big_url:
             small = [await _small_drain(rx.url) for _ in range(SMALL_PER_GAP)]
             big: list[tuple[int, float, float]] = []
             for _ in range(BIG_SEGMENTS):
-                big.append(await _drain_window(big_url, big_events * 10, BIG_WINDOW))
+                big.append(await _drain_window(big_url, big_total, BIG_WINDOW))
                 small += [await _small_drain(rx.url) for _ in range(SMALL_PER_GAP)]
         big_rates = [attempts / seconds for attempts, seconds, _ in big]
         big_rate = sum(a for a, _, _ in big) / sum(s for _, s, _ in big)
@@ -516,7 +516,7 @@ async def backlog(scale: float, receiver: str) -> list[Figure]:
         rx.stop()
     ratio = big_rate / small_rate if small_rate else 0.0
     size = (
-        f"{big_events * 10:,} pending, drained in {BIG_SEGMENTS} windows of {BIG_WINDOW:.0f} s "
+        f"{big_total:,} pending, drained in {BIG_SEGMENTS} windows of {BIG_WINDOW:.0f} s "
         f"({', '.join(f'{r:,.0f}' for r in big_rates)}/s; "
         f"{sum(s for _, s, _ in big):.1f} s timed in all) vs 10,000 pending (median of "
         f"{len(small_rates)} drains, {SMALL_PER_GAP} before, between and after the windows: "
