@@ -24,7 +24,8 @@ from tidings.ids import new_id
 from tidings.models import ApiKey, Endpoint, EndpointSecret, KeyKind, Organization
 from tidings.publishing import Publisher
 from tidings.signing import generate_secret
-from tidings.store.base import Store, open_store
+from tidings.store.base import Store
+from tidings.store.connect import open_store
 
 PG_ADMIN_URL = os.environ.get(
     "TIDINGS_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

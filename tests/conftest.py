@@ -25,7 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tidings.store.base import Store, open_store
+from tidings.store.base import Store
+from tidings.store.connect import open_store
 
 PG_ADMIN_URL = os.environ.get(
     "TIDINGS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -23,7 +23,8 @@ from tidings.clock import system_clock
 from tidings.config import LEASE_MARGIN_SECONDS, Settings
 from tidings.ids import new_id
 from tidings.models import ApiKey, KeyKind
-from tidings.store.base import Store, StoreError, open_store
+from tidings.store.base import Store, StoreError
+from tidings.store.connect import open_store
 
 log = logging.getLogger("tidings.service")
 

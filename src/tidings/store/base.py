@@ -423,19 +423,6 @@ class Store(abc.ABC):
     ) -> None: ...
 
 
-def open_store(database_url: str) -> Store:
-    """Pick the implementation by URL: sqlite:///path (or sqlite://:memory:) or postgresql://."""
-    if database_url.startswith("sqlite"):
-        from tidings.store.sqlite import SqliteStore
-
-        return SqliteStore(database_url)
-    if database_url.startswith(("postgres://", "postgresql://")):
-        from tidings.store.postgres import PostgresStore
-
-        return PostgresStore(database_url)
-    raise ValueError(f"unsupported TIDINGS_DATABASE_URL scheme: {database_url.split(':', 1)[0]}")
-
-
 __all__ = [
     "BacklogStats",
     "Conflict",
@@ -449,5 +436,4 @@ __all__ = [
     "Store",
     "StoreError",
     "TypeFilter",
-    "open_store",
 ]

@@ -20,7 +20,8 @@ import pytest
 from aiohttp import web
 
 from tidings.models import DeliveryStatus
-from tidings.store.base import DeliveryFilter, Store, open_store
+from tidings.store.base import DeliveryFilter, Store
+from tidings.store.connect import open_store
 
 from .helpers import (
     StorePublisher,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tidings.store._common import load_migrations
-from tidings.store.base import StoreError, open_store
+from tidings.store.base import StoreError
+from tidings.store.connect import open_store
 from tidings.store.sqlite import SqliteStore, sqlite_path
 
 from .helpers import make_org

@@ -25,8 +25,8 @@ from tidings.store.base import (
     ProjectionUpdate,
     Store,
     TypeFilter,
-    open_store,
 )
+from tidings.store.connect import open_store
 
 from .helpers import (
     T0,
