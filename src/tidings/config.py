@@ -93,6 +93,8 @@ class Settings:
     claim_batch_size: int = CLAIM_BATCH_SIZE
     worker_id: str | None = None
     lease_margin_seconds: float = LEASE_MARGIN_SECONDS
+    # a PEM file of CA certificates trusted beside the system's roots (private PKI endpoints)
+    ca_bundle: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -126,6 +128,15 @@ def _int(value: str, name: str) -> int:
     return int(_float(value, name))
 
 
+def _pem_file(value: str, name: str) -> str:
+    """A path to a file that exists; its certificates are read by the sender at start-up."""
+    if not os.path.isfile(value):
+        raise SettingsError(
+            f"{name} must name a PEM file of CA certificates; {value!r} is not a file"
+        )
+    return value
+
+
 def _log_format(value: str, name: str) -> str:
     if value not in {"text", "json"}:
         raise SettingsError(f"{name} must be text or json")
@@ -157,4 +168,5 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_CLAIM_BATCH_SIZE": ("claim_batch_size", _int),
     "TIDINGS_WORKER_ID": ("worker_id", _str),
     "TIDINGS_LEASE_MARGIN": ("lease_margin_seconds", _float),
+    "TIDINGS_CA_BUNDLE": ("ca_bundle", _pem_file),
 }

@@ -109,6 +109,7 @@ def build_worker(settings: Settings, store: Store, catalog: Any, publisher: Any)
     sender = HttpSender(
         timeout_seconds=settings.delivery_timeout_seconds,
         allow_private=settings.allow_private_urls,
+        ca_bundle=settings.ca_bundle,
     )
     worker = Worker(
         store,

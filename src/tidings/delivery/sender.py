@@ -8,7 +8,9 @@
 - has a total timeout (the delivery timeout) and a connect timeout of at most 10 s;
 - reads at most `RESPONSE_EXCERPT_BYTES` of the answer, then releases the connection (a longer
   body closes it rather than being drained);
-- never raises: every failure becomes a `SendResult` with `error` ("<class>: <message>").
+- never raises: every failure becomes a `SendResult` with `error` ("<class>: <message>");
+- verifies TLS always (`tls_context`): the system's roots, plus the CA certificates of
+  `TIDINGS_CA_BUNDLE` for endpoints behind a private PKI. There is no switch to turn it off.
 
 The address guard (contract §6) runs at connect time: host names are resolved by
 `GuardedResolver`, which refuses the whole answer if any address is loopback, private,
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -172,6 +175,17 @@ def _looks_like_ip(host: str) -> bool:
     return True
 
 
+def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """The one TLS context of every HTTPS delivery: the system's trusted roots with certificate
+    and host name verification on (`ssl.create_default_context`), and, when `ca_bundle` names a
+    PEM file, its CA certificates trusted beside them, not instead. Loading happens here, at
+    start-up, so a bad file stops the worker rather than failing every delivery."""
+    context = ssl.create_default_context()
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
 class HttpSender:
     """Sends deliveries over one shared aiohttp session (created on first use)."""
 
@@ -182,8 +196,10 @@ class HttpSender:
         allow_private: bool = False,
         excerpt_bytes: int = RESPONSE_EXCERPT_BYTES,
         resolver: AbstractResolver | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         self.timeout_seconds = timeout_seconds
+        self._tls = tls_context(ca_bundle)
         self.allow_private = allow_private
         self.excerpt_bytes = excerpt_bytes
         self._inner_resolver = resolver
@@ -197,6 +213,7 @@ class HttpSender:
             connector = aiohttp.TCPConnector(
                 limit=CONNECTION_LIMIT,
                 limit_per_host=0,
+                ssl=self._tls,
                 # the guarded resolver caches allowed answers itself (netguard.AddressCache)
                 use_dns_cache=False,
                 resolver=GuardedResolver(
@@ -283,4 +300,5 @@ __all__ = [
     "describe_error",
     "literal_host_problem",
     "parse_target",
+    "tls_context",
 ]
