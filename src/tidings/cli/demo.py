@@ -252,15 +252,15 @@ class EmbeddedService:
         self._store: Any = None
 
     async def start(self) -> None:
-        from tidings.catalog import Catalog
-        from tidings.publishing import Publisher
-        from tidings.service import (
+        from tidings.assembly import (
             _QuietServer,
             build_app,
             build_worker,
             open_ready_store,
             register_platform_key,
         )
+        from tidings.catalog import Catalog
+        from tidings.publishing import Publisher
 
         settings = self.settings
         self._store = store = await open_ready_store(settings, migrate=True)
@@ -597,7 +597,7 @@ def demo(
     ] = False,
 ) -> None:
     """Watch tidings work: service, receiver, endpoints in three formats, retries, history."""
-    from tidings.service import install_uvloop
+    from tidings.assembly import install_uvloop
 
     install_uvloop()
     console = Console(highlight=False)

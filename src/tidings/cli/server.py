@@ -33,7 +33,7 @@ def _settings(host: str | None = None, port: int | None = None) -> Settings:
 def _run(
     settings: Settings, *, api: bool, worker: bool, migrate: bool, reuse_port: bool = False
 ) -> None:
-    from tidings.service import Roles, ServiceError, install_uvloop, run
+    from tidings.assembly import Roles, ServiceError, install_uvloop, run
 
     install_uvloop()
     try:
@@ -86,7 +86,7 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Apply pending database migrations."""
-    from tidings.service import install_uvloop, migrate_only
+    from tidings.assembly import install_uvloop, migrate_only
 
     settings = _settings()
     install_uvloop()

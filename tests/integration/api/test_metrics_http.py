@@ -14,10 +14,10 @@ from tests.integration.delivery.helpers import (
     running_worker,
     status_changed,
 )
+from tidings.assembly import build_app
 from tidings.config import Settings
 from tidings.delivery.metrics import DeliveryMetrics
 from tidings.publishing import Publisher
-from tidings.service import build_app
 from tidings.store.base import Store
 
 

@@ -9,10 +9,10 @@ import asyncio
 import signal
 from typing import Any
 
+from tidings.assembly import build_worker, open_ready_store
 from tidings.catalog import Catalog
 from tidings.config import Settings
 from tidings.logging import configure_logging
-from tidings.service import build_worker, open_ready_store
 
 
 async def main() -> None:
