@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from tidings.clock import FakeClock, parse_rfc3339, to_rfc3339
 from tidings.ids import new_id
-from tidings.logging import JsonFormatter, TextFormatter, redact_text
+from tidings.log_setup import JsonFormatter, TextFormatter, redact_text
 
 
 def _record(msg: str, **extra: object) -> logging.LogRecord:

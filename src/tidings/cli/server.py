@@ -9,7 +9,7 @@ import typer
 
 from tidings.cli import app
 from tidings.config import Settings, SettingsError
-from tidings.logging import configure_logging
+from tidings.log_setup import configure_logging
 
 
 def _settings(host: str | None = None, port: int | None = None) -> Settings:

@@ -12,7 +12,7 @@ from typing import Any
 from tidings.assembly import build_worker, open_ready_store
 from tidings.catalog import Catalog
 from tidings.config import Settings
-from tidings.logging import configure_logging
+from tidings.log_setup import configure_logging
 
 
 async def main() -> None:
