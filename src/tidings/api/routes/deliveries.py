@@ -10,8 +10,7 @@ from fastapi import APIRouter, Path, Query
 
 from tidings.api.context import DEFAULT_LIMIT, AppContext, Ctx, Limit, OrgId
 from tidings.api.replay import replayable_endpoint
-from tidings.api.resource_views import attempt_view, delivery_view
-from tidings.api.views import event_view
+from tidings.api.views import attempt_view, delivery_view, event_view
 from tidings.clock import parse_rfc3339
 from tidings.errors import ConflictError, NotFoundError, ValidationFailed
 from tidings.models import Delivery, DeliveryStatus

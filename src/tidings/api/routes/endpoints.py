@@ -25,7 +25,7 @@ from tidings.api.endpoint_config import (
     dedupe,
 )
 from tidings.api.replay import create_missing, replayable_endpoint, revive_skipped
-from tidings.api.resource_views import endpoint_view, secrets_view
+from tidings.api.views import endpoint_view, secrets_view
 from tidings.clock import parse_rfc3339
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
 from tidings.errors import NotFoundError, ValidationFailed
