@@ -1,5 +1,6 @@
 """The domain records every room shares: organizations, keys, partners, endpoints, events,
-deliveries, attempts and projections. Plain dataclasses; the store maps rows to them.
+deliveries, attempts, projections, console sessions and portal links. Plain dataclasses; the
+store maps rows to them.
 
 Times are float seconds since the Unix epoch (UTC) everywhere inside tidings; the API renders
 them as RFC 3339 strings. JSON-ish fields hold plain Python values (dict/list/str/...).
@@ -232,6 +233,34 @@ class Projection:
     updated_at: float
     source_created_at: float  # createdAt of the newest event applied (out-of-order guard)
     last_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A browser session of the console. It acts with the powers of `kind` within
+    `organization_id` (None for a platform session); `key_id` is the key behind it: the key
+    signed in with, or the platform key that minted the portal link it was opened from."""
+
+    id: str
+    key_id: str
+    kind: KeyKind
+    organization_id: str | None
+    read_only: bool
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PortalLink:
+    """A single-use link into one organization's console, minted with a platform key."""
+
+    id: str
+    organization_id: str
+    key_id: str
+    read_only: bool
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from tidings.models import (
     Attempt,
     AttemptOutcome,
     ClaimedDelivery,
+    ConsoleSession,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -30,6 +31,7 @@ from tidings.models import (
     NewDelivery,
     Organization,
     Partner,
+    PortalLink,
     Projection,
 )
 from tidings.store.base import PublishItem
@@ -100,6 +102,30 @@ def api_key_from_row(r: Row) -> ApiKey:
         kind=KeyKind(r["kind"]),
         organization_id=r["organization_id"],
         created_at=r["created_at"],
+    )
+
+
+def console_session_from_row(r: Row) -> ConsoleSession:
+    return ConsoleSession(
+        id=r["id"],
+        key_id=r["key_id"],
+        kind=KeyKind(r["kind"]),
+        organization_id=r["organization_id"],
+        read_only=bool(r["read_only"]),
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+    )
+
+
+def portal_link_from_row(r: Row) -> PortalLink:
+    return PortalLink(
+        id=r["id"],
+        organization_id=r["organization_id"],
+        key_id=r["key_id"],
+        read_only=bool(r["read_only"]),
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+        used_at=r["used_at"],
     )
 
 

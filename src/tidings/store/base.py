@@ -23,6 +23,7 @@ from tidings.models import (
     Attempt,
     AttemptOutcome,
     ClaimedDelivery,
+    ConsoleSession,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -34,6 +35,7 @@ from tidings.models import (
     Organization,
     Page,
     Partner,
+    PortalLink,
     Projection,
 )
 
@@ -140,6 +142,15 @@ class MigrationStatus:
 class BacklogStats:
     due: int  # pending deliveries whose next_attempt_at <= now
     oldest_due_at: float | None  # smallest next_attempt_at among them
+
+
+@dataclass(frozen=True, slots=True)
+class PortalLinkUse:
+    """What `use_portal_link` found: `opened` when this call used the link; otherwise the link
+    as it stands (already used, or expired), or None when no link has that token."""
+
+    link: PortalLink | None
+    opened: bool
 
 
 WakeupCallback = Callable[[], None]
@@ -422,6 +433,31 @@ class Store(abc.ABC):
         self, organization_id: str, endpoint_id: str, secrets: Sequence[EndpointSecret], now: float
     ) -> None: ...
 
+    # ---- console sessions and portal links ------------------------------------------------------
+    # Looked up by the SHA-256 of their token; deleting the key behind one deletes it.
+    @abc.abstractmethod
+    async def create_console_session(self, session: ConsoleSession, token_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    async def find_console_session(self, token_hash: str, now: float) -> ConsoleSession | None:
+        """The session with this token hash, unless it has expired at `now`."""
+
+    @abc.abstractmethod
+    async def delete_console_session(self, token_hash: str) -> bool:
+        """Sign-out: the session is gone for every process. False if there was none."""
+
+    @abc.abstractmethod
+    async def create_portal_link(self, link: PortalLink, token_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    async def use_portal_link(self, token_hash: str, now: float) -> PortalLinkUse:
+        """Mark the link used at `now` if it is unused and unexpired (one statement, so of two
+        concurrent opens exactly one succeeds)."""
+
+    @abc.abstractmethod
+    async def purge_console_sessions(self, cutoff: float) -> int:
+        """Delete sessions and portal links that expired before `cutoff`. Answers how many."""
+
 
 __all__ = [
     "BacklogStats",
@@ -430,6 +466,7 @@ __all__ = [
     "EndpointStatus",
     "MigrationStatus",
     "NotFound",
+    "PortalLinkUse",
     "ProjectionUpdate",
     "PublishItem",
     "PublishResult",

@@ -27,6 +27,7 @@ from tidings.models import (
     Attempt,
     AttemptOutcome,
     ClaimedDelivery,
+    ConsoleSession,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -37,6 +38,7 @@ from tidings.models import (
     Organization,
     Page,
     Partner,
+    PortalLink,
     Projection,
 )
 from tidings.store import _common as c
@@ -46,6 +48,7 @@ from tidings.store.base import (
     DeliveryFilter,
     MigrationStatus,
     NotFound,
+    PortalLinkUse,
     PublishItem,
     PublishResult,
     Store,
@@ -937,6 +940,58 @@ class PostgresStore(Store):
         async with self._acquire() as conn:
             row = await conn.fetchrow(_Q["get_projection"], organization_id, kind, key)
         return None if row is None else c.projection_from_row(row, _load)
+
+    # ---- console sessions and portal links ----------------------------------------------------
+    async def create_console_session(self, session: ConsoleSession, token_hash: str) -> None:
+        async with self._acquire() as conn:
+            await conn.execute(
+                _Q["insert_console_session"],
+                session.id,
+                token_hash,
+                session.key_id,
+                str(session.kind),
+                session.organization_id,
+                session.read_only,
+                session.created_at,
+                session.expires_at,
+            )
+
+    async def find_console_session(self, token_hash: str, now: float) -> ConsoleSession | None:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_Q["find_console_session"], token_hash, now)
+        return None if row is None else c.console_session_from_row(row)
+
+    async def delete_console_session(self, token_hash: str) -> bool:
+        async with self._acquire() as conn:
+            status = await conn.execute(_Q["delete_console_session"], token_hash)
+        return _rowcount(status) > 0
+
+    async def create_portal_link(self, link: PortalLink, token_hash: str) -> None:
+        async with self._acquire() as conn:
+            await conn.execute(
+                _Q["insert_portal_link"],
+                link.id,
+                token_hash,
+                link.organization_id,
+                link.key_id,
+                link.read_only,
+                link.created_at,
+                link.expires_at,
+            )
+
+    async def use_portal_link(self, token_hash: str, now: float) -> PortalLinkUse:
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_Q["use_portal_link"], token_hash, now)
+            if row is not None:
+                return PortalLinkUse(c.portal_link_from_row(row), opened=True)
+            row = await conn.fetchrow(_Q["find_portal_link"], token_hash)
+        return PortalLinkUse(None if row is None else c.portal_link_from_row(row), opened=False)
+
+    async def purge_console_sessions(self, cutoff: float) -> int:
+        async with self._tx() as conn:
+            sessions = await conn.execute(_Q["purge_console_sessions"], cutoff)
+            links = await conn.execute(_Q["purge_portal_links"], cutoff)
+        return _rowcount(sessions) + _rowcount(links)
 
 
 def _key_args(key: ApiKey, key_hash: str) -> tuple[Any, ...]:

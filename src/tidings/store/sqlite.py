@@ -23,6 +23,7 @@ from tidings.models import (
     Attempt,
     AttemptOutcome,
     ClaimedDelivery,
+    ConsoleSession,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -33,6 +34,7 @@ from tidings.models import (
     Organization,
     Page,
     Partner,
+    PortalLink,
     Projection,
 )
 from tidings.store import _common as c
@@ -42,6 +44,7 @@ from tidings.store.base import (
     DeliveryFilter,
     MigrationStatus,
     NotFound,
+    PortalLinkUse,
     PublishItem,
     PublishResult,
     Store,
@@ -778,6 +781,65 @@ class SqliteStore(Store):
                 {"organization_id": organization_id, "kind": kind, "key": key},
             )
         return None if row is None else c.projection_from_row(row, _load)
+
+    # ---- console sessions and portal links ----------------------------------------------------
+    async def create_console_session(self, session: ConsoleSession, token_hash: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                _Q["insert_console_session"],
+                {
+                    "id": session.id,
+                    "token_hash": token_hash,
+                    "key_id": session.key_id,
+                    "kind": str(session.kind),
+                    "organization_id": session.organization_id,
+                    "read_only": session.read_only,
+                    "created_at": session.created_at,
+                    "expires_at": session.expires_at,
+                },
+            )
+
+    async def find_console_session(self, token_hash: str, now: float) -> ConsoleSession | None:
+        async with self._read() as db:
+            row = await self._fetchone(
+                db, "find_console_session", {"token_hash": token_hash, "now": now}
+            )
+        return None if row is None else c.console_session_from_row(row)
+
+    async def delete_console_session(self, token_hash: str) -> bool:
+        async with self._write() as db:
+            deleted = await self._rowcount(db, "delete_console_session", {"token_hash": token_hash})
+        return deleted > 0
+
+    async def create_portal_link(self, link: PortalLink, token_hash: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                _Q["insert_portal_link"],
+                {
+                    "id": link.id,
+                    "token_hash": token_hash,
+                    "organization_id": link.organization_id,
+                    "key_id": link.key_id,
+                    "read_only": link.read_only,
+                    "created_at": link.created_at,
+                    "expires_at": link.expires_at,
+                },
+            )
+
+    async def use_portal_link(self, token_hash: str, now: float) -> PortalLinkUse:
+        params = {"token_hash": token_hash, "now": now}
+        async with self._write() as db:
+            row = await self._fetchone(db, "use_portal_link", params)
+            if row is not None:
+                return PortalLinkUse(c.portal_link_from_row(row), opened=True)
+            row = await self._fetchone(db, "find_portal_link", params)
+        return PortalLinkUse(None if row is None else c.portal_link_from_row(row), opened=False)
+
+    async def purge_console_sessions(self, cutoff: float) -> int:
+        async with self._write() as db:
+            sessions = await self._rowcount(db, "purge_console_sessions", {"cutoff": cutoff})
+            links = await self._rowcount(db, "purge_portal_links", {"cutoff": cutoff})
+        return sessions + links
 
 
 def _key_params(key: ApiKey, key_hash: str) -> dict[str, Any]:

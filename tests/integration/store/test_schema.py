@@ -61,6 +61,8 @@ async def test_both_backends_have_the_same_tables_and_columns(
         "deliveries",
         "attempts",
         "projections",
+        "console_sessions",
+        "portal_links",
         "schema_migrations",
     } == set(sqlite_cols)
 

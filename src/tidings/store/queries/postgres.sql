@@ -385,3 +385,33 @@ SELECT tidings_publish($1::text::jsonb, $2::json, $3::json, $4::json)
 
 -- name: endpoints_versions
 SELECT id, endpoints_version FROM organizations WHERE id = ANY($1::text[])
+
+-- name: insert_console_session
+INSERT INTO console_sessions (
+    id, token_hash, key_id, kind, organization_id, read_only, created_at, expires_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+
+-- name: find_console_session
+SELECT * FROM console_sessions WHERE token_hash = $1 AND expires_at > $2
+
+-- name: delete_console_session
+DELETE FROM console_sessions WHERE token_hash = $1
+
+-- name: insert_portal_link
+INSERT INTO portal_links (
+    id, token_hash, organization_id, key_id, read_only, created_at, expires_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7)
+
+-- name: use_portal_link
+UPDATE portal_links SET used_at = $2
+WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+RETURNING *
+
+-- name: find_portal_link
+SELECT * FROM portal_links WHERE token_hash = $1
+
+-- name: purge_console_sessions
+DELETE FROM console_sessions WHERE expires_at < $1
+
+-- name: purge_portal_links
+DELETE FROM portal_links WHERE expires_at < $1

@@ -415,3 +415,37 @@ ON CONFLICT (organization_id, kind, key) DO UPDATE SET
     state = excluded.state, version = projections.version + 1,
     updated_at = excluded.updated_at, source_created_at = excluded.source_created_at,
     last_event_id = excluded.last_event_id
+
+-- name: insert_console_session
+INSERT INTO console_sessions (
+    id, token_hash, key_id, kind, organization_id, read_only, created_at, expires_at
+) VALUES (
+    :id, :token_hash, :key_id, :kind, :organization_id, :read_only, :created_at, :expires_at
+)
+
+-- name: find_console_session
+SELECT * FROM console_sessions WHERE token_hash = :token_hash AND expires_at > :now
+
+-- name: delete_console_session
+DELETE FROM console_sessions WHERE token_hash = :token_hash
+
+-- name: insert_portal_link
+INSERT INTO portal_links (
+    id, token_hash, organization_id, key_id, read_only, created_at, expires_at
+) VALUES (
+    :id, :token_hash, :organization_id, :key_id, :read_only, :created_at, :expires_at
+)
+
+-- name: use_portal_link
+UPDATE portal_links SET used_at = :now
+WHERE token_hash = :token_hash AND used_at IS NULL AND expires_at > :now
+RETURNING *
+
+-- name: find_portal_link
+SELECT * FROM portal_links WHERE token_hash = :token_hash
+
+-- name: purge_console_sessions
+DELETE FROM console_sessions WHERE expires_at < :cutoff
+
+-- name: purge_portal_links
+DELETE FROM portal_links WHERE expires_at < :cutoff
