@@ -26,7 +26,6 @@ import secrets as _secrets
 from collections.abc import Sequence
 
 SECRET_BYTES = 32
-FORMATS = ("novatrade", "dlt", "standard")
 _PREFIX = {"standard": "whsec_", "novatrade": "ntsec_", "dlt": "dltsec_"}
 
 
@@ -99,7 +98,6 @@ def sign_standard(secrets: Sequence[str], msg_id: str, timestamp: int, body: byt
 
 
 __all__ = [
-    "FORMATS",
     "SECRET_BYTES",
     "generate_secret",
     "secret_fits_format",

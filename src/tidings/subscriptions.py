@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import NamedTuple, Protocol
 
 from tidings.models import DeliveryStatus, Endpoint, EndpointStatus, Event, NewDelivery
+from tidings.receiver.wire import FORMATS
 from tidings.store.base import TypeFilter
 
 META_PREFIX = "webhook."
@@ -150,7 +151,7 @@ def choose_format(
     ``standard`` carries any type; ``novatrade``/``dlt`` only types of their own catalog, so
     an endpoint cannot mix novatrade and dlt types unless its format is ``standard``.
     """
-    if requested is not None and requested not in ("novatrade", "dlt", "standard"):
+    if requested is not None and requested not in FORMATS:
         return None, f"unknown format {requested!r} (novatrade, dlt or standard)"
     pattern_list = list(patterns)
     natives: set[str] = set()

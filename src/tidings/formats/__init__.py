@@ -22,8 +22,7 @@ from typing import Any
 import tidings
 from tidings.formats import dlt, novatrade, standard
 from tidings.models import Event
-
-FORMATS: tuple[str, ...] = ("novatrade", "dlt", "standard")
+from tidings.receiver.wire import FORMATS
 
 _BodyRenderer = Callable[[Event, Any, int], bytes]
 _Signer = Callable[[Event, bytes, Sequence[str], float], dict[str, str]]

@@ -15,16 +15,10 @@ from typing import Any
 import orjson
 
 from tidings.models import Event
+from tidings.receiver.wire import DLT_ENVELOPE_FIELDS
 from tidings.signing import sign_dlt
 
 SIGNATURE_HEADER = "X-DLT-Signature"
-ATTRIBUTE_FIELDS = (
-    "owner_id",
-    "owner_type",
-    "external_id",
-    "entitlement_trigger_id",
-    "entitlement_id",
-)
 
 
 def notification_type(type_name: str) -> str:
@@ -44,7 +38,7 @@ def render_body(event: Event, data: Any, schema_version: int) -> bytes:
         "notification_id": event.id,
         "created_at": created_at_seconds(event.created_at),
     }
-    for name in ATTRIBUTE_FIELDS:
+    for name in DLT_ENVELOPE_FIELDS:
         payload[name] = attrs.get(name)
     payload["notification_type"] = notification_type(event.type)
     payload["details"] = data

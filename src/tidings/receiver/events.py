@@ -20,20 +20,13 @@ from tidings.receiver.verify import (
     lower_headers,
     secret_keys,
 )
+from tidings.receiver.wire import DLT_ENVELOPE_FIELDS
 
 DELIVERY_ID_HEADER = "X-Tidings-Delivery-Id"
 ATTEMPT_HEADER = "X-Tidings-Attempt"
 EVENT_ID_HEADER = "X-Tidings-Event-Id"
 EVENT_TYPE_HEADER = "X-Tidings-Event-Type"
 SCHEMA_VERSION_HEADER = "X-Tidings-Schema-Version"
-
-DLT_ENVELOPE_FIELDS = (
-    "owner_id",
-    "owner_type",
-    "external_id",
-    "entitlement_trigger_id",
-    "entitlement_id",
-)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from tidings.receiver.errors import (
     UNKNOWN_FORMAT,
     WebhookVerificationError,
 )
+from tidings.receiver.wire import FORMATS
 
-FORMATS: Final = ("novatrade", "dlt", "standard")
 DEFAULT_TOLERANCE_SECONDS: Final = 300
 
 NOVATRADE_SIGNATURE_HEADER: Final = "X-Novatrade-Signature"
