@@ -11,9 +11,12 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 
 RETRY_AFTER_CAP_SECONDS = 24 * 3600.0
+# Why an endpoint is paused (its pauseReason; the automatic ones as the catalog's
+# webhook.endpoint_auto_paused `reason` enum spells them).
 PAUSE_CONSECUTIVE_FAILURES = "consecutive_failures"
 PAUSE_FAILING_TOO_LONG = "failing_too_long"
-PAUSE_GONE = "gone"  # a 410 answer (the caller pauses at once; see classify_response)
+PAUSE_GONE = "gone_410"  # a 410 answer (the caller pauses at once; see classify_response)
+PAUSE_BY_HAND = "paused by hand"
 
 Outcome = Literal["success", "retry", "gone"]
 
@@ -118,6 +121,7 @@ def honours_retry_after(status_code: int | None) -> bool:
 
 
 __all__ = [
+    "PAUSE_BY_HAND",
     "PAUSE_CONSECUTIVE_FAILURES",
     "PAUSE_FAILING_TOO_LONG",
     "PAUSE_GONE",

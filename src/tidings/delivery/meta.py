@@ -14,12 +14,13 @@ from typing import Any, Protocol
 from tidings.clock import to_rfc3339
 from tidings.errors import ApiError
 from tidings.models import Delivery, Endpoint, EndpointHealth, Event
+from tidings.policies import PAUSE_GONE
 
 log = logging.getLogger("tidings.delivery.meta")
 
 ENDPOINT_AUTO_PAUSED = "webhook.endpoint_auto_paused"
-# The pause reason for a 410 answer, as the catalog's `reason` enum spells it.
-PAUSE_REASON_GONE = "gone_410"
+# The pause reason for a 410 answer (defined with the other pause reasons in policies).
+PAUSE_REASON_GONE = PAUSE_GONE
 DELIVERY_FAILED_TERMINAL = "webhook.delivery_failed_terminal"
 MAX_ERROR_CHARS = 500
 PUBLISH_TRIES = 3
