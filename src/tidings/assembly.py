@@ -17,14 +17,21 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings.clock import system_clock
-from tidings.config import LEASE_MARGIN_SECONDS, Settings
+from tidings.config import Settings
 from tidings.ids import new_id
 from tidings.models import ApiKey, KeyKind
 from tidings.store.base import Store, StoreError
 from tidings.store.connect import open_store
+
+if TYPE_CHECKING:  # imported where used: `tidings worker` never loads FastAPI, nor `api` aiohttp
+    from fastapi import FastAPI
+
+    from tidings.catalog import Catalog
+    from tidings.delivery import Worker
+    from tidings.publishing import EventPublisher
 
 log = logging.getLogger("tidings.service")
 
@@ -102,7 +109,9 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def build_worker(settings: Settings, store: Store, catalog: Any, publisher: Any) -> Any:
+def build_worker(
+    settings: Settings, store: Store, catalog: Catalog, publisher: EventPublisher
+) -> Worker:
     from tidings.delivery import HttpSender, Worker
     from tidings.delivery.metrics import DeliveryMetrics
 
@@ -127,14 +136,16 @@ def build_worker(settings: Settings, store: Store, catalog: Any, publisher: Any)
         claim_batch_size=settings.claim_batch_size,
         endpoint_max_in_flight=settings.endpoint_max_in_flight,
         retention_days=settings.retention_days,
-        lease_margin_seconds=getattr(settings, "lease_margin_seconds", LEASE_MARGIN_SECONDS),
+        lease_margin_seconds=settings.lease_margin_seconds,
         metrics=DeliveryMetrics.shared(),
     )
     store.add_wakeup_listener(worker.wake)
     return worker
 
 
-def build_app(settings: Settings, store: Store, catalog: Any, publisher: Any) -> Any:
+def build_app(
+    settings: Settings, store: Store, catalog: Catalog, publisher: EventPublisher
+) -> FastAPI:
     from tidings.api import create_app
     from tidings.delivery import metrics
 

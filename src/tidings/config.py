@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DEFAULT_DATABASE_URL = "sqlite:///tidings-data/tidings.db"
 DELIVERY_TIMEOUT_SECONDS = 15.0
@@ -95,7 +95,6 @@ class Settings:
     lease_margin_seconds: float = LEASE_MARGIN_SECONDS
     # a PEM file of CA certificates trusted beside the system's roots (private PKI endpoints)
     ca_bundle: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def max_attempts(self) -> int:

@@ -1,8 +1,12 @@
 """Errors a client sees. Each carries the contract's JSON shape:
-{"error": {"code": ..., "message": ..., "details": ...}} and its HTTP status."""
+{"error": {"code": ..., "message": ..., "details": ...}} and its HTTP status.
+
+The service layer raises them; the API renders them as JSON and the console next to the form
+field a `ValidationFailed` detail's `path` names (`$.url`, `$.eventTypes[1]`, `query.cursor`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -46,18 +50,40 @@ class ConflictError(ApiError):
     code = "conflict"
 
 
-class PayloadTooLarge(ApiError):
-    status_code = 413
-    code = "payload_too_large"
+Issue = dict[str, str]  # {"path": "$.data.orderId", "message": "..."}
 
 
 class ValidationFailed(ApiError):
-    """422. details is a list of {"path": "$.data.orderId", "message": "..."}."""
+    """422. details is a list of issues, {"path": "$.data.orderId", "message": "..."}; the
+    message is the first issue's "path: message"."""
 
     status_code = 422
     code = "validation_failed"
 
+    @classmethod
+    def of(cls, issues: list[Issue]) -> ValidationFailed:
+        first = issues[0]
+        return cls(f"{first['path']}: {first['message']}", details=issues)
 
-class TooManyRequests(ApiError):
-    status_code = 429
-    code = "rate_limited"
+    @classmethod
+    def at(cls, path: str, message: str) -> ValidationFailed:
+        """One problem at one path."""
+        return cls.of([issue(path, message)])
+
+
+def issue(path: str, message: str) -> Issue:
+    return {"path": path, "message": message}
+
+
+@dataclass
+class Issues:
+    """Collects every problem of one input, so they are answered together as one 422."""
+
+    items: list[Issue] = field(default_factory=list)
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(issue(path, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationFailed.of(self.items)

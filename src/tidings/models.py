@@ -42,6 +42,11 @@ class Source(StrEnum):
     SYSTEM = "SYSTEM"
 
 
+SOURCES = frozenset(s.value for s in Source)
+# An endpoint's sources unless it says otherwise: API events are not echoed (contract section 5).
+DEFAULT_SOURCES: tuple[str, ...] = (Source.WEB_APP.value, Source.SYSTEM.value)
+
+
 @dataclass(frozen=True, slots=True)
 class Organization:
     id: str  # the organizationUuid
@@ -98,7 +103,7 @@ class Endpoint:
     status: EndpointStatus = EndpointStatus.ACTIVE
     partner_ids: tuple[str, ...] | None = None
     accepted_schema_versions: tuple[int, ...] | None = None  # None: newest of each type
-    sources: tuple[str, ...] = ("WEB_APP", "SYSTEM")
+    sources: tuple[str, ...] = DEFAULT_SOURCES
     description: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     rate_limit_per_second: float | None = None

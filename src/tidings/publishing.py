@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from tidings.catalog import Catalog
 from tidings.clock import Clock, parse_rfc3339, system_clock
-from tidings.errors import ApiError, ConflictError, ValidationFailed
+from tidings.envelope import FIELDS as ENVELOPE_FIELDS
+from tidings.errors import ApiError, ConflictError, Issue, ValidationFailed, issue
 from tidings.group_commit import GroupCommit
 from tidings.ids import new_id
-from tidings.models import Event, Source
+from tidings.models import SOURCES, Event
 from tidings.projections import projection_updates
 from tidings.store.base import (
     PublishItem,
@@ -27,23 +29,8 @@ from tidings.store.base import (
 )
 from tidings.subscriptions import PlanKey, Target, deliveries_for, plan_key, plan_targets
 
-ENVELOPE_FIELDS = frozenset(
-    {
-        "id",
-        "type",
-        "schemaVersion",
-        "source",
-        "organizationUuid",
-        "partnerUuid",
-        "subject",
-        "attributes",
-        "data",
-        "createdAt",
-    }
-)
 MAX_ID_CHARS = 200
 MAX_IDEMPOTENCY_KEY_CHARS = 255
-SOURCES = frozenset(s.value for s in Source)
 # Endpoints changing between planning and storing more often than this in a row (by any
 # process) is a fault: the last SubscribersChanged goes up as a store error.
 PLAN_TRIES = 5
@@ -53,7 +40,16 @@ PLAN_TRIES = 5
 SINGLES_IN_FLIGHT = 2
 MAX_GROUP = 100
 
-Issue = dict[str, str]
+
+class EventPublisher(Protocol):
+    """What the API, the services and the worker's meta events need of a publisher:
+    `Publisher`, or a test's stand-in."""
+
+    async def publish(
+        self, envelope: Any, *, idempotency_key: str | None = None
+    ) -> PublishResult: ...
+
+    async def publish_batch(self, envelopes: Sequence[Any]) -> list[PublishResult | ApiError]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,38 +60,29 @@ class _Candidate:
     explicit_created_at: bool
 
 
-def _issue(path: str, message: str) -> Issue:
-    return {"path": path, "message": message}
-
-
-def _fail(issues: list[Issue]) -> ValidationFailed:
-    first = issues[0]
-    return ValidationFailed(f"{first['path']}: {first['message']}", details=issues)
-
-
 def _optional_string(envelope: Mapping[str, Any], name: str, limit: int) -> list[Issue]:
     value = envelope.get(name)
     if value is None:
         return []
     if not isinstance(value, str) or not value or len(value) > limit:
-        return [_issue(f"$.{name}", f"must be a non-empty string of at most {limit} characters")]
+        return [issue(f"$.{name}", f"must be a non-empty string of at most {limit} characters")]
     return []
 
 
 def _shape_issues(envelope: Mapping[str, Any]) -> list[Issue]:
     issues = [
-        _issue(f"$.{k}", "unknown envelope field") for k in envelope if k not in ENVELOPE_FIELDS
+        issue(f"$.{k}", "unknown envelope field") for k in envelope if k not in ENVELOPE_FIELDS
     ]
     for name in ("type", "organizationUuid"):
         if not isinstance(envelope.get(name), str) or not envelope.get(name):
-            issues.append(_issue(f"$.{name}", "is required (a non-empty string)"))
+            issues.append(issue(f"$.{name}", "is required (a non-empty string)"))
     version = envelope.get("schemaVersion")
     if not isinstance(version, int) or isinstance(version, bool):
-        issues.append(_issue("$.schemaVersion", "is required (an integer)"))
+        issues.append(issue("$.schemaVersion", "is required (an integer)"))
     if envelope.get("source") not in SOURCES:
-        issues.append(_issue("$.source", f"must be one of {', '.join(sorted(SOURCES))}"))
+        issues.append(issue("$.source", f"must be one of {', '.join(sorted(SOURCES))}"))
     if "data" not in envelope:
-        issues.append(_issue("$.data", "is required"))
+        issues.append(issue("$.data", "is required"))
     issues += _optional_string(envelope, "id", MAX_ID_CHARS)
     issues += _optional_string(envelope, "partnerUuid", MAX_ID_CHARS)
     issues += _optional_string(envelope, "subject", MAX_ID_CHARS)
@@ -106,7 +93,7 @@ def _shape_issues(envelope: Mapping[str, Any]) -> list[Issue]:
                 raise ValueError
             parse_rfc3339(created)
         except ValueError:
-            issues.append(_issue("$.createdAt", "must be an RFC 3339 date-time"))
+            issues.append(issue("$.createdAt", "must be an RFC 3339 date-time"))
     return issues
 
 
@@ -139,7 +126,7 @@ class Publisher:
     def __init__(
         self,
         store: Store,
-        catalog: Any,
+        catalog: Catalog,
         *,
         clock: Clock = system_clock,
         id_factory: Callable[[str], str] = new_id,
@@ -164,7 +151,7 @@ class Publisher:
         if organization_id in self._known_orgs:
             return []
         if await self.store.get_organization(organization_id) is None:
-            return [_issue("$.organizationUuid", f"no organization {organization_id}")]
+            return [issue("$.organizationUuid", f"no organization {organization_id}")]
         self._known_orgs.add(organization_id)
         return []
 
@@ -177,7 +164,7 @@ class Publisher:
         if (organization_id, partner_uuid) in self._known_partners:
             return []
         return [
-            _issue(
+            issue(
                 "$.partnerUuid",
                 f"partner {partner_uuid} is not authorized for organization {organization_id}",
             )
@@ -188,27 +175,27 @@ class Publisher:
     ) -> _Candidate:
         """The event an envelope becomes, or ValidationFailed naming every failing path."""
         if not isinstance(envelope, dict):
-            raise _fail([_issue("$", "an event envelope must be a JSON object")])
+            raise ValidationFailed.of([issue("$", "an event envelope must be a JSON object")])
         if idempotency_key is not None and not (
             0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS
         ):
-            raise _fail([_issue("Idempotency-Key", "must be 1 to 255 characters")])
+            raise ValidationFailed.of([issue("Idempotency-Key", "must be 1 to 255 characters")])
         issues = _shape_issues(envelope)
         if issues:
-            raise _fail(issues)
+            raise ValidationFailed.of(issues)
         type_name: str = envelope["type"]
         version: int = envelope["schemaVersion"]
         catalog_issues = self.catalog.validate_data(type_name, version, envelope["data"])
         if not catalog_issues:
             catalog_issues = self.catalog.validate_attributes(type_name, envelope.get("attributes"))
         if catalog_issues:
-            raise _fail([i.to_dict() for i in catalog_issues])
+            raise ValidationFailed.of([i.to_dict() for i in catalog_issues])
         org_id: str = envelope["organizationUuid"]
         issues = await self._org_issues(org_id)
         if not issues:
             issues = await self._partner_issues(org_id, envelope.get("partnerUuid"))
         if issues:
-            raise _fail(issues)
+            raise ValidationFailed.of(issues)
         created = envelope.get("createdAt")
         now = self.clock() if now is None else now
         event = Event(

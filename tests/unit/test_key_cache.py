@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tidings.auth import KeyCache, Principal
+from tidings.auth import Actor, KeyCache
 from tidings.models import KeyKind
 
 
@@ -14,8 +14,8 @@ class FakeClock:
         return self.now
 
 
-def _principal(n: int) -> Principal:
-    return Principal(key_id=f"key_{n}", kind=KeyKind.ORGANIZATION, organization_id=f"org_{n}")
+def _principal(n: int) -> Actor:
+    return Actor(key_id=f"key_{n}", kind=KeyKind.ORGANIZATION, organization_id=f"org_{n}")
 
 
 def test_a_cached_key_answers_until_its_ttl_then_is_forgotten() -> None:

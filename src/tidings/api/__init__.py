@@ -1,7 +1,8 @@
 """The HTTP API of contract section 7 (FastAPI; OpenAPI at /openapi.json, docs at /docs).
 
-`create_app` wires the application context into `app.state.tidings` and includes one router per
-concern, each in `tidings.api.routes.<module>`:
+`create_app` builds the service layer's `Deps`, keeps it in `app.state.tidings` and includes one
+router per concern, each in `tidings.api.routes.<module>`; a route parses, calls an operation of
+`tidings.services` and renders (`tidings.api.views`):
 
 - admin: organizations, partners, API keys (platform keys)
 - events: publishing (single and batch), the events feed with ETag, event types
@@ -13,28 +14,32 @@ concern, each in `tidings.api.routes.<module>`:
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 
 from tidings import __version__
 from tidings.api.context import AppContext, MetricsRenderer
 from tidings.api.errors import install_error_handlers
 from tidings.api.limits import BodyLimitMiddleware
+from tidings.catalog import Catalog
 from tidings.clock import Clock, system_clock
 from tidings.config import Settings
+from tidings.netguard import Resolver
+from tidings.publishing import EventPublisher
+from tidings.services.deps import Deps, UrlRules
 from tidings.store.base import Store
 
 
 def create_app(
     settings: Settings,
     store: Store,
-    catalog: Any,
-    publisher: Any,
+    catalog: Catalog,
+    publisher: EventPublisher,
     *,
     metrics: MetricsRenderer | None = None,
     clock: Clock = system_clock,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
+    """`resolver` answers the DNS questions of the endpoint URL rules (None: the system's)."""
     from tidings.api.routes import admin, deliveries, endpoints, events, health, state
 
     app = FastAPI(
@@ -45,14 +50,14 @@ def create_app(
             "manage endpoints, read delivery history, replay, and poll state."
         ),
     )
-    app.state.tidings = AppContext(
-        settings=settings,
+    deps = Deps(
         store=store,
         catalog=catalog,
         publisher=publisher,
         clock=clock,
-        metrics=metrics,
+        urls=UrlRules.from_settings(settings, resolver),
     )
+    app.state.tidings = AppContext(settings=settings, deps=deps, metrics=metrics)
     install_error_handlers(app)
     for module in (health, admin, events, endpoints, deliveries, state):
         app.include_router(module.router)

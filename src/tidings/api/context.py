@@ -1,41 +1,35 @@
-"""What every route needs, as FastAPI dependencies: the application context (settings, store,
-catalog, publisher, clock), the calling principal from `Authorization: Bearer <key>`, and the
-scoping rules of contract section 7 (platform routes, organization routes, 401/403/404).
+"""What every route needs, as FastAPI dependencies: the application context (settings and the
+service layer's `Deps`), and the acting `Actor` from `Authorization: Bearer <key>`.
 
-Routes take `ctx: Ctx` and one of `PlatformKey` / `OrgId`; they never read the environment or
-the wall clock themselves.
+Routes take `ctx: Ctx` and one of `AnyKey` / `PlatformKey` / `OrgKey`, parse their input, call
+an operation of `tidings.services` and render its answer; the rules (which key an operation
+needs, tenant scoping, validation) are the services'. The key-kind dependencies check the kind
+before the body is parsed too, so a wrong key is a 403 whatever the body holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass, replace
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from tidings.auth import KeyCache, Principal, hash_key
-from tidings.clock import Clock, system_clock
+from tidings.auth import Actor, require_organization, require_platform
 from tidings.config import Settings
-from tidings.errors import Forbidden, Unauthorized
-from tidings.models import KeyKind
-from tidings.store.base import Store
+from tidings.errors import Unauthorized
+from tidings.services.deps import Deps
+from tidings.services.keys import authenticate
+from tidings.services.paging import MAX_LIMIT
 
 MetricsRenderer = Callable[[], Awaitable[tuple[bytes, str]]]
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 
-
-@dataclass
+@dataclass(frozen=True, slots=True)
 class AppContext:
     settings: Settings
-    store: Store
-    catalog: Any  # tidings.catalog.Catalog
-    publisher: Any  # tidings.publishing.Publisher
-    clock: Clock = system_clock
+    deps: Deps
     metrics: MetricsRenderer | None = None
-    keys: KeyCache = field(default_factory=KeyCache)
 
 
 async def get_context(request: Request) -> AppContext:
@@ -47,41 +41,31 @@ async def get_context(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
-async def get_principal(request: Request, ctx: Ctx) -> Principal:
+async def get_actor(request: Request, ctx: Ctx) -> Actor:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    key_hash = hash_key(token)
-    principal = ctx.keys.get(key_hash)
-    if principal is not None:
-        return principal
-    key = await ctx.store.find_api_key(key_hash)
-    if key is None:
-        raise Unauthorized("unknown API key")
-    principal = Principal(key_id=key.id, kind=key.kind, organization_id=key.organization_id)
-    ctx.keys.put(key_hash, principal)
-    return principal
+    actor = await authenticate(ctx.deps, token)
+    client = request.client
+    return actor if client is None else replace(actor, client_address=client.host)
 
 
-AnyKey = Annotated[Principal, Depends(get_principal)]
+AnyKey = Annotated[Actor, Depends(get_actor)]
 
 
-async def require_platform(principal: AnyKey) -> Principal:
-    if principal.kind is not KeyKind.PLATFORM:
-        raise Forbidden("this call needs a platform key", code="platform_key_required")
-    return principal
+async def platform_actor(actor: AnyKey) -> Actor:
+    require_platform(actor)
+    return actor
 
 
-async def require_org(principal: AnyKey) -> str:
-    """The organization the key belongs to; every query of the route is scoped by it."""
-    if principal.kind is not KeyKind.ORGANIZATION or principal.organization_id is None:
-        raise Forbidden("this call needs an organization key", code="organization_key_required")
-    return principal.organization_id
+async def organization_actor(actor: AnyKey) -> Actor:
+    require_organization(actor)
+    return actor
 
 
-PlatformKey = Annotated[Principal, Depends(require_platform)]
-OrgId = Annotated[str, Depends(require_org)]
+PlatformKey = Annotated[Actor, Depends(platform_actor)]
+OrgKey = Annotated[Actor, Depends(organization_actor)]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]

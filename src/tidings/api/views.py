@@ -7,6 +7,7 @@ from typing import Any
 
 from tidings.clock import to_rfc3339
 from tidings.models import Attempt, Delivery, Endpoint, EndpointSecret, Event
+from tidings.services.endpoints import SigningSecrets
 
 
 def iso(ts: float | None) -> str | None:
@@ -65,13 +66,10 @@ def secret_view(secret: EndpointSecret) -> dict[str, Any]:
     }
 
 
-def secrets_view(endpoint: Endpoint, now: float) -> dict[str, Any]:
-    """The current secret, and every secret that signs at `now` (current first, then those
-    still in their rotation grace period, with their `expiresAt`)."""
-    valid = [s for s in endpoint.secrets if s.signs_at(now)]
-    valid.sort(key=lambda s: (s.expires_at is not None, -(s.expires_at or 0.0)))
-    current = next((s.secret for s in valid if s.expires_at is None), None)
-    return {"secret": current, "secrets": [secret_view(s) for s in valid]}
+def secrets_view(secrets: SigningSecrets) -> dict[str, Any]:
+    """The current secret, and every secret that signs now (current first, then those still in
+    their rotation grace period, with their `expiresAt`)."""
+    return {"secret": secrets.current, "secrets": [secret_view(s) for s in secrets.signing]}
 
 
 def delivery_view(delivery: Delivery) -> dict[str, Any]:

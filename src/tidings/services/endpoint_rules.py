@@ -1,6 +1,6 @@
-"""Validation of an endpoint's configuration (contract sections 5 and 6), shared by create and
-change. Every problem is reported with the JSON path of the failing field; all problems of a
-request are collected and answered together as one 422.
+"""The rules of an endpoint's configuration (contract sections 5 and 6), checked by create and
+change for every face (API, console, CLI). Every problem is reported with the JSON path of the
+failing field; all problems of a request are collected and answered together as one 422.
 
 Rules
 - `url`: https only (http when TIDINGS_ALLOW_HTTP or TIDINGS_ALLOW_PRIVATE_URLS), no userinfo,
@@ -14,6 +14,8 @@ Rules
   organization.
 - `acceptedSchemaVersions`: positive integers, each a version of some subscribed type.
 - `headers`: valid, not reserved (`formats.validate_custom_headers`), at most 20.
+- the sizes of every field (`check_sizes`; the API's request models declare the same limits,
+  so its schema shows them and its parser answers them first).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from tidings.api.context import AppContext
-from tidings.errors import ValidationFailed
+from tidings.catalog import Catalog
+from tidings.errors import Issues
 from tidings.formats import MAX_CUSTOM_HEADERS, validate_custom_headers
-from tidings.netguard import ForbiddenAddress, Resolver, check_endpoint_url, resolve_allowed
+from tidings.models import SOURCES, Endpoint
+from tidings.netguard import ForbiddenAddress, check_endpoint_url, resolve_allowed
+from tidings.services.deps import Deps, UrlRules
+from tidings.store.base import Store
 from tidings.subscriptions import (
     choose_format,
     matches_any,
@@ -37,23 +41,12 @@ from tidings.subscriptions import (
 )
 
 DNS_TIMEOUT_SECONDS = 3.0
+MAX_URL_CHARS = 2048
+MAX_EVENT_TYPES = 200
+MAX_PATTERN_CHARS = 200
+MAX_DESCRIPTION_CHARS = 1000
+MAX_RATE_PER_SECOND = 100_000
 T = TypeVar("T")
-
-# Tests replace this to answer DNS questions without a network; None: the system resolver.
-RESOLVER: Resolver | None = None
-
-
-@dataclass
-class Issues:
-    items: list[dict[str, str]] = field(default_factory=list)
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append({"path": path, "message": message})
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            first = self.items[0]
-            raise ValidationFailed(f"{first['path']}: {first['message']}", details=self.items)
 
 
 def dedupe(values: Sequence[T]) -> list[T]:
@@ -64,31 +57,30 @@ def dedupe(values: Sequence[T]) -> list[T]:
     return out
 
 
-async def check_url(ctx: AppContext, url: str, issues: Issues) -> None:
-    settings = ctx.settings
+async def check_url(rules: UrlRules, url: str, issues: Issues) -> None:
     problem = check_endpoint_url(
-        url, allow_http=settings.http_allowed, allow_private=settings.allow_private_urls
+        url, allow_http=rules.allow_http, allow_private=rules.allow_private
     )
     if problem is not None:
         issues.add("$.url", problem)
         return
-    if settings.allow_private_urls:
+    if rules.allow_private:
         return
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     try:
         async with asyncio.timeout(DNS_TIMEOUT_SECONDS):
-            await resolve_allowed(host, port, allow_private=False, resolver=RESOLVER)
+            await resolve_allowed(host, port, allow_private=False, resolver=rules.resolver)
     except ForbiddenAddress as exc:
         issues.add("$.url", exc.reason)
     except (TimeoutError, OSError, socket.gaierror, UnicodeError):
         pass  # unresolvable now; the sender's connect-time guard decides at every attempt
 
 
-def check_event_types(ctx: AppContext, patterns: Sequence[str], issues: Issues) -> bool:
+def check_event_types(catalog: Catalog, patterns: Sequence[str], issues: Issues) -> bool:
     """Answers whether every pattern is valid and matches some catalog type."""
-    names = ctx.catalog.names()
+    names = catalog.names()
     ok = True
     for index, pattern in enumerate(patterns):
         path = f"$.eventTypes[{index}]"
@@ -103,23 +95,23 @@ def check_event_types(ctx: AppContext, patterns: Sequence[str], issues: Issues) 
 
 
 def check_format(
-    ctx: AppContext, patterns: Sequence[str], requested: str | None, issues: Issues
+    catalog: Catalog, patterns: Sequence[str], requested: str | None, issues: Issues
 ) -> str | None:
-    fmt, reason = choose_format(patterns, ctx.catalog, requested)
+    fmt, reason = choose_format(patterns, catalog, requested)
     if reason is not None:
         issues.add("$.format" if requested is not None else "$.eventTypes", reason)
     return fmt
 
 
 async def check_partners(
-    ctx: AppContext, organization_id: str, partner_ids: Sequence[str] | None, issues: Issues
+    store: Store, organization_id: str, partner_ids: Sequence[str] | None, issues: Issues
 ) -> None:
     if partner_ids is None:
         return
     if not partner_ids:
         issues.add("$.partnerIds", "must not be empty; use null to receive events of all partners")
         return
-    known = {p.partner_uuid for p in await ctx.store.list_partners(organization_id)}
+    known = {p.partner_uuid for p in await store.list_partners(organization_id)}
     for index, partner in enumerate(partner_ids):
         if partner not in known:
             issues.add(
@@ -129,7 +121,7 @@ async def check_partners(
 
 
 def check_versions(
-    ctx: AppContext, patterns: Sequence[str], versions: Sequence[int] | None, issues: Issues
+    catalog: Catalog, patterns: Sequence[str], versions: Sequence[int] | None, issues: Issues
 ) -> None:
     if versions is None:
         return
@@ -137,7 +129,7 @@ def check_versions(
         issues.add("$.acceptedSchemaVersions", "must not be empty; use null for the newest")
         return
     known: set[int] = set()
-    for event_type in ctx.catalog.types():
+    for event_type in catalog.types():
         if matches_any(patterns, event_type.name):
             known.update(event_type.versions)
     for index, version in enumerate(versions):
@@ -158,14 +150,47 @@ def check_headers(headers: dict[str, str], issues: Issues) -> None:
             issues.add(f"$.headers.{name}", problem)
 
 
-__all__ = [
-    "RESOLVER",
-    "Issues",
-    "check_event_types",
-    "check_format",
-    "check_headers",
-    "check_partners",
-    "check_url",
-    "check_versions",
-    "dedupe",
-]
+def check_sizes(endpoint: Endpoint, issues: Issues) -> None:
+    """The limits of each field, and the value sets of sources and versions."""
+    if not 0 < len(endpoint.url) <= MAX_URL_CHARS:
+        issues.add("$.url", f"must be 1 to {MAX_URL_CHARS} characters")
+    if not 0 < len(endpoint.event_types) <= MAX_EVENT_TYPES:
+        issues.add("$.eventTypes", f"must hold 1 to {MAX_EVENT_TYPES} patterns")
+    for index, pattern in enumerate(endpoint.event_types):
+        if len(pattern) > MAX_PATTERN_CHARS:
+            issues.add(f"$.eventTypes[{index}]", f"at most {MAX_PATTERN_CHARS} characters")
+    if not endpoint.sources:
+        issues.add("$.sources", "must not be empty")
+    for index, source in enumerate(endpoint.sources):
+        if source not in SOURCES:
+            issues.add(f"$.sources[{index}]", f"must be one of {', '.join(sorted(SOURCES))}")
+    for index, version in enumerate(endpoint.accepted_schema_versions or ()):
+        if version < 1:
+            issues.add(f"$.acceptedSchemaVersions[{index}]", "must be 1 or more")
+    if endpoint.description is not None and len(endpoint.description) > MAX_DESCRIPTION_CHARS:
+        issues.add("$.description", f"at most {MAX_DESCRIPTION_CHARS} characters")
+    rate = endpoint.rate_limit_per_second
+    if rate is not None and not 0 < rate <= MAX_RATE_PER_SECOND:
+        issues.add("$.rateLimitPerSecond", f"must be above 0 and at most {MAX_RATE_PER_SECOND}")
+
+
+async def check_endpoint(
+    deps: Deps, candidate: Endpoint, *, requested_format: str | None, url_changed: bool
+) -> str:
+    """Check `candidate` (the endpoint as it would be stored) against every rule; answer its
+    wire format, or raise one 422 naming every failing path."""
+    issues = Issues()
+    check_sizes(candidate, issues)
+    if url_changed and 0 < len(candidate.url) <= MAX_URL_CHARS:
+        await check_url(deps.urls, candidate.url, issues)
+    fmt: str | None = None
+    if check_event_types(deps.catalog, candidate.event_types, issues):
+        fmt = check_format(deps.catalog, candidate.event_types, requested_format, issues)
+        check_versions(
+            deps.catalog, candidate.event_types, candidate.accepted_schema_versions, issues
+        )
+    await check_partners(deps.store, candidate.organization_id, candidate.partner_ids, issues)
+    check_headers(candidate.headers, issues)
+    issues.raise_if_any()
+    assert fmt is not None
+    return fmt

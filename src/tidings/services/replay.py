@@ -1,9 +1,11 @@
-"""Replay rules shared by POST /v1/deliveries/{id}/replay and POST /v1/endpoints/{id}/replay.
+"""Replay (contract section 7): one delivery, or an endpoint's deliveries of a time window.
+Organization keys; a foreign or unknown id is a 404.
 
 - A replay starts a new attempt series of the same delivery (same event, same endpoint, so the
   body carries the same event id and receivers deduplicate); it is signed afresh at send time.
 - Replaying to a paused, disabled or deleted endpoint answers 409 (nothing would be sent);
-  resume the endpoint first. A foreign or unknown id answers 404.
+  resume the endpoint first. A skipped delivery has nothing to send (409).
+- A window's statuses are any of pending, succeeded, failed, held (default failed).
 - `missing: true` (bulk only) also sends the events of the window that the endpoint subscribes
   to now but never received, planned with the same rules as publishing
   (`subscriptions.plan_deliveries`): events with no delivery to it (published before it
@@ -13,18 +15,47 @@
 
 from __future__ import annotations
 
-from tidings.api.context import AppContext
-from tidings.errors import ConflictError, NotFoundError
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tidings.auth import Actor, require_organization
+from tidings.errors import ConflictError, Issues, NotFoundError, ValidationFailed
 from tidings.ids import new_id
-from tidings.models import DeliveryStatus, Endpoint, EndpointStatus, NewDelivery
+from tidings.models import Delivery, DeliveryStatus, Endpoint, EndpointStatus, NewDelivery
+from tidings.services.deps import Deps
 from tidings.store.base import DeliveryFilter
 from tidings.subscriptions import plan_deliveries, to_type_filter
 
 MISSING_BATCH = 500
+REPLAYABLE = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SUCCEEDED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.HELD,
+)
 
 
-async def replayable_endpoint(ctx: AppContext, organization_id: str, endpoint_id: str) -> Endpoint:
-    endpoint = await ctx.store.get_endpoint(organization_id, endpoint_id, include_deleted=True)
+@dataclass(frozen=True, slots=True)
+class ReplayWindow:
+    """The deliveries of an endpoint created in [since, until) whose status is `status` (one
+    name or a list; None: failed); with `missing`, also the window's events the endpoint
+    subscribes to now but never received."""
+
+    since: float
+    until: float | None = None
+    status: str | Sequence[str] | None = None
+    missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayCounts:
+    replayed: int  # every delivery now on its way (the missing ones included)
+    missing: int  # of those, the ones the endpoint never received
+    skipped: int  # newly created but recorded skipped: no accepted schemaVersion reachable
+
+
+async def replayable_endpoint(deps: Deps, organization_id: str, endpoint_id: str) -> Endpoint:
+    endpoint = await deps.store.get_endpoint(organization_id, endpoint_id, include_deleted=True)
     if endpoint is None:
         raise NotFoundError(f"no endpoint {endpoint_id}")
     if endpoint.deleted_at is not None:
@@ -48,7 +79,7 @@ async def replayable_endpoint(ctx: AppContext, organization_id: str, endpoint_id
 
 
 async def create_missing(
-    ctx: AppContext,
+    deps: Deps,
     endpoint: Endpoint,
     *,
     since: float,
@@ -64,7 +95,7 @@ async def create_missing(
     unwanted: set[str] = set()
     while True:
         limit = len(unwanted) + MISSING_BATCH
-        events = await ctx.store.events_without_delivery(
+        events = await deps.store.events_without_delivery(
             endpoint.organization_id,
             endpoint.id,
             since=since,
@@ -77,20 +108,20 @@ async def create_missing(
         for event in events:
             if event.id in unwanted:
                 continue
-            planned = plan_deliveries(event, [endpoint], ctx.catalog, lambda p: new_id(p, now))
+            planned = plan_deliveries(event, [endpoint], deps.catalog, lambda p: new_id(p, now))
             if not planned:
                 unwanted.add(event.id)
                 continue
             target = to_skip if planned[0].status == DeliveryStatus.SKIPPED else to_send
             target.append((event.id, planned[0]))
-        sendable += await ctx.store.add_deliveries(endpoint.organization_id, to_send, now)
-        skipped += await ctx.store.add_deliveries(endpoint.organization_id, to_skip, now)
+        sendable += await deps.store.add_deliveries(endpoint.organization_id, to_send, now)
+        skipped += await deps.store.add_deliveries(endpoint.organization_id, to_skip, now)
         if len(events) < limit:
             return sendable, skipped
 
 
 async def revive_skipped(
-    ctx: AppContext,
+    deps: Deps,
     endpoint: Endpoint,
     *,
     since: float,
@@ -108,21 +139,21 @@ async def revive_skipped(
     revived = 0
     cursor: str | None = None
     while True:
-        page = await ctx.store.list_deliveries(
+        page = await deps.store.list_deliveries(
             endpoint.organization_id, flt, limit=MISSING_BATCH, cursor=cursor
         )
         revivals: list[tuple[str, int]] = []
-        events = await ctx.store.get_events(
+        events = await deps.store.get_events(
             endpoint.organization_id, [d.event_id for d in page.items]
         )
         for delivery in page.items:
             event = events.get(delivery.event_id)
             if event is None:
                 continue
-            planned = plan_deliveries(event, [endpoint], ctx.catalog, lambda p: new_id(p, now))
+            planned = plan_deliveries(event, [endpoint], deps.catalog, lambda p: new_id(p, now))
             if planned and planned[0].schema_version is not None:
                 revivals.append((delivery.id, planned[0].schema_version))
-        revived += await ctx.store.revive_skipped_deliveries(
+        revived += await deps.store.revive_skipped_deliveries(
             endpoint.organization_id, endpoint.id, revivals, now
         )
         cursor = page.next_cursor
@@ -130,4 +161,67 @@ async def revive_skipped(
             return revived
 
 
-__all__ = ["create_missing", "replayable_endpoint", "revive_skipped"]
+def _statuses(value: str | Sequence[str] | None) -> list[DeliveryStatus]:
+    if value is None:
+        return [DeliveryStatus.FAILED]
+    given = (
+        [("$.status", value)]
+        if isinstance(value, str)
+        else [(f"$.status[{i}]", v) for i, v in enumerate(value)]
+    )
+    if not given:
+        raise ValidationFailed.at("$.status", "must not be empty")
+    names = ", ".join(str(s) for s in REPLAYABLE)
+    issues = Issues()
+    statuses: list[DeliveryStatus] = []
+    for path, name in given:
+        if name == DeliveryStatus.SKIPPED:
+            issues.add(path, "skipped deliveries cannot be replayed (nothing to send)")
+        elif name not in REPLAYABLE:
+            issues.add(path, f"unknown status {name!r} (one of {names})")
+        elif DeliveryStatus(name) not in statuses:
+            statuses.append(DeliveryStatus(name))
+    issues.raise_if_any()
+    return statuses
+
+
+async def replay_endpoint(
+    deps: Deps, actor: Actor, endpoint_id: str, window: ReplayWindow
+) -> ReplayCounts:
+    """Each matching delivery starts a new attempt series with the same event."""
+    organization_id = require_organization(actor)
+    since, until = window.since, window.until
+    if until is not None and until <= since:
+        raise ValidationFailed.at("$.until", "must be after since")
+    statuses = _statuses(window.status)
+    endpoint = await replayable_endpoint(deps, organization_id, endpoint_id)
+    now = deps.clock()
+    replayed = await deps.store.replay_endpoint_deliveries(
+        organization_id, endpoint_id, since=since, until=until, statuses=statuses, now=now
+    )
+    missing = skipped = 0
+    if window.missing:
+        missing = await revive_skipped(deps, endpoint, since=since, until=until, now=now)
+        created, skipped = await create_missing(deps, endpoint, since=since, until=until, now=now)
+        missing += created
+    return ReplayCounts(replayed=replayed + missing, missing=missing, skipped=skipped)
+
+
+async def replay_delivery(deps: Deps, actor: Actor, delivery_id: str) -> Delivery:
+    """A new attempt series for the same event and endpoint (same event id, signed afresh)."""
+    organization_id = require_organization(actor)
+    delivery = await deps.store.get_delivery(organization_id, delivery_id)
+    if delivery is None:
+        raise NotFoundError(f"no delivery {delivery_id}")
+    if delivery.status == DeliveryStatus.SKIPPED:
+        raise ConflictError(
+            f"delivery {delivery_id} was skipped ({delivery.skip_reason}): there is nothing to "
+            "send; change the endpoint's acceptedSchemaVersions and replay its endpoint with "
+            "missing: true",
+            code="delivery_skipped",
+        )
+    await replayable_endpoint(deps, organization_id, delivery.endpoint_id)
+    replayed = await deps.store.replay_delivery(organization_id, delivery_id, deps.clock())
+    if replayed is None:
+        raise NotFoundError(f"no delivery {delivery_id}")
+    return replayed

@@ -2,8 +2,9 @@
 fixture of tests/conftest.py: a fresh SQLite file or a fresh PostgreSQL database per test),
 driven through httpx over ASGI.
 
-- `make_api(**settings)`: build an `Api` with Settings overrides (default: private URLs allowed,
-  so receivers on 127.0.0.1 can be registered). `api`: the default one.
+- `make_api(clock=, resolver=, **settings)`: build an `Api` with Settings overrides (default:
+  private URLs allowed, so receivers on 127.0.0.1 can be registered) and, when given, a DNS
+  resolver for the endpoint URL rules. `api`: the default one.
 - `Api.platform` / `Api.org(name)`: headers for a platform key / a new organization's key.
 """
 
@@ -23,6 +24,7 @@ from tidings.clock import Clock, system_clock
 from tidings.config import Settings
 from tidings.ids import new_id
 from tidings.models import ApiKey, KeyKind
+from tidings.netguard import Resolver
 from tidings.store.base import Store
 
 PLATFORM_KEY = "tdk_platform_test_key_0123456789"
@@ -80,7 +82,9 @@ MakeApi = Callable[..., Awaitable[Api]]
 async def make_api(store: Store) -> AsyncIterator[MakeApi]:
     clients: list[httpx.AsyncClient] = []
 
-    async def make(clock: Clock = system_clock, **overrides: Any) -> Api:
+    async def make(
+        clock: Clock = system_clock, resolver: Resolver | None = None, **overrides: Any
+    ) -> Api:
         from tidings.publishing import Publisher
 
         settings = Settings(**{"allow_private_urls": True, **overrides})
@@ -90,7 +94,7 @@ async def make_api(store: Store) -> AsyncIterator[MakeApi]:
         )
         cat = catalog()
         publisher = Publisher(store, cat, clock=clock)
-        app = create_app(settings, store, cat, publisher, clock=clock)
+        app = create_app(settings, store, cat, publisher, clock=clock, resolver=resolver)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://tidings.test"
         )

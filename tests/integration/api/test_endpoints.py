@@ -7,11 +7,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import pytest
-
 from tests.integration.api.conftest import Api, MakeApi
 from tests.integration.api.history_helpers import T0, make_endpoint, publish
-from tidings.api import endpoint_config
 from tidings.clock import FakeClock, to_rfc3339
 from tidings.models import DeliveryStatus
 from tidings.store.base import DeliveryFilter
@@ -297,9 +294,7 @@ async def test_private_addresses_and_http_are_refused_by_default(make_api: MakeA
         assert _path(r) == "$.url", url
 
 
-async def test_host_names_resolving_to_private_addresses_are_refused(
-    make_api: MakeApi, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_host_names_resolving_to_private_addresses_are_refused(make_api: MakeApi) -> None:
     answers = {
         "rebind.example.com": ["93.184.216.34", "10.0.0.7"],
         "ok.example.com": ["93.184.216.34"],
@@ -310,8 +305,7 @@ async def test_host_names_resolving_to_private_addresses_are_refused(
             raise OSError("no such host")
         return answers[host]
 
-    monkeypatch.setattr(endpoint_config, "RESOLVER", resolver)
-    api = await make_api(allow_private_urls=False)
+    api = await make_api(allow_private_urls=False, resolver=resolver)
     org = await api.org()
     r = await api.client.post(
         "/v1/endpoints",

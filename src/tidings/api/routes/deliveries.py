@@ -8,23 +8,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from tidings.api.context import DEFAULT_LIMIT, AppContext, Ctx, Limit, OrgId
-from tidings.api.replay import replayable_endpoint
+from tidings.api.context import Ctx, Limit, OrgKey
 from tidings.api.views import attempt_view, delivery_view, event_view
 from tidings.clock import parse_rfc3339
-from tidings.errors import ConflictError, NotFoundError, ValidationFailed
-from tidings.models import Delivery, DeliveryStatus
+from tidings.errors import ValidationFailed
+from tidings.models import DeliveryStatus
+from tidings.services import deliveries, replay
+from tidings.services.paging import DEFAULT_LIMIT
 from tidings.store.base import DeliveryFilter
 
 router = APIRouter(tags=["deliveries"])
 
 Id = Annotated[str, Path(min_length=1, max_length=200)]
-EVENT_DELIVERIES_PAGE = 500
-
-
-def _bad_query(name: str, message: str) -> ValidationFailed:
-    path = f"query.{name}"
-    return ValidationFailed(f"{path}: {message}", details=[{"path": path, "message": message}])
 
 
 def _time(value: str | None, name: str) -> float | None:
@@ -33,14 +28,9 @@ def _time(value: str | None, name: str) -> float | None:
     try:
         return parse_rfc3339(value)
     except ValueError as exc:
-        raise _bad_query(name, "not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)") from exc
-
-
-async def _delivery(ctx: AppContext, organization_id: str, delivery_id: str) -> Delivery:
-    delivery = await ctx.store.get_delivery(organization_id, delivery_id)
-    if delivery is None:
-        raise NotFoundError(f"no delivery {delivery_id}")
-    return delivery
+        raise ValidationFailed.at(
+            f"query.{name}", "not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)"
+        ) from exc
 
 
 @router.get(
@@ -55,7 +45,7 @@ async def _delivery(ctx: AppContext, organization_id: str, delivery_id: str) -> 
 )
 async def list_deliveries(
     ctx: Ctx,
-    organization_id: OrgId,
+    actor: OrgKey,
     endpointId: Annotated[str | None, Query(max_length=200)] = None,
     eventId: Annotated[str | None, Query(max_length=200)] = None,
     status: DeliveryStatus | None = None,
@@ -71,18 +61,15 @@ async def list_deliveries(
         created_after=_time(since, "since"),
         created_before=_time(until, "until"),
     )
-    try:
-        page = await ctx.store.list_deliveries(organization_id, flt, limit=limit, cursor=cursor)
-    except ValueError as exc:
-        raise _bad_query("cursor", "not a cursor this API made") from exc
+    page = await deliveries.list_deliveries(ctx.deps, actor, flt, limit=limit, cursor=cursor)
     return {"items": [delivery_view(d) for d in page.items], "nextCursor": page.next_cursor}
 
 
 @router.get("/v1/deliveries/{delivery_id}", summary="one delivery with its attempts")
-async def get_delivery(delivery_id: Id, ctx: Ctx, organization_id: OrgId) -> dict[str, Any]:
-    delivery = await _delivery(ctx, organization_id, delivery_id)
-    attempts = await ctx.store.list_attempts(organization_id, delivery_id)
-    return {**delivery_view(delivery), "attempts": [attempt_view(a) for a in attempts]}
+async def get_delivery(delivery_id: Id, ctx: Ctx, actor: OrgKey) -> dict[str, Any]:
+    found = await deliveries.get_delivery(ctx.deps, actor, delivery_id)
+    attempts = [attempt_view(a) for a in found.attempts]
+    return {**delivery_view(found.delivery), "attempts": attempts}
 
 
 @router.post(
@@ -95,20 +82,8 @@ async def get_delivery(delivery_id: Id, ctx: Ctx, organization_id: OrgId) -> dic
         "skipped (no accepted schemaVersion)."
     ),
 )
-async def replay_delivery(delivery_id: Id, ctx: Ctx, organization_id: OrgId) -> dict[str, Any]:
-    delivery = await _delivery(ctx, organization_id, delivery_id)
-    if delivery.status == DeliveryStatus.SKIPPED:
-        raise ConflictError(
-            f"delivery {delivery_id} was skipped ({delivery.skip_reason}): there is nothing to "
-            "send; change the endpoint's acceptedSchemaVersions and replay its endpoint with "
-            "missing: true",
-            code="delivery_skipped",
-        )
-    await replayable_endpoint(ctx, organization_id, delivery.endpoint_id)
-    replayed = await ctx.store.replay_delivery(organization_id, delivery_id, ctx.clock())
-    if replayed is None:
-        raise NotFoundError(f"no delivery {delivery_id}")
-    return delivery_view(replayed)
+async def replay_delivery(delivery_id: Id, ctx: Ctx, actor: OrgKey) -> dict[str, Any]:
+    return delivery_view(await replay.replay_delivery(ctx.deps, actor, delivery_id))
 
 
 @router.get(
@@ -117,18 +92,6 @@ async def replay_delivery(delivery_id: Id, ctx: Ctx, organization_id: OrgId) -> 
     summary="one event with its deliveries",
     description="The stored envelope and `deliveries` (every delivery of it, newest first).",
 )
-async def get_event(event_id: Id, ctx: Ctx, organization_id: OrgId) -> dict[str, Any]:
-    event = await ctx.store.get_event(organization_id, event_id)
-    if event is None:
-        raise NotFoundError(f"no event {event_id}")
-    deliveries: list[dict[str, Any]] = []
-    cursor: str | None = None
-    flt = DeliveryFilter(event_id=event_id)
-    while True:
-        page = await ctx.store.list_deliveries(
-            organization_id, flt, limit=EVENT_DELIVERIES_PAGE, cursor=cursor
-        )
-        deliveries.extend(delivery_view(d) for d in page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return {**event_view(event), "deliveries": deliveries}
+async def get_event(event_id: Id, ctx: Ctx, actor: OrgKey) -> dict[str, Any]:
+    found = await deliveries.get_event(ctx.deps, actor, event_id)
+    return {**event_view(found.event), "deliveries": [delivery_view(d) for d in found.deliveries]}

@@ -21,8 +21,8 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(ctx: Ctx) -> dict[str, object] | Response:
     try:
-        await ctx.store.ping()
-        status = await ctx.store.migration_status()
+        await ctx.deps.store.ping()
+        status = await ctx.deps.store.migration_status()
     except StoreError as exc:
         return error_response(503, "not_ready", f"database unreachable: {type(exc).__name__}")
     if not status.up_to_date:

@@ -8,23 +8,21 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Path, Request, Response
 
-from tidings.api.context import Ctx, OrgId
+from tidings.api.context import Ctx, OrgKey
 from tidings.api.etag import matches, not_modified, strong_etag
-from tidings.errors import NotFoundError
+from tidings.auth import Actor
 from tidings.projections import COMPLIANCE, ENTITLEMENT, LOCKS, public_state
+from tidings.services.state import get_state
 
 router = APIRouter(tags=["state"])
 
 Key = Annotated[str, Path(min_length=1, max_length=200)]
 
-_WHAT = {COMPLIANCE: "order", LOCKS: "owner", ENTITLEMENT: "entitlement"}
 
-
-async def _state(request: Request, ctx: Ctx, organization_id: str, kind: str, key: str) -> Response:
-    projection = await ctx.store.get_projection(organization_id, kind, key)
-    if projection is None:
-        raise NotFoundError(f"no {kind} state for {_WHAT[kind]} {key}")
-    etag = strong_etag(kind, organization_id, key, projection.version, projection.last_event_id)
+async def _state(request: Request, ctx: Ctx, actor: Actor, kind: str, key: str) -> Response:
+    projection = await get_state(ctx.deps, actor, kind, key)
+    org = actor.organization_id
+    etag = strong_etag(kind, org, key, projection.version, projection.last_event_id)
     if matches(request, etag):
         return not_modified(etag)
     return Response(
@@ -39,10 +37,8 @@ async def _state(request: Request, ctx: Ctx, organization_id: str, kind: str, ke
     summary="compliance rollup of an order (status, decision, updatedAt, lastEventId)",
     response_model=None,
 )
-async def order_compliance(
-    order_id: Key, request: Request, ctx: Ctx, organization_id: OrgId
-) -> Response:
-    return await _state(request, ctx, organization_id, COMPLIANCE, order_id)
+async def order_compliance(order_id: Key, request: Request, ctx: Ctx, actor: OrgKey) -> Response:
+    return await _state(request, ctx, actor, COMPLIANCE, order_id)
 
 
 @router.get(
@@ -50,10 +46,8 @@ async def order_compliance(
     summary="account locks of a dlt owner (funding_locked, trading_locked)",
     response_model=None,
 )
-async def owner_locks(
-    owner_id: Key, request: Request, ctx: Ctx, organization_id: OrgId
-) -> Response:
-    return await _state(request, ctx, organization_id, LOCKS, owner_id)
+async def owner_locks(owner_id: Key, request: Request, ctx: Ctx, actor: OrgKey) -> Response:
+    return await _state(request, ctx, actor, LOCKS, owner_id)
 
 
 @router.get(
@@ -61,7 +55,5 @@ async def owner_locks(
     summary="a dlt entitlement's state (started, pending_requirements, completed, failed)",
     response_model=None,
 )
-async def entitlement(
-    entitlement_id: Key, request: Request, ctx: Ctx, organization_id: OrgId
-) -> Response:
-    return await _state(request, ctx, organization_id, ENTITLEMENT, entitlement_id)
+async def entitlement(entitlement_id: Key, request: Request, ctx: Ctx, actor: OrgKey) -> Response:
+    return await _state(request, ctx, actor, ENTITLEMENT, entitlement_id)

@@ -1,0 +1,277 @@
+"""Endpoints of an organization (contract sections 5-7): register, list, read, change, delete,
+pause, resume, and their signing secrets (read, rotate with a grace period).
+
+Every operation needs an organization key and is scoped to the actor's organization: another
+organization's endpoint is a 404, exactly like one that does not exist. The configuration rules
+are those of `tidings.services.endpoint_rules`, checked here for every face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Final
+
+from tidings.auth import Actor, require_organization
+from tidings.config import SECRET_ROTATION_GRACE_SECONDS
+from tidings.errors import NotFoundError, ValidationFailed
+from tidings.ids import new_id
+from tidings.models import DEFAULT_SOURCES, Endpoint, EndpointSecret, Page
+from tidings.policies import PAUSE_BY_HAND
+from tidings.services.deps import Deps
+from tidings.services.endpoint_rules import check_endpoint, dedupe
+from tidings.services.paging import check_page
+from tidings.signing import generate_secret, secret_fits_format
+from tidings.store.base import NotFound
+
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+
+
+class Unset(Enum):
+    """A patch field not given (None means "given, as null")."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointInput:
+    """A new endpoint as a form or a request gives it (contract section 7's fields)."""
+
+    url: str
+    event_types: Sequence[str]
+    partner_ids: Sequence[str] | None = None
+    accepted_schema_versions: Sequence[int] | None = None
+    sources: Sequence[str] = DEFAULT_SOURCES
+    format: str | None = None  # None: the native format of the subscribed catalog
+    description: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    rate_limit_per_second: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointPatch:
+    """Only the fields given change. `None` resets the nullable ones (partner_ids,
+    accepted_schema_versions, description, rate_limit_per_second) to their default; it is
+    refused for url, event_types, sources and headers. A `format` of None keeps the current
+    one."""
+
+    url: str | Unset | None = UNSET
+    event_types: Sequence[str] | Unset | None = UNSET
+    partner_ids: Sequence[str] | Unset | None = UNSET
+    accepted_schema_versions: Sequence[int] | Unset | None = UNSET
+    sources: Sequence[str] | Unset | None = UNSET
+    format: str | Unset | None = UNSET
+    description: str | Unset | None = UNSET
+    headers: Mapping[str, str] | Unset | None = UNSET
+    rate_limit_per_second: float | Unset | None = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointUpdate:
+    """A changed endpoint, and its new secret when the change of format needed one (shown
+    once, like a new endpoint's)."""
+
+    endpoint: Endpoint
+    new_secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    endpoint: Endpoint
+    released: int  # held deliveries now on their way
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecrets:
+    """`current` signs from now on; `signing` is every secret that signs now: the current one
+    first, then those still in a rotation's grace period, latest expiry first."""
+
+    current: str | None
+    signing: list[EndpointSecret]
+
+
+def _tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
+    """As given (validation paths index the caller's own lists); `_normalized` dedupes."""
+    return None if values is None else tuple(values)
+
+
+def _normalized(endpoint: Endpoint) -> Endpoint:
+    """Repeated entries dropped (first kept), accepted versions sorted."""
+    versions = endpoint.accepted_schema_versions
+    return replace(
+        endpoint,
+        event_types=tuple(dedupe(endpoint.event_types)),
+        sources=tuple(dedupe(endpoint.sources)),
+        partner_ids=None if endpoint.partner_ids is None else tuple(dedupe(endpoint.partner_ids)),
+        accepted_schema_versions=None if versions is None else tuple(sorted(set(versions))),
+    )
+
+
+async def _owned(deps: Deps, organization_id: str, endpoint_id: str) -> Endpoint:
+    endpoint = await deps.store.get_endpoint(organization_id, endpoint_id)
+    if endpoint is None:
+        raise NotFoundError(f"no endpoint {endpoint_id}")
+    return endpoint
+
+
+async def create_endpoint(deps: Deps, actor: Actor, given: EndpointInput) -> Endpoint:
+    """The new endpoint, with its one secret (to be shown once)."""
+    organization_id = require_organization(actor)
+    now = deps.clock()
+    candidate = Endpoint(
+        id=new_id("ep", now),
+        organization_id=organization_id,
+        url=given.url,
+        event_types=tuple(given.event_types),
+        format="standard",
+        secrets=(),
+        partner_ids=_tuple(given.partner_ids),
+        accepted_schema_versions=_tuple(given.accepted_schema_versions),
+        sources=tuple(given.sources),
+        description=given.description,
+        headers=dict(given.headers),
+        rate_limit_per_second=given.rate_limit_per_second,
+        created_at=now,
+        updated_at=now,
+    )
+    fmt = await check_endpoint(deps, candidate, requested_format=given.format, url_changed=True)
+    secret = EndpointSecret(secret=generate_secret(fmt), created_at=now)
+    endpoint = _normalized(replace(candidate, format=fmt, secrets=(secret,)))
+    await deps.store.create_endpoint(endpoint)
+    return endpoint
+
+
+async def list_endpoints(
+    deps: Deps, actor: Actor, *, limit: int, cursor: str | None
+) -> Page[Endpoint]:
+    """Not deleted, oldest first."""
+    organization_id = require_organization(actor)
+    check_page(limit)
+    try:
+        return await deps.store.list_endpoints(organization_id, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise ValidationFailed(
+            "query.cursor: not a cursor this API made",
+            details=[{"path": "query.cursor", "message": str(exc)}],
+        ) from exc
+
+
+async def get_endpoint(deps: Deps, actor: Actor, endpoint_id: str) -> Endpoint:
+    return await _owned(deps, require_organization(actor), endpoint_id)
+
+
+_NOT_NULL = (("url", "url"), ("event_types", "eventTypes"), ("sources", "sources"))
+
+
+def _patched(current: Endpoint, patch: EndpointPatch, now: float) -> Endpoint:
+    for name, path in (*_NOT_NULL, ("headers", "headers")):
+        if getattr(patch, name) is None:
+            raise ValidationFailed.at(f"$.{path}", "must not be null")
+    changes: dict[str, Any] = {"updated_at": now}
+    if isinstance(patch.url, str):
+        changes["url"] = patch.url
+    if not isinstance(patch.event_types, Unset | None):
+        changes["event_types"] = tuple(patch.event_types)
+    if not isinstance(patch.sources, Unset | None):
+        changes["sources"] = tuple(patch.sources)
+    if not isinstance(patch.headers, Unset | None):
+        changes["headers"] = dict(patch.headers)
+    if not isinstance(patch.partner_ids, Unset):
+        changes["partner_ids"] = _tuple(patch.partner_ids)
+    if not isinstance(patch.accepted_schema_versions, Unset):
+        changes["accepted_schema_versions"] = _tuple(patch.accepted_schema_versions)
+    if not isinstance(patch.description, Unset):
+        changes["description"] = patch.description
+    if not isinstance(patch.rate_limit_per_second, Unset):
+        changes["rate_limit_per_second"] = patch.rate_limit_per_second
+    return replace(current, **changes)
+
+
+async def update_endpoint(
+    deps: Deps, actor: Actor, endpoint_id: str, patch: EndpointPatch
+) -> EndpointUpdate:
+    """The format stays as it is unless given (it must fit the new event types). When it
+    changes and the current secret does not fit it (e.g. to `standard`, which needs a `whsec_`
+    secret), a new secret replaces every old one at once."""
+    organization_id = require_organization(actor)
+    current = await _owned(deps, organization_id, endpoint_id)
+    now = deps.clock()
+    candidate = _patched(current, patch, now)
+    requested = patch.format if isinstance(patch.format, str) else current.format
+    fmt = await check_endpoint(
+        deps, candidate, requested_format=requested, url_changed=candidate.url != current.url
+    )
+    new_secret: str | None = None
+    secrets = current.secrets
+    if fmt != current.format and not all(secret_fits_format(s.secret, fmt) for s in secrets):
+        new_secret = generate_secret(fmt)
+        secrets = (EndpointSecret(secret=new_secret, created_at=now),)
+    endpoint = _normalized(replace(candidate, format=fmt, secrets=secrets))
+    try:
+        await deps.store.update_endpoint(endpoint)
+    except NotFound as exc:
+        raise NotFoundError(f"no endpoint {endpoint_id}") from exc
+    return EndpointUpdate(await _owned(deps, organization_id, endpoint_id), new_secret)
+
+
+async def delete_endpoint(deps: Deps, actor: Actor, endpoint_id: str) -> None:
+    """Its history stays readable; its pending and held deliveries become failed."""
+    organization_id = require_organization(actor)
+    if not await deps.store.delete_endpoint(organization_id, endpoint_id, deps.clock()):
+        raise NotFoundError(f"no endpoint {endpoint_id}")
+
+
+async def pause_endpoint(deps: Deps, actor: Actor, endpoint_id: str) -> Endpoint:
+    """No attempts while paused; its deliveries are held, not lost."""
+    organization_id = require_organization(actor)
+    await _owned(deps, organization_id, endpoint_id)
+    await deps.store.pause_endpoint(organization_id, endpoint_id, PAUSE_BY_HAND, deps.clock())
+    return await _owned(deps, organization_id, endpoint_id)
+
+
+async def resume_endpoint(deps: Deps, actor: Actor, endpoint_id: str) -> Resumed:
+    """Active again; what was held goes out now."""
+    organization_id = require_organization(actor)
+    await _owned(deps, organization_id, endpoint_id)
+    released = await deps.store.resume_endpoint(organization_id, endpoint_id, deps.clock())
+    return Resumed(await _owned(deps, organization_id, endpoint_id), released)
+
+
+def _signing(endpoint: Endpoint, now: float) -> SigningSecrets:
+    valid = [s for s in endpoint.secrets if s.signs_at(now)]
+    valid.sort(key=lambda s: (s.expires_at is not None, -(s.expires_at or 0.0)))
+    current = next((s.secret for s in valid if s.expires_at is None), None)
+    return SigningSecrets(current=current, signing=valid)
+
+
+async def read_secrets(deps: Deps, actor: Actor, endpoint_id: str) -> SigningSecrets:
+    endpoint = await _owned(deps, require_organization(actor), endpoint_id)
+    return _signing(endpoint, deps.clock())
+
+
+async def rotate_secret(
+    deps: Deps,
+    actor: Actor,
+    endpoint_id: str,
+    grace_seconds: float = SECRET_ROTATION_GRACE_SECONDS,
+) -> SigningSecrets:
+    """A new secret signs from now on; the previous ones keep signing too (one signature per
+    secret) for `grace_seconds`, never longer than they already would. Secrets past their
+    grace are dropped."""
+    organization_id = require_organization(actor)
+    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        raise ValidationFailed.at("$.graceSeconds", f"must be 0 to {MAX_GRACE_SECONDS} seconds")
+    endpoint = await _owned(deps, organization_id, endpoint_id)
+    now = deps.clock()
+    rotated = (old.rotated_out(now, grace_seconds) for old in endpoint.secrets)
+    kept = [k for k in rotated if k is not None]
+    new = EndpointSecret(secret=generate_secret(endpoint.format), created_at=now)
+    try:
+        await deps.store.set_endpoint_secrets(organization_id, endpoint_id, [new, *kept], now)
+    except NotFound as exc:
+        raise NotFoundError(f"no endpoint {endpoint_id}") from exc
+    return _signing(await _owned(deps, organization_id, endpoint_id), now)

@@ -1,0 +1,89 @@
+"""Events (contract sections 2 and 7): publishing one envelope or a batch (platform keys), an
+organization's feed, oldest first after a cursor, filtered by type patterns (organization
+keys), and the catalogs (any key).
+
+Publishing itself (validation, planning, storing) is `tidings.publishing.Publisher`, the one
+entry point that the worker's meta events use too; this room adds who may call it and the
+shape of a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tidings.auth import Actor, require_organization, require_platform
+from tidings.config import MAX_BATCH_EVENTS
+from tidings.errors import ApiError, ValidationFailed
+from tidings.models import Event, Page
+from tidings.services.deps import Deps
+from tidings.services.paging import check_page
+from tidings.store.base import PublishResult, TypeFilter
+from tidings.subscriptions import to_type_filter, validate_pattern
+
+
+async def publish_event(
+    deps: Deps, actor: Actor, envelope: Any, *, idempotency_key: str | None = None
+) -> PublishResult:
+    """The stored event; `created` is False for an idempotent repeat."""
+    require_platform(actor)
+    return await deps.publisher.publish(envelope, idempotency_key=idempotency_key)
+
+
+async def publish_batch(deps: Deps, actor: Actor, body: Any) -> list[PublishResult | ApiError]:
+    """`body` is `{"events": [envelope, ...]}` with 1 to MAX_BATCH_EVENTS envelopes; each is
+    answered on its own, in order (a result or its error)."""
+    require_platform(actor)
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise ValidationFailed.at("$.events", "a list of event envelopes is required")
+    envelopes = body["events"]
+    if not envelopes or len(envelopes) > MAX_BATCH_EVENTS:
+        raise ValidationFailed.at("$.events", f"must hold 1 to {MAX_BATCH_EVENTS} events")
+    extra = [k for k in body if k != "events"]
+    if extra:
+        raise ValidationFailed.at(f"$.{extra[0]}", "unknown field")
+    return await deps.publisher.publish_batch(envelopes)
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """One page of an organization's feed, as asked: made by `feed`."""
+
+    organization_id: str
+    after: str | None
+    types: TypeFilter
+    types_key: str  # the patterns, sorted and joined: the same page asked alike has one key
+    limit: int
+
+
+def feed(actor: Actor, *, after: str | None, types: str | None, limit: int) -> Feed:
+    """`types` is comma-separated patterns (`kyc.*,compliance.status_changed`)."""
+    organization_id = require_organization(actor)
+    check_page(limit)
+    if types is None or not types.strip():
+        return Feed(organization_id, after, TypeFilter(), "", limit)
+    patterns = sorted({p.strip() for p in types.split(",") if p.strip()})
+    for pattern in patterns:
+        problem = validate_pattern(pattern)
+        if problem is not None:
+            raise ValidationFailed.at("query.types", f"{pattern!r}: {problem}")
+    return Feed(organization_id, after, to_type_filter(patterns), ",".join(patterns), limit)
+
+
+async def feed_version(deps: Deps, page: Feed) -> tuple[object, ...]:
+    """What identifies the page's content without loading it: equal while nothing in it
+    changed (the API's ETag)."""
+    count, last_seq = await deps.store.events_page_fingerprint(
+        page.organization_id, after=page.after, types=page.types, limit=page.limit
+    )
+    return ("events", page.organization_id, page.after, page.types_key, page.limit, count, last_seq)
+
+
+async def feed_page(deps: Deps, page: Feed) -> Page[Event]:
+    return await deps.store.list_events(
+        page.organization_id, after=page.after, types=page.types, limit=page.limit
+    )
+
+
+def event_types(deps: Deps, actor: Actor) -> list[dict[str, Any]]:
+    """Every type of every catalog with its versions, schemas and examples (any key)."""
+    return deps.catalog.to_json()
