@@ -148,6 +148,16 @@ def test_window_starts_small_grows_by_one_per_answer_and_halves_when_struggling(
     assert windows.limit("b") == 2  # each endpoint has its own
 
 
+def test_a_window_borrows_past_its_share_only_with_room_and_gives_it_back_at_once() -> None:
+    windows = EndpointWindows(4, initial=2, borrow_factor=3)
+    for _ in range(20):
+        windows.grow("a")
+    assert windows.limit("a", room=True) == 12  # 4 x 3
+    assert windows.limit("a") == windows.limit("a", room=False) == 4  # the share
+    windows.shrink("a")  # from the share, not from what it borrowed
+    assert windows.limit("a", room=True) == 2
+
+
 def test_window_forgets_the_least_recently_used_endpoints() -> None:
     windows = EndpointWindows(8, initial=2, max_tracked=2)
     windows.shrink("a")

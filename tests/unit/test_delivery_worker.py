@@ -497,7 +497,14 @@ async def test_an_endpoint_that_stops_answering_keeps_one_send_in_flight() -> No
                 in_flight -= 1
 
     sender = Sender()
-    worker = make_worker(store, sender, endpoint_max_in_flight=8, poll_interval_seconds=0.02)
+    # its share only (no borrowing of idle slots: that case is the test below)
+    worker = make_worker(
+        store,
+        sender,
+        endpoint_max_in_flight=8,
+        poll_interval_seconds=0.02,
+        endpoint_borrow_factor=1,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await wait_for(lambda: len(sender.sent) >= 200)
@@ -511,4 +518,82 @@ async def test_an_endpoint_that_stops_answering_keeps_one_send_in_flight() -> No
     # had timed out (8 -> 4 -> 2 -> 1), one send at a time
     assert worker._windows.limit("ep_flaky") == 1
     late = [n for t, n in seen if t >= 8]
+    assert late and max(late) == 1
+
+
+class SlowSender(FakeSender):
+    """Answers 200 after `delay` (a distant endpoint), or holds until a 50 ms timeout once
+    `answering` is off; records the sends in flight at each start."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.answering = True
+        self.in_flight = 0
+        self.timeouts = 0
+        self.seen: list[tuple[int, int]] = []  # (timeouts so far, sends in flight) at starts
+
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        self.sent.append(headers["X-Tidings-Delivery-Id"])
+        self.in_flight += 1
+        self.seen.append((self.timeouts, self.in_flight))
+        try:
+            if self.answering:
+                await asyncio.sleep(self.delay)
+                return SendResult(200, None, "ok", self.delay * 1000)
+            await asyncio.sleep(0.05)
+            self.timeouts += 1
+            return SendResult(None, "timeout", None, 50.0)
+        finally:
+            self.in_flight -= 1
+
+
+async def _lone_endpoint_peak(borrow_factor: int) -> int:
+    import time
+
+    store = DueStore([make_claim(n, endpoint_id="ep_far") for n in range(300)], time.time)
+    sender = SlowSender(0.02)
+    worker = make_worker(
+        store,
+        sender,
+        concurrency=32,
+        endpoint_max_in_flight=2,
+        endpoint_borrow_factor=borrow_factor,
+        poll_interval_seconds=0.02,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await wait_for(lambda: len(sender.sent) >= 300)
+    stop.set()
+    await task
+    return max(n for _, n in sender.seen)
+
+
+async def test_a_lone_distant_endpoint_borrows_idle_slots_up_to_its_ceiling() -> None:
+    # share 2, ceiling 2 x 8 = 16, and only while half of the worker's 32 slots are free
+    peak = await _lone_endpoint_peak(8)
+    assert 2 < peak <= 16
+    assert await _lone_endpoint_peak(1) == 2  # no borrowing: its share
+
+
+async def test_an_endpoint_that_hangs_after_borrowing_goes_back_to_one_send() -> None:
+    import time
+
+    store = DueStore([make_claim(n, endpoint_id="ep_far") for n in range(2000)], time.time)
+    sender = SlowSender(0.01)
+    worker = make_worker(
+        store, sender, concurrency=64, endpoint_max_in_flight=4, poll_interval_seconds=0.02
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await wait_for(lambda: len(sender.sent) >= 300)
+    borrowed = max(n for _, n in sender.seen)
+    sender.answering = False
+    await wait_for(lambda: sender.timeouts >= borrowed + 6)
+    stop.set()
+    await task
+    assert borrowed > 4  # it had borrowed past its share of 4
+    # the first timeout took it back to half its share; once every send it had in flight
+    # timed out, one at a time
+    late = [n for t, n in sender.seen if t >= borrowed + 1]
     assert late and max(late) == 1

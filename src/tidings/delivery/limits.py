@@ -21,6 +21,13 @@ MIN_DEFER_SECONDS = 0.05
 INITIAL_WINDOW = 2
 # Windows remembered (least recently used forgotten first); a forgotten endpoint starts over.
 MAX_TRACKED_WINDOWS = 100_000
+# A healthy endpoint's window may grow past its share (`maximum`) up to this many times it, and
+# use that much while the worker has room (ROOM_SHARE of its slots free): a distant endpoint
+# needs more requests in flight for the same rate (8 in flight 50 ms away is 160/s), and slots
+# nobody else wants cost no one anything. When the worker is busy every endpoint is held to its
+# share again, so the split under contention is what it was.
+BORROW_FACTOR = 8
+ROOM_SHARE = 0.5
 
 
 class TokenBucket:
@@ -63,20 +70,24 @@ class TokenBucket:
 class EndpointWindows:
     """How many deliveries each endpoint may have in flight: additive increase, multiplicative
     decrease, as TCP does for its congestion window. An endpoint starts at `initial`; every
-    answered request (`grow`) adds one up to `maximum`; a timeout, a failed connection or an
-    "overloaded" answer (`shrink`) halves it, down to one. So an endpoint that stopped
-    answering ties up one of the worker's slots until its timeout, not `maximum` of them,
-    while a healthy endpoint reaches `maximum` after a handful of answers."""
+    answered request (`grow`) adds one up to `maximum` x `borrow_factor`, of which it may use
+    more than `maximum` (its share) only while the worker has room (`limit(…, room=True)`); a
+    timeout, a failed connection or an "overloaded" answer (`shrink`) drops it to half its
+    share or less, down to one. So an endpoint that stopped answering ties up one of the
+    worker's slots until its timeout, not `maximum` of them, while a healthy endpoint reaches
+    `maximum` after a handful of answers."""
 
     def __init__(
         self,
         maximum: int,
         initial: int = INITIAL_WINDOW,
         max_tracked: int = MAX_TRACKED_WINDOWS,
+        borrow_factor: int = BORROW_FACTOR,
     ) -> None:
         if maximum < 1:
             raise ValueError("maximum must be at least 1")
         self.maximum = maximum
+        self.ceiling = maximum * max(1, borrow_factor)
         self.initial = max(1, min(initial, maximum))
         # least recently changed forgotten first; entries never expire
         self._windows: TtlCache[str, float] = TtlCache(math.inf, max_tracked)
@@ -85,15 +96,20 @@ class EndpointWindows:
         window = self._windows.get(endpoint_id, 0.0)
         return float(self.initial) if window is None else window
 
-    def limit(self, endpoint_id: str) -> int:
-        return int(self._window(endpoint_id))
+    def limit(self, endpoint_id: str, room: bool = False) -> int:
+        """Deliveries the endpoint may have in flight: its window, capped at its share
+        unless the worker has room."""
+        window = int(self._window(endpoint_id))
+        return window if room else min(window, self.maximum)
 
     def grow(self, endpoint_id: str) -> None:
-        window = min(float(self.maximum), self._window(endpoint_id) + 1.0)
+        window = min(float(self.ceiling), self._window(endpoint_id) + 1.0)
         self._windows.put(endpoint_id, window, 0.0)
 
     def shrink(self, endpoint_id: str) -> None:
-        self._windows.put(endpoint_id, max(1.0, self._window(endpoint_id) / 2.0), 0.0)
+        # from the share, not from what it borrowed: a struggling endpoint gives back at once
+        window = min(float(self.maximum), self._window(endpoint_id))
+        self._windows.put(endpoint_id, max(1.0, window / 2.0), 0.0)
 
 
 def struggling(status_code: int | None) -> bool:
@@ -157,8 +173,10 @@ def admit(
 
 
 __all__ = [
+    "BORROW_FACTOR",
     "CONCURRENCY_DEFER_SECONDS",
     "MIN_DEFER_SECONDS",
+    "ROOM_SHARE",
     "EndpointWindows",
     "TokenBucket",
     "admit",

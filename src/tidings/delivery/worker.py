@@ -48,7 +48,14 @@ from tidings.config import (
     WORKER_CONCURRENCY,
 )
 from tidings.delivery import meta
-from tidings.delivery.limits import EndpointWindows, TokenBucket, admit, struggling
+from tidings.delivery.limits import (
+    BORROW_FACTOR,
+    ROOM_SHARE,
+    EndpointWindows,
+    TokenBucket,
+    admit,
+    struggling,
+)
 from tidings.delivery.metrics import DeliveryMetrics
 from tidings.delivery.retention import PURGE_INTERVAL_SECONDS, run_retention
 from tidings.delivery.sender import Sender, SendResult, describe_error
@@ -187,6 +194,7 @@ class Worker:
         flush_max_outcomes: int = FLUSH_MAX_OUTCOMES,
         shutdown_grace_seconds: float | None = None,
         retention_interval_seconds: float = PURGE_INTERVAL_SECONDS,
+        endpoint_borrow_factor: int = BORROW_FACTOR,
     ) -> None:
         if concurrency < 1 or claim_batch_size < 1 or endpoint_max_in_flight < 1:
             raise ValueError("concurrency, claim batch size and per-endpoint limit must be >= 1")
@@ -223,7 +231,9 @@ class Worker:
         self._outcome_ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: dict[str, int] = {}
-        self._windows = EndpointWindows(endpoint_max_in_flight)
+        self._windows = EndpointWindows(
+            endpoint_max_in_flight, borrow_factor=endpoint_borrow_factor
+        )
         self._buckets: dict[str, TokenBucket] = {}
         self._finished: list[Finished] = []
         self._abandoned: list[str] = []
@@ -397,7 +407,7 @@ class Worker:
         if queue is None:
             return
         now = self.clock()
-        limit = self._windows.limit(endpoint_id)
+        limit = self._limit(endpoint_id)
         while queue and self._in_flight.get(endpoint_id, 0) < limit:
             claim, held_at = queue.popleft()
             self._held_total -= 1
@@ -424,6 +434,15 @@ class Worker:
             if not queue:
                 del self._held[endpoint_id]
 
+    def _room(self) -> bool:
+        """Whether endpoints may borrow past their share (limits.BORROW_FACTOR)."""
+        free = self.concurrency - len(self._tasks) - self._held_total
+        return free >= ROOM_SHARE * self.concurrency
+
+    def _limit(self, endpoint_id: str) -> int:
+        """The endpoint's window, past its share only while the worker has room."""
+        return self._windows.limit(endpoint_id, room=self._room())
+
     def _take_all_held(self) -> list[str]:
         ids = [claim.delivery.id for queue in self._held.values() for claim, _ in queue]
         self._held.clear()
@@ -434,9 +453,10 @@ class Worker:
         """Seconds to defer the next delivery of a busy endpoint (see BUSY_DEFER_*)."""
         now = self.clock()
         latency = self._endpoint_latency(endpoint_id, now)
-        # a fast endpoint's window opens within a few answers: pace it by the full share
+        # a fast endpoint's window opens within a few answers: pace it by the full share, or
+        # by its window when it borrows past that
         slots = (
-            self.endpoint_max_in_flight
+            max(self.endpoint_max_in_flight, self._limit(endpoint_id))
             if latency < HOLD_MAX_LATENCY_SECONDS
             else self._windows.limit(endpoint_id)
         )
@@ -480,7 +500,7 @@ class Worker:
             rate_of=lambda c: c.endpoint.rate_limit_per_second,
             in_flight=self._in_flight,
             max_in_flight=self.endpoint_max_in_flight,
-            limit_of=self._windows.limit,
+            limit_of=self._limit,
             buckets=self._buckets,
             now=asyncio.get_running_loop().time(),
             busy_defer=self._busy_defer,
