@@ -40,7 +40,7 @@ def pg_url(database: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
 
 
-async def _admin(sql: str) -> None:
+async def admin_sql(sql: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(PG_ADMIN_URL)
@@ -55,9 +55,9 @@ async def fresh_database(backend: str) -> AsyncIterator[str]:
     """A new, migrated database URL, dropped (or deleted) afterwards."""
     if backend == "postgres":
         name = f"tidings_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        await _admin(f'CREATE DATABASE "{name}"')
+        await admin_sql(f'CREATE DATABASE "{name}"')
         url = pg_url(name)
-        cleanup: Any = lambda: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: E731
+        cleanup: Any = lambda: admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: E731
     else:
         folder = tempfile.mkdtemp(prefix="tidings-bench-sqlite-")
         url = f"sqlite:///{folder}/tidings.db"
@@ -230,6 +230,26 @@ async def wait_http(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not become ready")
 
 
+class many_processes:
+    """Several tidings processes at once (`tidings_process` each), stopped in reverse order."""
+
+    def __init__(self, commands: list[list[str]], env: dict[str, str]) -> None:
+        self.commands = commands
+        self.env = env
+        self.contexts: list[Any] = []
+
+    def __enter__(self) -> many_processes:
+        for command in self.commands:
+            ctx = tidings_process(command, self.env)
+            ctx.__enter__()
+            self.contexts.append(ctx)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for ctx in reversed(self.contexts):
+            ctx.__exit__(None, None, None)
+
+
 @dataclass
 class Drain:
     delivered: int
@@ -312,15 +332,37 @@ async def wait_delivered(
             await asyncio.sleep(poll)
 
 
-def ceiling_rate(url: str, count: int, concurrency: int) -> float:
-    """The bare aiohttp loop, in its own process."""
+def ceiling_rate(
+    url: str, count: int, concurrency: int, *, client: str = "aiohttp", ca_file: str | None = None
+) -> float:
+    """The bare loop of `client` (bench.ceiling), in its own process."""
     import json
 
+    extra = ["--client", client] + (["--ca", ca_file] if ca_file else [])
     out = subprocess.run(
-        [sys.executable, "-m", "bench.ceiling", url, str(count), str(concurrency)],
+        [sys.executable, "-m", "bench.ceiling", url, str(count), str(concurrency), *extra],
         capture_output=True,
         check=True,
         cwd=REPO,
         timeout=600,
     )
     return float(json.loads(out.stdout)["rate"])
+
+
+async def tidings_drain(
+    urls: list[str], events: int, *, backend: str = "postgres", workers: int = 1, **env_extra: str
+) -> Drain:
+    """tidings delivering `events` x `urls` from a fresh, settled database (`published_database`)
+    with `workers` worker processes (SQLite: one `serve`), timed as `wait_delivered` says."""
+    from bench.receiver import free_port
+
+    async with published_database(backend, urls, events) as url:
+        # the store used for polling is opened after publishing (SQLite: one writer)
+        env = tidings_env(url, **env_extra)
+        if backend == "sqlite":
+            procs = [["serve", "--port", str(free_port())]]
+        else:
+            procs = [["worker"] for _ in range(workers)]
+        async with connected(url) as store:
+            with many_processes(procs, env):
+                return await wait_delivered(store, events * len(urls), timeout=900, url=url)

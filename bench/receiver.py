@@ -61,14 +61,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, timeout: float = 15.0) -> None:
+def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+    raise RuntimeError(f"nothing listens on {host}:{port}")
 
 
 def ensure_nginx() -> str | None:
@@ -80,16 +80,25 @@ def ensure_nginx() -> str | None:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for package in ("nginx-light", "nginx"):
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "-q", package], env=env, capture_output=True, timeout=600
-        )
-        if done.returncode == 0:
+        if apt_install(package):
             break
     return shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
+
+
+def apt_install(package: str) -> bool:
+    """Install a Debian package (as root), reading the package lists first when the install
+    fails without them (a new machine has none)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", package]
+    if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode == 0:
+        return True
+    subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+    return subprocess.run(install, env=env, capture_output=True, timeout=600).returncode == 0
 
 
 @dataclass
@@ -139,10 +148,13 @@ class Receipts:
         self.last_at = max(self.last_at, at)
 
     def stats(self) -> dict[str, Any]:
+        twice = [d for d, n in self.per_delivery.items() if n > 1]
         return {
             "total": self.total,
             "deliveries": len(self.per_delivery),
-            "duplicates": sum(1 for n in self.per_delivery.values() if n > 1),
+            "duplicates": len(twice),
+            # the Celery peer's deliveries (bench.peer_app names them dlv_peer<run>_<id>)
+            "peer_duplicates": sum(1 for d in twice if d.startswith("dlv_peer")),
             "first_seen": self.first_seen,
             "last_at": self.last_at,
         }
@@ -173,7 +185,7 @@ def start_nginx(binary: str) -> RunningReceiver:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_port(port)
+    wait_port(port)
     return RunningReceiver("nginx", port, process, workdir=workdir)
 
 
@@ -187,7 +199,7 @@ def start_counting() -> RunningReceiver:
         stderr=None,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    _wait_port(port)
+    wait_port(port)
     return RunningReceiver("aiohttp", port, process, dump=dump)
 
 

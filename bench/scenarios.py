@@ -4,7 +4,6 @@ issue's sizes) and the size actually run is recorded beside every figure."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import statistics
 import time
 from contextlib import AbstractAsyncContextManager
@@ -21,11 +20,13 @@ from bench.env import (
     fresh_database,
     make_tenant,
     published_database,
+    tidings_drain,
     tidings_env,
     tidings_process,
     wait_delivered,
     wait_http,
 )
+from bench.latency import paced_latency
 from bench.receiver import free_port, start_receiver
 
 CONCURRENCY = 256  # TIDINGS_WORKER_CONCURRENCY default: the ceiling uses the same
@@ -64,18 +65,7 @@ async def _throughput(
     try:
         ceiling = ceiling_rate(rx.url + "/ceiling", total, CONCURRENCY)
         urls = [f"{rx.url}/ep{i}" for i in range(endpoints)]
-        async with published_database(backend, urls, events) as url:
-            # the store used for polling is opened after publishing (SQLite: one writer)
-            env = tidings_env(url)
-            if backend == "sqlite":
-                port = free_port()
-                cmd = ["serve", "--port", str(port)]
-                procs = [cmd]
-            else:
-                procs = [["worker"] for _ in range(workers)]
-            async with connected(url) as store:
-                with _many(procs, env):
-                    drain = await wait_delivered(store, total, timeout=900, url=url)
+        drain = await tidings_drain(urls, events, backend=backend, workers=workers)
     finally:
         stats = rx.stop()
     size = f"{events:,} events x {endpoints} endpoints = {total:,} deliveries, {rx.kind}"
@@ -96,26 +86,6 @@ async def _throughput(
         dups = int(stats.get("duplicates", 0))
         figures.append(Figure(name, "sent twice", dups, "deliveries", "0", dups == 0, size=size))
     return figures
-
-
-class _many:
-    """Several tidings processes at once."""
-
-    def __init__(self, commands: list[list[str]], env: dict[str, str]) -> None:
-        self.commands = commands
-        self.env = env
-        self.contexts: list[Any] = []
-
-    def __enter__(self) -> _many:
-        for command in self.commands:
-            ctx = tidings_process(command, self.env)
-            ctx.__enter__()
-            self.contexts.append(ctx)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for ctx in reversed(self.contexts):
-            ctx.__exit__(None, None, None)
 
 
 async def throughput_pg(scale: float, receiver: str) -> list[Figure]:
@@ -236,71 +206,18 @@ async def _post_many(session: Any, url: str, bodies: list[bytes], clients: int) 
 
 
 async def latency(scale: float, receiver: str) -> list[Figure]:
-    import aiohttp
-    import orjson
-
     rate = 200
     seconds = max(3.0, 30 * scale)
-    count = int(rate * seconds)
-    warmup = 2 * rate  # two seconds
     rx = start_receiver("counting")
-    sent: dict[str, float] = {}
     try:
-        async with fresh_database("postgres") as url:
-            async with connected(url) as store:
-                tenant = await make_tenant(store, [f"{rx.url}/latency"])
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            env = tidings_env(url)
-            with _many([["api", "--port", str(port)], ["worker"]], env):
-                await wait_http(base)
-                await asyncio.sleep(1.0)  # the worker is listening
-                headers = {
-                    "Authorization": f"Bearer {PLATFORM_KEY}",
-                    "Content-Type": "application/json",
-                }
-                async with aiohttp.ClientSession(headers=headers) as session:
-
-                    async def one(n: int) -> None:
-                        body = orjson.dumps(envelope(tenant.org_id, n) | {"id": f"evt_lat_{n}"})
-                        sent[f"evt_lat_{n}"] = time.time()
-                        async with session.post(base + "/v1/events", data=body) as r:
-                            await r.read()
-
-                    async def paced(first: int, n_events: int) -> None:
-                        tasks = []
-                        started = time.perf_counter()
-                        for n in range(first, first + n_events):
-                            target = started + (n - first) / rate
-                            delay = target - time.perf_counter()
-                            if delay > 0:
-                                await asyncio.sleep(delay)
-                            tasks.append(asyncio.create_task(one(n)))
-                        await asyncio.gather(*tasks)
-
-                    # warm-up at the same pace, not counted: the first requests open the
-                    # client's and the API's connections and prepare statements
-                    await paced(-warmup, warmup)
-                    for n in range(-warmup, 0):
-                        sent.pop(f"evt_lat_{n}", None)
-                    # the measuring client's own collector pauses are not tidings' latency
-                    gc.collect()
-                    gc.disable()
-                    try:
-                        await paced(0, count)
-                    finally:
-                        gc.enable()
-                async with connected(url) as store:
-                    await wait_delivered(store, count + warmup, timeout=120, url=url)
+        lat = await paced_latency([f"{rx.url}/latency"], rate, seconds, rx.stop)
     finally:
-        stats = rx.stop()
-    first_seen: dict[str, float] = stats.get("first_seen", {})
-    lat = sorted((first_seen[k] - t) * 1000 for k, t in sent.items() if k in first_seen)
+        rx.stop()
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     size = (
-        f"{rate} events/s for {seconds:.0f} s ({count:,} events) after 2 s of warm-up at the "
-        "same pace, one `api` + one `worker`"
+        f"{rate} events/s for {seconds:.0f} s ({int(rate * seconds):,} events) after 2 s of "
+        "warm-up at the same pace, one `api` + one `worker`"
     )
     return [
         Figure("latency", "p50 ms", p50, "ms", "≤ 10 ms", p50 <= 10, size=size),
@@ -540,6 +457,24 @@ async def backlog(scale: float, receiver: str) -> list[Figure]:
     ]
 
 
+async def wan(scale: float, receiver: str) -> list[Figure]:
+    from bench.wan import wan as run
+
+    return await run(scale, receiver)
+
+
+async def peer_celery(scale: float, receiver: str) -> list[Figure]:
+    from bench.peer import peer_celery as run
+
+    return await run(scale, receiver)
+
+
+async def ceilings(scale: float, receiver: str) -> list[Figure]:
+    from bench.ceilings import ceilings as run
+
+    return await run(scale, receiver)
+
+
 SCENARIOS = {
     "throughput-pg": throughput_pg,
     "throughput-pg-2": throughput_pg_2,
@@ -549,4 +484,7 @@ SCENARIOS = {
     "fan-out": fan_out,
     "isolation": isolation,
     "backlog": backlog,
+    "wan": wan,
+    "peer-celery": peer_celery,
+    "ceilings": ceilings,
 }

@@ -13,9 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# wan: its own network namespace, nginx with TLS 1.3 and the bench's CA (TIDINGS_CA_BUNDLE);
+# ceilings: the aiohttp, pyreqwest and pycurl loops on loopback nginx and that distant receiver
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.parametrize("scenario", ["throughput-pg-2", "throughput-sqlite", "fan-out"])
+@pytest.mark.timeout(360)
+@pytest.mark.parametrize(
+    "scenario", ["throughput-pg-2", "throughput-sqlite", "fan-out", "wan", "ceilings"]
+)
 def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
     done = subprocess.run(
         [
@@ -38,7 +43,7 @@ def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
     assert f"▶ {scenario}" in done.stdout
     # a figure line with a number was printed
     assert any(ch.isdigit() for ch in done.stdout.split(f"▶ {scenario}", 1)[1])
-    if scenario == "throughput-pg-2":
+    if scenario in ("throughput-pg-2", "wan"):
         assert "sent twice: 0.00" in done.stdout
 
 
@@ -62,3 +67,27 @@ def test_nginx_access_log_counts_deliveries_duplicates_and_receipts(tmp_path: Pa
     assert stats["duplicates"] == 1
     assert stats["first_seen"] == {"evt_1": 1000.001, "msg_9": 1000.020}
     assert stats["last_at"] == 1000.020
+
+
+def test_wan_access_log_counts_handshakes_per_side(tmp_path: Path) -> None:
+    """The wan receiver's log adds the connection's serial number, its request count (1 = a
+    new connection, so a TLS handshake) and whether the handshake resumed a session."""
+    sys.path.insert(0, str(ROOT))
+    from bench.wan_net import tls_stats
+
+    log = tmp_path / "ids.log"
+    log.write_text(
+        "1000.001 dlv_ceiling_1 - - 1 1 .\n"  # the ceiling's connection
+        "1000.002 dlv_ceiling_2 - - 1 2 .\n"
+        "1000.003 dlv_1 evt_1 - 2 1 .\n"  # tidings: a new connection
+        "1000.004 dlv_2 evt_1 - 2 2 .\n"  # kept alive
+        "1000.005 dlv_3 evt_2 - 3 1 r\n"  # a new connection that resumed a session
+        "1000.006 dlv_3 evt_2 - 3 2 .\n"  # dlv_3 sent twice
+        "1000.007 - - - 4 1 .\n"  # no delivery id
+    )
+    stats = tls_stats(log)
+    assert stats["handshakes"] == {"tidings": 2, "ceiling": 1}
+    assert stats["resumed"] == {"tidings": 1, "ceiling": 0}
+    assert stats["requests"] == {"tidings": 4, "ceiling": 2}
+    assert stats["duplicates"] == 1 and stats["deliveries"] == 3
+    assert stats["first_seen"] == {"evt_1": 1000.003, "evt_2": 1000.005}
