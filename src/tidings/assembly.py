@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # imported where used: `tidings worker` never loads FastAPI, 
 log = logging.getLogger("tidings.service")
 
 PLATFORM_KEY_FILE = "platform-key"
+LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
 class ServiceError(RuntimeError):
@@ -89,8 +91,13 @@ async def register_platform_key(store: Store, key: str) -> None:
 
 
 async def open_ready_store(settings: Settings, *, migrate: bool) -> Store:
+    """A connected store whose schema is this tidings' one. A database that cannot be opened is
+    a ServiceError whose message names the setting, never the URL (it may hold a password)."""
     store = open_store(settings.database_url)
-    await store.connect()
+    try:
+        await store.connect()
+    except (StoreError, OSError) as exc:
+        raise ServiceError(f"cannot open the database (TIDINGS_DATABASE_URL): {exc}") from exc
     if migrate:
         applied = await store.migrate()
         if applied:
@@ -161,10 +168,39 @@ class Roles:
     worker: bool
 
 
-class _QuietServer:
-    """uvicorn.Server whose signal handling is ours (one stop event for API and worker)."""
+def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """The API's listening socket, bound before anything else starts, so that a busy port or a
+    bad address is a ServiceError at once (uvicorn, binding by itself, logged the error and
+    raised SystemExit inside its task, and the process never stopped)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family = infos[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            # several `tidings api` processes listen on one port and the kernel spreads
+            # connections over them (one process is one core of Python)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(infos[0][4])
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = " (is another tidings running there? choose another with --port)"
+        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from exc
+    sock.set_inheritable(True)
+    return sock
 
-    def __init__(self, app: Any, settings: Settings, *, reuse_port: bool = False) -> None:
+
+class _QuietServer:
+    """uvicorn.Server whose signal handling is ours (one stop event for API and worker), serving
+    on a socket bound by `bind_listener`."""
+
+    def __init__(self, app: Any, settings: Settings, sock: socket.socket) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -184,25 +220,17 @@ class _QuietServer:
             timeout_graceful_shutdown=10,
         )
         self.server = Server(config)
-        self.reuse_port = reuse_port
-        self.settings = settings
+        self.sock = sock
 
     async def serve(self) -> None:
-        if not self.reuse_port:
-            await self.server.serve()
-            return
-        # SO_REUSEPORT: several `tidings api` processes listen on one port and the kernel
-        # spreads connections over them (one process is one core of Python).
-        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((self.settings.host, self.settings.port))
-        sock.set_inheritable(True)
         try:
-            await self.server.serve(sockets=[sock])
+            await self.server.serve(sockets=[self.sock])
+        except SystemExit as exc:
+            # uvicorn exits this way when its start-up fails: a task must not raise SystemExit
+            # (the loop would stop under the worker); the caller stops everything instead
+            raise ServiceError("the HTTP server could not start") from exc
         finally:
-            sock.close()
+            self.sock.close()
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -210,58 +238,73 @@ class _QuietServer:
 
 async def run(settings: Settings, roles: Roles, *, migrate: bool, reuse_port: bool = False) -> None:
     """Run until SIGINT/SIGTERM, then stop gracefully: the API stops taking requests and the
-    worker finishes or releases what it holds."""
+    worker finishes or releases what it holds. Whatever cannot start (the port, the database)
+    raises ServiceError before anything runs; a role that dies stops the others, and its error
+    is raised once they have stopped."""
+    sock = bind_listener(settings.host, settings.port, reuse_port=reuse_port) if roles.api else None
+    try:
+        store = await open_ready_store(settings, migrate=migrate)
+        try:
+            await _run_roles(settings, roles, store, sock)
+        finally:
+            try:
+                await store.close()
+            except StoreError:  # pragma: no cover - closing a broken connection
+                log.warning("store close failed", extra={"action": "store.close"})
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+async def _run_roles(
+    settings: Settings, roles: Roles, store: Store, sock: socket.socket | None
+) -> None:
     from tidings.catalog import Catalog
     from tidings.publishing import Publisher
 
-    store = await open_ready_store(settings, migrate=migrate)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    try:
-        catalog = Catalog.load_default()
-        publisher = Publisher(store, catalog)
-        if roles.api:
-            if settings.is_sqlite:
-                key, key_path = ensure_local_platform_key(settings)
-                if key_path is not None:
-                    print(f"platform key: kept in {key_path} (cat it to use the API)", flush=True)
-            else:
-                key = settings.platform_key or ""
-            if key:
-                await register_platform_key(store, key)
-        tasks: list[asyncio.Task[None]] = []
-        server: _QuietServer | None = None
-        if roles.worker:
-            worker = build_worker(settings, store, catalog, publisher)
-            await store.listen()
-            tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
-        if roles.api:
-            server = _QuietServer(
-                build_app(settings, store, catalog, publisher), settings, reuse_port=reuse_port
-            )
-            tasks.append(asyncio.create_task(server.serve(), name="api"))
-            log.info(
-                "listening",
-                extra={"action": "api.listen", "url": f"http://{settings.host}:{settings.port}"},
-            )
-        settle_heap()
-        stop_wait = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        if server is not None:
-            server.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            if task is not stop_wait and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        try:
-            await store.close()
-        except StoreError:  # pragma: no cover - closing a broken connection
-            log.warning("store close failed", extra={"action": "store.close"})
+    catalog = Catalog.load_default()
+    publisher = Publisher(store, catalog)
+    if roles.api:
+        await _install_platform_key(settings, store)
+    tasks: list[asyncio.Task[None]] = []
+    server: _QuietServer | None = None
+    if roles.worker:
+        worker = build_worker(settings, store, catalog, publisher)
+        await store.listen()
+        tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
+    if sock is not None:
+        server = _QuietServer(build_app(settings, store, catalog, publisher), settings, sock)
+        tasks.append(asyncio.create_task(server.serve(), name="api"))
+        log.info(
+            "listening",
+            extra={"action": "api.listen", "url": f"http://{settings.host}:{settings.port}"},
+        )
+    settle_heap()
+    stop_wait = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    if server is not None:
+        server.stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if task is not stop_wait and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+async def _install_platform_key(settings: Settings, store: Store) -> None:
+    if settings.is_sqlite:
+        key, key_path = ensure_local_platform_key(settings)
+        if key_path is not None:
+            print(f"platform key: kept in {key_path} (cat it to use the API)", flush=True)
+    else:
+        key = settings.platform_key or ""
+    if key:
+        await register_platform_key(store, key)
 
 
 async def migrate_only(settings: Settings) -> list[int]:

@@ -254,6 +254,7 @@ class EmbeddedService:
     async def start(self) -> None:
         from tidings.assembly import (
             _QuietServer,
+            bind_listener,
             build_app,
             build_worker,
             open_ready_store,
@@ -270,7 +271,11 @@ class EmbeddedService:
         worker = build_worker(settings, store, catalog, publisher)
         await store.listen()
         self._tasks.append(asyncio.create_task(worker.run(self._stop), name="demo-worker"))
-        self._server = _QuietServer(build_app(settings, store, catalog, publisher), settings)
+        self._server = _QuietServer(
+            build_app(settings, store, catalog, publisher),
+            settings,
+            bind_listener(settings.host, settings.port),
+        )
         self._tasks.append(asyncio.create_task(self._server.serve(), name="demo-api"))
         async with ApiClient(self.url, timeout_seconds=2.0) as api:
             for _ in range(200):

@@ -34,15 +34,17 @@ def _run(
     settings: Settings, *, api: bool, worker: bool, migrate: bool, reuse_port: bool = False
 ) -> None:
     from tidings.assembly import Roles, ServiceError, install_uvloop, run
+    from tidings.store.base import StoreError
 
     install_uvloop()
     try:
         asyncio.run(
             run(settings, Roles(api=api, worker=worker), migrate=migrate, reuse_port=reuse_port)
         )
-    except ServiceError as exc:
+    except (ServiceError, StoreError) as exc:
+        # one line and a non-zero exit: whatever stopped it was logged where it happened
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:  # pragma: no cover - second Ctrl-C
         sys.exit(130)
 
