@@ -158,6 +158,13 @@ class Background:
         return self.proc.wait(timeout=timeout)
 
 
+def default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A suite started in the background
+    (`scripts/test &`, CI runners) ignores SIGINT, children inherit an ignored signal through
+    exec, and `Background.interrupt` would then stop nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def background() -> Iterator[Callable[..., Background]]:
     import threading
@@ -172,6 +179,7 @@ def background() -> Iterator[Callable[..., Background]]:
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
+            preexec_fn=default_sigint,
         )
         bg = Background(proc)
 

@@ -6,6 +6,7 @@ engine's deliveries. API errors are one line on stderr with a nonzero exit code.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -238,7 +239,12 @@ def test_events_list_follow_prints_new_events(
 ) -> None:
     org_id, org_key = _setup_org(server)
     env = clean_env(TIDINGS_URL=server.url, TIDINGS_KEY=org_key)
-    follow = background("events", "list", "--follow", "--interval", "0.2", "--json", env=env)
+    # started as a suite run in the background starts it: with SIGINT ignored (issue 23, item 8)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        follow = background("events", "list", "--follow", "--interval", "0.2", "--json", env=env)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     for n in range(2):
         data = json.dumps(_status_changed(f"ord_f{n}", None, "INCOMPLETE"))
         _ok(
