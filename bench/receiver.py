@@ -234,7 +234,7 @@ def _serve(port: int, dump: Path) -> None:
         await request.read()
         receipts.add(
             request.headers.get("X-Tidings-Delivery-Id", ""),
-            request.headers.get("X-Tidings-Event-Id") or request.headers.get("webhook-id", ""),
+            request.headers.get("X-Tidings-Event-Id") or request.headers.get("webhook-id") or "",
             time.time(),
         )
         return web.Response(text="ok")

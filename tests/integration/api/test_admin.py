@@ -4,6 +4,7 @@ both backends."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 
 from tests.integration.api.conftest import PLATFORM_KEY, Api, MakeApi
 
@@ -135,7 +136,7 @@ async def test_bodies_over_the_limit_get_413(make_api: MakeApi) -> None:
     assert r.json()["error"]["details"] == {"maxBytes": 1024}
 
     # a streamed body with no Content-Length is cut off too
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(4):
             yield b"x" * 512
 

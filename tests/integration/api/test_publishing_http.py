@@ -188,13 +188,13 @@ async def test_subscription_planning(api: Api) -> None:
     assert got[with_api["id"]]["status"] == "pending"
 
     with_partner = (await publish(api, status_changed(org, partnerUuid=partner))).json()
-    got = {d["endpointId"] for d in await deliveries_of(api, org, with_partner["id"])}
-    assert partner_only["id"] in got
+    endpoint_ids = {d["endpointId"] for d in await deliveries_of(api, org, with_partner["id"])}
+    assert partner_only["id"] in endpoint_ids
 
     # source=API: stored and in the feed, but only endpoints that ask for API get it
     echo = (await publish(api, status_changed(org, source="API"))).json()
-    got = {d["endpointId"] for d in await deliveries_of(api, org, echo["id"])}
-    assert got == {with_api["id"]}
+    endpoint_ids = {d["endpointId"] for d in await deliveries_of(api, org, echo["id"])}
+    assert endpoint_ids == {with_api["id"]}
     assert echo["id"] in [e["id"] for e in await feed(api, org)]
 
 

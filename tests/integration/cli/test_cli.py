@@ -188,8 +188,8 @@ def test_batch_publish_from_jsonl(server: Server, tmp_path: Path) -> None:
     piped = json.dumps(dict(lines[0], id="evt_stdin"))
     assert "published: evt_stdin" in _ok(server.cli("events", "publish", "-", stdin=piped)).out
     feed = _ok(server.cli("events", "list", "--limit", "500", "--json", key=org_key)).json()
-    expected = [x["id"] for x in lines] + ["evt_file", "evt_stdin"]
-    assert sorted(e["id"] for e in feed["items"]) == sorted(expected)
+    expected = [str(x["id"]) for x in lines] + ["evt_file", "evt_stdin"]
+    assert sorted(str(e["id"]) for e in feed["items"]) == sorted(expected)
 
 
 def test_api_errors_are_one_line(server: Server) -> None:
