@@ -40,7 +40,7 @@ async def wan(scale: float, receiver: str) -> list[Figure]:
     made = int(handshakes.get("tidings", 0))  # type: ignore[attr-defined]
     sent = max(1, int(requests.get("tidings", 0)))  # type: ignore[attr-defined]
     per_delivery = made / sent
-    dups = int(stats.get("duplicates", 0))  # type: ignore[arg-type]
+    dups = int(stats.get("duplicates", 0))  # type: ignore[call-overload]
     seconds = max(3.0, LATENCY_SECONDS * scale)
     with wan_receiver() as rx:
         latencies = await paced_latency(
