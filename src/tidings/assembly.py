@@ -119,7 +119,7 @@ def default_worker_id() -> str:
 def build_worker(
     settings: Settings, store: Store, catalog: Catalog, publisher: EventPublisher
 ) -> Worker:
-    from tidings.delivery import HttpSender, Worker
+    from tidings.delivery import HttpSender, Worker, WorkerSettings
     from tidings.delivery.metrics import DeliveryMetrics
 
     sender = HttpSender(
@@ -127,24 +127,11 @@ def build_worker(
         allow_private=settings.allow_private_urls,
         ca_bundle=settings.ca_bundle,
     )
+    worker_settings = WorkerSettings.from_settings(
+        settings, worker_id=settings.worker_id or default_worker_id()
+    )
     worker = Worker(
-        store,
-        catalog,
-        publisher,
-        sender,
-        worker_id=settings.worker_id or default_worker_id(),
-        clock=system_clock,
-        delivery_timeout_seconds=settings.delivery_timeout_seconds,
-        retry_schedule=settings.retry_schedule_seconds,
-        jitter_fraction=settings.retry_jitter_fraction,
-        pause_after_failures=settings.pause_after_failures,
-        pause_after_seconds=settings.pause_after_seconds,
-        concurrency=settings.worker_concurrency,
-        claim_batch_size=settings.claim_batch_size,
-        endpoint_max_in_flight=settings.endpoint_max_in_flight,
-        retention_days=settings.retention_days,
-        lease_margin_seconds=settings.lease_margin_seconds,
-        metrics=DeliveryMetrics.shared(),
+        store, catalog, publisher, sender, worker_settings, metrics=DeliveryMetrics.shared()
     )
     store.add_wakeup_listener(worker.wake)
     return worker

@@ -12,7 +12,7 @@ from tidings.delivery import meta
 from tidings.errors import BadRequest
 from tidings.models import EndpointHealth, EndpointStatus
 
-from .test_delivery_worker import make_claim
+from .delivery_fakes import make_claim
 
 CATALOG = Catalog.load_default()
 

@@ -2,6 +2,7 @@
 only HTTP client of tidings), meta events, retention and metrics."""
 
 from tidings.delivery.sender import HttpSender, Sender, SendResult
+from tidings.delivery.settings import WorkerSettings
 from tidings.delivery.worker import Worker
 
-__all__ = ["HttpSender", "SendResult", "Sender", "Worker"]
+__all__ = ["HttpSender", "SendResult", "Sender", "Worker", "WorkerSettings"]

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from tidings.catalog import Catalog
 from tidings.clock import to_rfc3339
 from tidings.errors import ApiError
 from tidings.models import Delivery, Endpoint, EndpointHealth, Event
@@ -28,25 +29,21 @@ PUBLISH_BACKOFF_SECONDS = 0.2
 
 
 class MetaPublisher(Protocol):
-    """The part of `tidings.publishing.Publisher` the worker uses."""
+    """The part of `tidings.publishing.Publisher` the worker uses (what it answers is not
+    read)."""
 
     async def publish(
         self, envelope: dict[str, Any], *, idempotency_key: str | None = None
-    ) -> Any: ...
+    ) -> object: ...
 
 
-class VersionCatalog(Protocol):
-    def get(self, type_name: str) -> Any: ...
-
-
-def _latest_version(catalog: VersionCatalog, type_name: str) -> int:
+def _latest_version(catalog: Catalog, type_name: str) -> int:
     entry = catalog.get(type_name)
-    version = getattr(entry, "latest_version", None)
-    return version if isinstance(version, int) else 1
+    return entry.latest_version if entry is not None else 1
 
 
 def _envelope(
-    catalog: VersionCatalog,
+    catalog: Catalog,
     type_name: str,
     organization_id: str,
     subject: str,
@@ -64,7 +61,7 @@ def _envelope(
 
 
 def endpoint_auto_paused(
-    catalog: VersionCatalog,
+    catalog: Catalog,
     endpoint: Endpoint,
     health: EndpointHealth | None,
     reason: str,
@@ -88,7 +85,7 @@ def endpoint_auto_paused(
 
 
 def delivery_failed_terminal(
-    catalog: VersionCatalog,
+    catalog: Catalog,
     delivery: Delivery,
     event: Event,
     endpoint: Endpoint,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 
 from tidings.clock import Clock
-from tidings.store.base import Store, StoreError
+from tidings.store.base import StoreError
 
 log = logging.getLogger("tidings.delivery.retention")
 
@@ -18,8 +19,14 @@ PAUSE_BETWEEN_BATCHES_SECONDS = 0.05
 MAX_BATCHES_PER_RUN = 10_000
 
 
+class HistoryStore(Protocol):
+    """The part of the store that purges history."""
+
+    async def purge_history(self, cutoff: float, batch_size: int) -> int: ...
+
+
 async def purge_once(
-    store: Store,
+    store: HistoryStore,
     clock: Clock,
     retention_days: float,
     *,
@@ -47,7 +54,7 @@ async def purge_once(
 
 
 async def run_retention(
-    store: Store,
+    store: HistoryStore,
     clock: Clock,
     retention_days: float,
     stop: asyncio.Event,
@@ -66,4 +73,10 @@ async def run_retention(
             await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
 
 
-__all__ = ["PURGE_BATCH_SIZE", "PURGE_INTERVAL_SECONDS", "purge_once", "run_retention"]
+__all__ = [
+    "PURGE_BATCH_SIZE",
+    "PURGE_INTERVAL_SECONDS",
+    "HistoryStore",
+    "purge_once",
+    "run_retention",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from tidings.clock import system_clock
-from tidings.delivery import HttpSender, Worker
+from tidings.delivery import HttpSender, Worker, WorkerSettings
 from tidings.delivery.metrics import DeliveryMetrics
 from tidings.ids import new_id
 from tidings.models import (
@@ -231,27 +232,29 @@ async def running_worker(
     *,
     allow_private: bool = True,
     timeout: float = 5.0,
-    **options: Any,
+    metrics: DeliveryMetrics | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Worker]:
-    settings: dict[str, Any] = {
-        "worker_id": new_id("wrk"),
-        "delivery_timeout_seconds": timeout,
-        "retry_schedule": FAST_SCHEDULE,
-        "jitter_fraction": 0.0,
-        "pause_after_failures": 20,
-        "pause_after_seconds": 72 * 3600.0,
-        "retention_days": 0,
-        "poll_interval_seconds": 0.05,
-        "metrics": DeliveryMetrics(),
-        "shutdown_grace_seconds": 2.0,
-    }
-    settings.update(options)
+    """A worker on `store` with fast test settings (changed by `settings`, WorkerSettings
+    fields), stopped when the block ends."""
+    worker_settings = WorkerSettings(
+        worker_id=new_id("wrk"),
+        delivery_timeout_seconds=timeout,
+        retry_schedule=FAST_SCHEDULE,
+        jitter_fraction=0.0,
+        pause_after_failures=20,
+        pause_after_seconds=72 * 3600.0,
+        retention_days=0,
+        poll_interval_seconds=0.05,
+        shutdown_grace_seconds=2.0,
+    )
     worker = Worker(
         store,
         catalog,
         publisher,
         HttpSender(timeout_seconds=timeout, allow_private=allow_private),
-        **settings,
+        dataclasses.replace(worker_settings, **settings),
+        metrics=metrics if metrics is not None else DeliveryMetrics(),
     )
     store.add_wakeup_listener(worker.wake)
     stop = asyncio.Event()
