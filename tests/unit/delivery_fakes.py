@@ -131,6 +131,8 @@ class FakeStore:
         worker_id: str,
         delivery_ids: Sequence[str],
         next_attempt_at: float | Sequence[float],
+        *,
+        now: float,
     ) -> int:
         if self.release_gate is not None:
             await self.release_gate.wait()
@@ -194,8 +196,10 @@ class DueStore(FakeStore):
         worker_id: str,
         delivery_ids: Sequence[str],
         next_attempt_at: float | Sequence[float],
+        *,
+        now: float,
     ) -> int:
-        await super().release(worker_id, delivery_ids, next_attempt_at)
+        await super().release(worker_id, delivery_ids, next_attempt_at, now=now)
         dues = _dues(delivery_ids, next_attempt_at)
         for delivery_id, due in zip(delivery_ids, dues, strict=True):
             n = int(delivery_id.split("_")[1])

@@ -49,6 +49,8 @@ class ClaimStore(Protocol):
         worker_id: str,
         delivery_ids: Sequence[str],
         next_attempt_at: float | Sequence[float],
+        *,
+        now: float,
     ) -> int: ...
 
 
@@ -141,7 +143,9 @@ class Claimer:
         """Give deliveries back now, due at `next_attempt_at` (one time, or one per delivery).
         A failure is logged: the leases expire and another claim picks the deliveries up."""
         try:
-            await self._store.release(self._worker_id, delivery_ids, next_attempt_at)
+            await self._store.release(
+                self._worker_id, delivery_ids, next_attempt_at, now=self._clock()
+            )
         except StoreError:
             log.warning("release failed", exc_info=True, extra={"action": "worker.release_failed"})
 

@@ -1,22 +1,32 @@
-"""The one store interface. Everything that persists goes through it; nothing above the store
-imports a database driver or writes SQL. Two implementations: SQLite (embedded default, one
-process) and PostgreSQL (any number of API and worker processes).
+"""The one store: every rule about what persists, once, over a narrow connector per dialect
+(`connector.Connector`: SQLite or PostgreSQL). Nothing above it imports a driver or writes
+SQL; the SQL is in `queries/<dialect>.sql`, one named block per statement, the same names in
+both dialects.
 
 Conventions
 - Every method that reads or changes tenant data takes `organization_id` and is scoped by it,
   except worker-side methods (claim/record/release/purge/metrics) that act across tenants.
-- Times are float epoch seconds, passed in by the caller (`now`): the store never reads the clock,
-  so tests can inject one.
+- Times are float epoch seconds, passed in by the caller (`now`): the store never reads the
+  clock, so tests can inject one.
 - Cursors are opaque strings made and read by the store.
-- Driver errors are wrapped into `StoreError` subclasses in one place (the implementation).
+- Driver errors arrive as `StoreError` subclasses (the connectors map them).
+- Wake-ups: whenever a commit makes deliveries due (publish, resume, replay, release), the
+  store calls this process's wake-up listeners and has the connector tell other processes.
+
+Fast paths: where PostgreSQL answers in one round trip what the plain path does in several
+(`sql.FAST_PATHS`: publishing, recording outcomes), the store takes that path when the
+connector's dialect has it. Each is the same operation as its plain path, which stays the
+authority (and the way on SQLite); `tests/integration/store/test_fast_paths.py` runs the same
+cases through both.
 """
 
 from __future__ import annotations
 
-import abc
+import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Sequence
+from dataclasses import replace
+from typing import Any
 
 from tidings.models import (
     ApiKey,
@@ -38,230 +48,281 @@ from tidings.models import (
     PortalLink,
     Projection,
 )
+from tidings.store import rows as r
+from tidings.store.connector import Connection, Connector
+from tidings.store.sql import FAST_PATHS, load_migrations
+from tidings.store.types import (
+    BacklogStats,
+    Conflict,
+    DeliveryFilter,
+    MigrationStatus,
+    NotFound,
+    PortalLinkUse,
+    PremiseFailed,
+    ProjectionUpdate,
+    PublishItem,
+    PublishResult,
+    StoreError,
+    Subscribers,
+    SubscribersChanged,
+    TypeFilter,
+    WakeupCallback,
+)
+from tidings.ttlcache import TtlCache
+
+log = logging.getLogger(__name__)
+
+# Publishing keeps, per process, the organizations' subscribed endpoints (checked by
+# organizations.endpoints_version, which a trigger bumps on every change that planning reads)
+# and, for the fast path, the projections it last wrote or read (checked by their version). A
+# stale or missing entry costs a round trip, never a wrong write. (Projection rows are never
+# deleted and a key's version only grows, so an entry whose version matches the row's holds the
+# row's state.)
+SUBSCRIBERS_CACHE_ORGANIZATIONS = 1_000
+PROJECTION_CACHE_KEYS = 10_000
+PUBLISH_TRIES = 3  # fast-path tries on changed projections; then the plain path
+
+ProjectionKey = tuple[str, str, str]  # organization_id, kind, key
 
 
-class StoreError(Exception):
-    """Any failure of the store, with the driver's exception as __cause__."""
-
-
-class Conflict(StoreError):
-    """A uniqueness rule was broken (e.g. a partner that already exists)."""
-
-
-class NotFound(StoreError):
-    """The row the caller named does not exist (in that organization)."""
-
-
-class SubscribersChanged(StoreError):
-    """`publish` found that the endpoints of these organizations changed since the
-    `Subscribers.version` its items were planned with; nothing was stored. Plan again (from
-    `subscribed_endpoints`, which now reads them afresh) and publish again."""
-
-    def __init__(self, organization_ids: Sequence[str]) -> None:
-        super().__init__(f"the endpoints of {', '.join(organization_ids)} changed")
-        self.organization_ids = list(organization_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class Subscribers:
-    """An organization's subscribed endpoints as `subscribed_endpoints` knows them. `version`
-    is what `publish` checks for items planned from them (`PublishItem.endpoints_version`);
-    None when the store reads them afresh each time and there is nothing to check."""
-
-    endpoints: Sequence[Endpoint]
-    version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionUpdate:
-    """Applied by `publish` inside the event's transaction.
-
-    `apply(current)` gets the current projection (or None) and returns the new state dict, or
-    None to leave it unchanged (e.g. an out-of-order event). The store then writes state,
-    bumps version, and sets updated_at/source_created_at/last_event_id from the event.
-    `apply` must be pure: a store may call it on a state it then finds stale, or for an event it
-    then finds stored already, and throw the answer away.
-    """
-
-    kind: str
-    key: str
-    apply: Callable[[Projection | None], dict[str, object] | None]
-
-
-@dataclass(frozen=True, slots=True)
-class PublishItem:
-    event: Event
-    deliveries: Sequence[NewDelivery]
-    projections: Sequence[ProjectionUpdate] = ()
-    # The Subscribers.version `deliveries` were planned from; None: not checked.
-    endpoints_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """`event` is what is stored: the new event, or the one stored before under the same id or
-    Idempotency-Key (then `created` is False and no delivery or projection was written)."""
-
-    event: Event
-    created: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFilter:
-    endpoint_id: str | None = None
-    event_id: str | None = None
-    status: DeliveryStatus | None = None
-    created_after: float | None = None  # inclusive
-    created_before: float | None = None  # exclusive
-
-
-@dataclass(frozen=True, slots=True)
-class TypeFilter:
-    """Event type patterns compiled for SQL: exact names, and prefixes from `seg.*` patterns
-    (prefix includes the trailing dot). Empty both = no filter."""
-
-    exact: tuple[str, ...] = ()
-    prefixes: tuple[str, ...] = ()
+class Store:
+    def __init__(self, connector: Connector, *, fast_paths: bool = True) -> None:
+        self._db = connector
+        self._fast = fast_paths and connector.queries.keys() >= FAST_PATHS
+        self._wakeups: list[WakeupCallback] = []
+        self._subscribers: TtlCache[str, Subscribers] = TtlCache(
+            math.inf, SUBSCRIBERS_CACHE_ORGANIZATIONS, lru=True
+        )
+        self._projections: TtlCache[ProjectionKey, Projection] = TtlCache(
+            math.inf, PROJECTION_CACHE_KEYS, lru=True
+        )
 
     @property
-    def empty(self) -> bool:
-        return not self.exact and not self.prefixes
+    def dialect(self) -> str:
+        return self._db.dialect
 
-
-@dataclass(frozen=True, slots=True)
-class MigrationStatus:
-    current: int
-    latest: int
-
-    @property
-    def up_to_date(self) -> bool:
-        return self.current == self.latest
-
-
-@dataclass(frozen=True, slots=True)
-class BacklogStats:
-    due: int  # pending deliveries whose next_attempt_at <= now
-    oldest_due_at: float | None  # smallest next_attempt_at among them
-
-
-@dataclass(frozen=True, slots=True)
-class PortalLinkUse:
-    """What `use_portal_link` found: `opened` when this call used the link; otherwise the link
-    as it stands (already used, or expired), or None when no link has that token."""
-
-    link: PortalLink | None
-    opened: bool
-
-
-WakeupCallback = Callable[[], None]
-
-
-class Store(abc.ABC):
     # ---- lifecycle -------------------------------------------------------------------------
-    @abc.abstractmethod
-    async def connect(self) -> None: ...
+    async def connect(self) -> None:
+        await self._db.open()
 
-    @abc.abstractmethod
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        await self._db.close()
 
-    @abc.abstractmethod
     async def migrate(self) -> list[int]:
-        """Apply every pending migration in order; answer the versions applied."""
+        """Apply every pending migration in order, each in its own transaction; answer the
+        versions applied."""
+        applied: list[int] = []
+        async with self._db.connection() as conn:
+            await conn.execute("migration_lock")  # concurrent `migrate` calls queue here
+            try:
+                await conn.execute("create_migrations_table")
+                for m in load_migrations(self.dialect):
+                    async with conn.transaction():
+                        done = {row["version"] for row in await conn.fetch("applied_migrations")}
+                        if m.version in done:
+                            continue
+                        await conn.run_script(m.sql)
+                        await conn.execute("record_migration", version=m.version, name=m.name)
+                    applied.append(m.version)
+            finally:
+                await conn.execute("migration_unlock")
+        return applied
 
-    @abc.abstractmethod
-    async def migration_status(self) -> MigrationStatus: ...
+    async def migration_status(self) -> MigrationStatus:
+        versions = [m.version for m in load_migrations(self.dialect)]
+        async with self._db.connection() as conn:
+            table = await conn.fetch_one("migrations_table_exists")
+            rows = await conn.fetch("applied_migrations") if table and table["present"] else []
+        done = {row["version"] for row in rows}
+        return MigrationStatus(
+            current=max(done, default=0),
+            latest=max(versions, default=0),
+            pending=tuple(v for v in versions if v not in done),
+        )
 
-    @abc.abstractmethod
+    async def schema(self) -> list[str]:
+        """Today's schema as SQL statements: each table with its indexes and triggers, in the
+        order the migrations made them, then the functions (`schema.py` writes them out)."""
+        return [row["sql"] for row in await self._db.fetch("schema_objects")]
+
     async def ping(self) -> None:
         """Raise StoreError if the database cannot be reached."""
+        await self._db.fetch_one("ping")
 
-    @abc.abstractmethod
     def add_wakeup_listener(self, callback: WakeupCallback) -> None:
         """Call `callback` (from the event loop) whenever deliveries became due because of a
-        commit: publish, resume, replay, release. In-process always; on PostgreSQL also across
-        processes via LISTEN/NOTIFY (the store listens once `listen()` was awaited)."""
+        commit: publish, resume, replay, release. In-process always; across processes (on
+        PostgreSQL, LISTEN/NOTIFY) once `listen()` was awaited."""
+        self._wakeups.append(callback)
 
-    @abc.abstractmethod
     async def listen(self) -> None:
-        """Start receiving cross-process wake-ups (PostgreSQL LISTEN); no-op on SQLite."""
+        """Start receiving other processes' wake-ups (no-op on SQLite: one process)."""
+        await self._db.listen(self._wake)
 
-    # ---- organizations, keys, partners ------------------------------------------------------
-    @abc.abstractmethod
+    def _wake(self) -> None:
+        for callback in list(self._wakeups):
+            try:
+                callback()
+            except Exception:  # a broken listener must not fail the writer
+                log.exception("wakeup callback failed", extra={"action": "store.wakeup"})
+
+    def _announce(self) -> None:
+        """Deliveries became due in a commit: wake this process, and tell the others."""
+        self._wake()
+        self._db.notify()
+
+    # ---- organizations, keys, partners --------------------------------------------------------
     async def create_organization(
         self, org: Organization, first_key: ApiKey, key_hash: str
     ) -> None:
         """Organization and its first key, in one transaction."""
+        async with self._db.transaction() as tx:
+            await tx.execute("insert_organization", **r.as_row(org))
+            await tx.execute("insert_api_key", key_hash=key_hash, **r.as_row(first_key))
 
-    @abc.abstractmethod
-    async def get_organization(self, organization_id: str) -> Organization | None: ...
+    async def get_organization(self, organization_id: str) -> Organization | None:
+        row = await self._db.fetch_one("get_organization", id=organization_id)
+        return None if row is None else r.organization_from_row(row)
 
-    @abc.abstractmethod
-    async def create_api_key(self, key: ApiKey, key_hash: str) -> None: ...
+    async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
+        await self._db.execute("insert_api_key", key_hash=key_hash, **r.as_row(key))
 
-    @abc.abstractmethod
     async def ensure_platform_key(self, key: ApiKey, key_hash: str) -> None:
         """Insert the platform key with this hash unless one with the same hash exists."""
+        await self._db.execute("ensure_platform_key", key_hash=key_hash, **r.as_row(key))
 
-    @abc.abstractmethod
-    async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        row = await self._db.fetch_one("find_api_key", key_hash=key_hash)
+        return None if row is None else r.api_key_from_row(row)
 
-    @abc.abstractmethod
     async def create_partner(self, partner: Partner) -> None:
         """Raise Conflict if the organization already has this partner_uuid."""
+        await self._db.execute("insert_partner", **r.as_row(partner))
 
-    @abc.abstractmethod
-    async def list_partners(self, organization_id: str) -> list[Partner]: ...
+    async def list_partners(self, organization_id: str) -> list[Partner]:
+        rows = await self._db.fetch("list_partners", organization_id=organization_id)
+        return [r.partner_from_row(row) for row in rows]
 
     # ---- endpoints -------------------------------------------------------------------------
-    @abc.abstractmethod
-    async def create_endpoint(self, endpoint: Endpoint) -> None: ...
+    async def create_endpoint(self, endpoint: Endpoint) -> None:
+        await self._db.execute("insert_endpoint", **r.endpoint_params(endpoint))
 
-    @abc.abstractmethod
     async def get_endpoint(
         self, organization_id: str, endpoint_id: str, *, include_deleted: bool = False
-    ) -> Endpoint | None: ...
+    ) -> Endpoint | None:
+        row = await self._db.fetch_one(
+            "get_endpoint",
+            organization_id=organization_id,
+            id=endpoint_id,
+            include_deleted=include_deleted,
+        )
+        return None if row is None else r.endpoint_from_row(row)
 
-    @abc.abstractmethod
     async def list_endpoints(
         self, organization_id: str, *, limit: int, cursor: str | None
     ) -> Page[Endpoint]:
         """Not deleted, oldest first."""
+        rows = await self._db.fetch(
+            "list_endpoints",
+            organization_id=organization_id,
+            after_seq=r.decode_cursor(cursor),
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            items=[r.endpoint_from_row(row) for row in rows],
+            next_cursor=r.encode_cursor(rows[-1]["seq"]) if more else None,
+        )
 
-    @abc.abstractmethod
     async def list_subscribed_endpoints(self, organization_id: str) -> list[Endpoint]:
-        """Every endpoint that can receive deliveries (status active or paused, not deleted)."""
+        """Every endpoint that can receive deliveries (status active or paused, not deleted),
+        read afresh."""
+        return list((await self._read_subscribers(organization_id)).endpoints)
 
     async def subscribed_endpoints(self, organization_id: str) -> Subscribers:
-        """`list_subscribed_endpoints` for planning a publish. A store may answer from memory
-        with the version it read them at; `publish` then raises SubscribersChanged for items
-        planned from a version that is no longer current."""
-        return Subscribers(await self.list_subscribed_endpoints(organization_id))
+        """`list_subscribed_endpoints` for planning a publish: from memory when this process
+        has read them and `publish` has not found them changed since; else read with their
+        version in one statement. `publish` raises SubscribersChanged for items planned from
+        a version that is no longer current."""
+        known = self._subscribers.get(organization_id, 0.0)
+        if known is not None:
+            return known
+        answer = await self._read_subscribers(organization_id)
+        if answer.version is not None:
+            self._subscribers.put(organization_id, answer, 0.0)
+        return answer
 
-    @abc.abstractmethod
+    async def _read_subscribers(self, organization_id: str) -> Subscribers:
+        rows = await self._db.fetch("list_subscribed_endpoints", organization_id=organization_id)
+        if not rows:  # no such organization: nothing to keep or check
+            return Subscribers([])
+        return Subscribers(
+            [r.endpoint_from_row(row) for row in rows if row["id"] is not None],
+            version=rows[0]["subscribers_version"],
+        )
+
+    def _subscribers_changed(self, organization_ids: Sequence[str]) -> SubscribersChanged:
+        """Forget what this process kept of their endpoints; the error for `publish` to raise."""
+        for org in organization_ids:
+            self._subscribers.discard(org)
+        return SubscribersChanged(organization_ids)
+
     async def update_endpoint(self, endpoint: Endpoint) -> None:
         """Write the endpoint's configuration fields (url, event_types, format, partner_ids,
         accepted_schema_versions, sources, description, headers, rate_limit_per_second,
         secrets, updated_at). Status and failure bookkeeping have their own methods."""
+        if await self._db.execute("update_endpoint", **r.endpoint_params(endpoint)) == 0:
+            raise NotFound(f"endpoint {endpoint.id} not found")
 
-    @abc.abstractmethod
+    async def set_endpoint_secrets(
+        self, organization_id: str, endpoint_id: str, secrets: Sequence[EndpointSecret], now: float
+    ) -> None:
+        written = await self._db.execute(
+            "set_endpoint_secrets",
+            organization_id=organization_id,
+            id=endpoint_id,
+            secrets=r.secrets_json(secrets),
+            now=now,
+        )
+        if written == 0:
+            raise NotFound(f"endpoint {endpoint_id} not found")
+
     async def delete_endpoint(self, organization_id: str, endpoint_id: str, now: float) -> bool:
         """Soft delete (kept for history); its pending/held deliveries become `failed` with
         last_error "endpoint deleted". False if there was no such endpoint."""
+        async with self._db.transaction() as tx:
+            key = {"organization_id": organization_id, "id": endpoint_id, "now": now}
+            if await tx.execute("delete_endpoint", **key) == 0:
+                return False
+            await tx.execute("fail_endpoint_deliveries", endpoint_id=endpoint_id, now=now)
+        return True
 
-    @abc.abstractmethod
     async def pause_endpoint(
         self, organization_id: str, endpoint_id: str, reason: str, now: float
     ) -> bool:
         """Set status `paused` (only from `active`) and move its pending deliveries to `held`.
         True if this call made the transition (so exactly one caller raises the meta event)."""
+        async with self._db.transaction() as tx:
+            key = {"organization_id": organization_id, "id": endpoint_id, "now": now}
+            if await tx.execute("pause_endpoint", reason=reason, **key) == 0:
+                return False
+            await tx.execute("hold_endpoint_deliveries", endpoint_id=endpoint_id, now=now)
+        return True
 
-    @abc.abstractmethod
     async def resume_endpoint(self, organization_id: str, endpoint_id: str, now: float) -> int:
         """Set status `active`, reset the failure streak, make its held deliveries pending and
         due at `now`. Answers how many deliveries were released."""
+        async with self._db.transaction() as tx:
+            key = {"organization_id": organization_id, "id": endpoint_id, "now": now}
+            if await tx.execute("resume_endpoint", **key) == 0:
+                return 0
+            released = await tx.execute("release_held_deliveries", endpoint_id=endpoint_id, now=now)
+        if released:
+            self._announce()
+        return released
 
     # ---- events (publishing, feed) -----------------------------------------------------------
-    @abc.abstractmethod
     async def publish(
         self, items: Sequence[PublishItem], now: float | None = None
     ) -> list[PublishResult]:
@@ -275,30 +336,161 @@ class Store(abc.ABC):
 
         Raises SubscribersChanged, having stored nothing, when an item's `endpoints_version`
         is no longer its organization's."""
+        if not items:
+            return []
+        if self._fast:
+            results = await self._publish_in_one_round_trip(items, now)
+            if results is not None:
+                return results
+        return await self._publish_plain(items, now)
 
-    @abc.abstractmethod
-    async def get_event(self, organization_id: str, event_id: str) -> Event | None: ...
+    async def _publish_plain(
+        self, items: Sequence[PublishItem], now: float | None
+    ) -> list[PublishResult]:
+        """Any publish, in one transaction that checks the endpoint versions, inserts what is
+        new and locks the projection keys before reading them; events that exist already are
+        answered as stored."""
+        planned = _endpoint_versions(items)
+        async with self._db.transaction() as tx:
+            if planned:
+                rows = await tx.fetch("endpoints_versions", ids=list(planned))
+                current = {row["id"]: row["endpoints_version"] for row in rows}
+                stale = sorted(o for o, v in planned.items() if current.get(o) != v)
+                if stale:
+                    raise self._subscribers_changed(stale)
+            rows = await tx.fetch("insert_events", rows=r.event_rows([i.event for i in items]))
+            stored, created = _split_published(
+                items, {(row["organization_id"], row["id"]): int(row["seq"]) for row in rows}
+            )
+            results = [
+                PublishResult(event=ev, created=True)
+                if ev is not None
+                else PublishResult(event=await _existing_event(tx, it.event), created=False)
+                for it, ev in zip(items, stored, strict=True)
+            ]
+            deliveries = _new_delivery_rows(created, now)
+            if deliveries:
+                await tx.execute("insert_deliveries", rows=r.delivery_rows(deliveries))
+            changed = await _apply_projections(tx, created, now)
+        self._remember_projections(changed)
+        if _any_pending(deliveries):
+            self._announce()
+        return results
 
-    @abc.abstractmethod
+    async def _publish_in_one_round_trip(
+        self, items: Sequence[PublishItem], now: float | None
+    ) -> list[PublishResult] | None:
+        """The fast path of `publish` (PostgreSQL: tidings_publish, migration 0003), for the
+        common case of new events: one statement that checks the endpoint versions the items
+        were planned with and the projection versions this process believes (the ones it last
+        wrote or read; a key it has not seen, absent), then stores events, deliveries and the
+        projection changes. A projection not as believed is answered with its current row, and
+        the changes are computed again from it. None when an event exists already or the
+        projections kept changing (nothing stored): the caller takes the plain path."""
+        keys = _projection_keys(items)
+        planned = _endpoint_versions(items)
+        deliveries = _new_delivery_rows(items, now)
+        params = {
+            "events": r.event_rows([i.event for i in items]),
+            "deliveries": r.delivery_rows(deliveries),
+            "endpoints": r.dumps(
+                [{"organization_id": org, "version": v} for org, v in sorted(planned.items())]
+            ),
+        }
+        answer: dict[str, Any] = {}
+        changed: dict[ProjectionKey, Projection] = {}
+        async with self._db.connection() as conn:
+            for _ in range(PUBLISH_TRIES):
+                believed = self._believed_projections(keys)
+                changed = _projection_changes(items, believed, now)
+                try:
+                    row = await conn.fetch_one(
+                        "publish_in_one_round_trip",
+                        projections=_compare_and_set_rows(changed, believed, keys),
+                        **params,
+                    )
+                except PremiseFailed:
+                    return None
+                assert row is not None
+                answer = r.loads(row["answer"])
+                if "projections" not in answer:
+                    break
+                for key in keys:
+                    self._projections.discard(key)
+                self._remember_projections(
+                    {_key(p): p for p in map(r.projection_from_row, answer["projections"])}
+                )
+            else:
+                return None
+        if "endpoints" in answer:
+            raise self._subscribers_changed(answer["endpoints"])
+        events, created = _split_published(
+            items, {(org, event_id): int(seq) for org, event_id, seq in answer["stored"]}
+        )
+        if len(created) != len(items):  # the function refuses this; never half-answer
+            raise StoreError("publish stored a different number of events than it was given")
+        self._remember_projections(changed)
+        if _any_pending(deliveries):
+            self._announce()
+        return [PublishResult(event=ev, created=True) for ev in events if ev is not None]
+
+    def _believed_projections(
+        self, keys: Sequence[ProjectionKey]
+    ) -> dict[ProjectionKey, Projection]:
+        known = {key: self._projections.get(key, 0.0) for key in keys}
+        return {key: proj for key, proj in known.items() if proj is not None}
+
+    def _remember_projections(self, committed: dict[ProjectionKey, Projection]) -> None:
+        """Only what is committed: rows read, or writes whose statement returned."""
+        if self._fast:
+            for key, proj in committed.items():
+                self._projections.put(key, proj, 0.0)
+
+    async def get_event(self, organization_id: str, event_id: str) -> Event | None:
+        row = await self._db.fetch_one("get_event", organization_id=organization_id, id=event_id)
+        return None if row is None else r.event_from_row(row)
+
     async def get_events(self, organization_id: str, event_ids: Sequence[str]) -> dict[str, Event]:
         """The organization's events among `event_ids`, by id (unknown ids are left out)."""
+        ids = sorted(set(event_ids))
+        if not ids:
+            return {}
+        rows = await self._db.fetch(
+            "events_by_keys", organization_ids=[organization_id] * len(ids), event_ids=ids
+        )
+        return {row["id"]: r.event_from_row(row) for row in rows}
 
-    @abc.abstractmethod
     async def list_events(
         self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
     ) -> Page[Event]:
         """Oldest first (by seq) after the cursor. next_cursor is always the cursor after the
         last item (or the given cursor when the page is empty), so a feed can resume."""
+        rows = await self._db.fetch(
+            "list_events",
+            organization_id=organization_id,
+            after_seq=r.decode_cursor(after),
+            limit=limit,
+            **r.type_params(types),
+        )
+        items = [r.event_from_row(row) for row in rows]
+        return Page(items=items, next_cursor=r.encode_cursor(items[-1].seq) if items else after)
 
-    @abc.abstractmethod
     async def events_page_fingerprint(
         self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
     ) -> tuple[int, int]:
         """(count, last seq) of the page list_events would answer, without loading it: the
         basis of the feed's ETag."""
+        row = await self._db.fetch_one(
+            "events_page_fingerprint",
+            organization_id=organization_id,
+            after_seq=r.decode_cursor(after),
+            limit=limit,
+            **r.type_params(types),
+        )
+        assert row is not None
+        return int(row["n"]), int(row["last_seq"])
 
     # ---- deliveries: worker side --------------------------------------------------------------
-    @abc.abstractmethod
     async def claim_due(
         self,
         worker_id: str,
@@ -310,9 +502,42 @@ class Store(abc.ABC):
         """Lease up to `limit` pending deliveries due at `now` whose lease is free or expired,
         earliest due first, with their event and endpoint (PostgreSQL: FOR UPDATE SKIP LOCKED).
         Only deliveries due at or after `due_from` are looked at: a claimer that knows nothing
-        earlier can be claimable passes its floor, so the scan skips what was already sent."""
+        earlier can be claimable passes its floor, so the scan skips what was already sent.
 
-    @abc.abstractmethod
+        Three statements on one connection, each its own transaction (no BEGIN/COMMIT round
+        trips): the lease is what counts, and it is taken by the first."""
+        async with self._db.connection() as conn:
+            rows = await conn.fetch(
+                "claim_due",
+                worker_id=worker_id,
+                now=now,
+                lease_until=now + lease_seconds,
+                limit=limit,
+                due_from=due_from,
+            )
+            if not rows:
+                return []
+            deliveries = sorted(
+                map(r.delivery_from_row, rows), key=lambda d: (d.next_attempt_at, d.seq)
+            )
+            keys = sorted({(d.organization_id, d.event_id) for d in deliveries})
+            event_rows = await conn.fetch(
+                "events_by_keys",
+                organization_ids=[k[0] for k in keys],
+                event_ids=[k[1] for k in keys],
+            )
+            endpoint_rows = await conn.fetch(
+                "endpoints_by_ids", ids=sorted({d.endpoint_id for d in deliveries})
+            )
+            events = {(e.organization_id, e.id): e for e in map(r.event_from_row, event_rows)}
+            endpoints = {e.id: e for e in map(r.endpoint_from_row, endpoint_rows)}
+            stale = _unsendable(deliveries, endpoints)
+            if stale:
+                await conn.execute(
+                    "settle_unsendable_claims", ids=stale, worker_id=worker_id, now=now
+                )
+        return _assemble_claims(deliveries, events, endpoints)
+
     async def record_outcomes(
         self, worker_id: str, outcomes: Sequence[AttemptOutcome], now: float
     ) -> list[EndpointHealth]:
@@ -320,60 +545,160 @@ class Store(abc.ABC):
         next_attempt_at, last_*; lease cleared) if `worker_id` still holds its lease, and update
         each endpoint's failure bookkeeping atomically (success: streak 0, failing_since NULL,
         last_success_at=now; failure: streak+1, failing_since=COALESCE(failing_since, now)).
-        If the endpoint was paused meanwhile, a PENDING outcome becomes HELD.
+        If the endpoint was paused meanwhile, a PENDING outcome becomes HELD. A delivery given
+        twice counts once, the first; an outcome whose lease is lost is dropped with its
+        attempt (another worker owns the delivery now and records its own).
         Answers the health of every endpoint touched, after the update."""
+        firsts: dict[str, AttemptOutcome] = {}
+        for o in outcomes:
+            firsts.setdefault(o.delivery_id, o)
+        if not firsts:
+            return []
+        ordered = list(firsts.values())
+        params = {
+            "worker_id": worker_id,
+            "outcomes": r.outcome_rows(ordered),
+            "now": now,
+            "ids": list(firsts),
+            # the endpoints sent to, locked first, in id order (as pause, resume and delete
+            # lock the endpoint before its deliveries: the two cannot deadlock)
+            "endpoint_ids": sorted({o.endpoint_id for o in ordered}),
+        }
+        if self._fast:
+            row = await self._db.fetch_one("record_outcomes_in_one_round_trip", **params)
+            assert row is not None
+            answer = r.loads(row["answer"])
+            kept, health = set(answer["kept"]), answer["health"]
+        else:
+            kept, health = await self._record_outcomes_plain(ordered, params)
+        _log_dropped(outcomes, kept)
+        return sorted(map(r.health_from_row, health), key=lambda h: h.endpoint_id)
 
-    @abc.abstractmethod
+    async def _record_outcomes_plain(
+        self, outcomes: Sequence[AttemptOutcome], params: dict[str, Any]
+    ) -> tuple[set[str], Sequence[r.Row]]:
+        async with self._db.transaction() as tx:
+            await tx.execute("lock_endpoints", **params)
+            written = {
+                row["id"]: row for row in await tx.fetch("record_delivery_outcomes", **params)
+            }
+            if not written:
+                return set(), []
+            # each outcome written, in attempt order, with its delivery as stored
+            kept = [(o, written[o.delivery_id]) for o in outcomes if o.delivery_id in written]
+            await tx.execute("insert_attempts", rows=r.attempt_rows(kept))
+            health = await tx.fetch(
+                "record_endpoint_health", rows=r.result_rows(kept), now=params["now"]
+            )
+        return set(written), health
+
     async def release(
         self,
         worker_id: str,
         delivery_ids: Sequence[str],
         next_attempt_at: float | Sequence[float],
+        *,
+        now: float,
     ) -> int:
         """Give leased deliveries back without an attempt (shutdown, per-endpoint deferral),
-        due at `next_attempt_at`: one time for all of them, or one per delivery."""
+        due at `next_attempt_at`: one time for all of them, or one per delivery. Wakes workers
+        only when something was given back due at `now` already (a deferral into the future is
+        found by the releasing worker itself, or by the idle poll)."""
+        if not delivery_ids:
+            return 0
+        if isinstance(next_attempt_at, int | float):
+            due = dict.fromkeys(delivery_ids, float(next_attempt_at))
+        elif len(next_attempt_at) != len(delivery_ids):
+            raise ValueError("one due time per delivery, or one for all")
+        else:
+            due = dict(zip(delivery_ids, next_attempt_at, strict=True))
+        count = await self._db.execute(
+            "release", ids=list(due), worker_id=worker_id, due=r.dumps(due)
+        )
+        if count and min(due.values()) <= now:
+            self._announce()
+        return count
 
-    @abc.abstractmethod
-    async def backlog_stats(self, now: float) -> BacklogStats: ...
+    async def backlog_stats(self, now: float) -> BacklogStats:
+        row = await self._db.fetch_one("backlog_stats", now=now)
+        assert row is not None
+        return BacklogStats(due=int(row["due"]), oldest_due_at=row["oldest_due_at"])
 
-    @abc.abstractmethod
-    async def count_deliveries_by_status(self) -> dict[str, int]: ...
+    async def count_deliveries_by_status(self) -> dict[str, int]:
+        rows = await self._db.fetch("count_deliveries_by_status")
+        return {row["status"]: int(row["n"]) for row in rows}
 
-    @abc.abstractmethod
-    async def count_endpoints_by_status(self) -> dict[str, int]: ...
+    async def count_endpoints_by_status(self) -> dict[str, int]:
+        rows = await self._db.fetch("count_endpoints_by_status")
+        return {row["status"]: int(row["n"]) for row in rows}
 
-    @abc.abstractmethod
     async def worst_endpoints(self, limit: int) -> list[tuple[str, str, int]]:
         """(organization_id, endpoint_id, failure_streak) with the longest streaks, > 0."""
+        rows = await self._db.fetch("worst_endpoints", limit=limit)
+        return [(row["organization_id"], row["id"], int(row["failure_streak"])) for row in rows]
 
-    @abc.abstractmethod
     async def purge_history(self, cutoff: float, batch_size: int) -> int:
         """Delete up to `batch_size` finished deliveries (succeeded, failed, skipped) created
         before `cutoff` with their attempts, and events created before `cutoff` that have no
         delivery left pending/held. Answers rows deleted; callers loop until 0."""
+        deleted = 0
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch("purge_select_deliveries", cutoff=cutoff, limit=batch_size)
+            if rows:
+                await tx.execute("purge_attempts", ids=[row["id"] for row in rows])
+                deleted += await tx.execute("purge_deliveries", seqs=[row["seq"] for row in rows])
+            deleted += await tx.execute("purge_events", cutoff=cutoff, limit=batch_size)
+        return deleted
 
     # ---- deliveries: history and replay -------------------------------------------------------
-    @abc.abstractmethod
-    async def get_delivery(self, organization_id: str, delivery_id: str) -> Delivery | None: ...
+    async def get_delivery(self, organization_id: str, delivery_id: str) -> Delivery | None:
+        row = await self._db.fetch_one(
+            "get_delivery", organization_id=organization_id, id=delivery_id
+        )
+        return None if row is None else r.delivery_from_row(row)
 
-    @abc.abstractmethod
     async def list_deliveries(
         self, organization_id: str, flt: DeliveryFilter, *, limit: int, cursor: str | None
     ) -> Page[Delivery]:
         """Newest first."""
+        rows = await self._db.fetch(
+            _delivery_history_query(flt),
+            organization_id=organization_id,
+            before_seq=r.decode_cursor(cursor),
+            endpoint_id=flt.endpoint_id,
+            event_id=flt.event_id,
+            status=None if flt.status is None else str(flt.status),
+            created_after=flt.created_after,
+            created_before=flt.created_before,
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        items = [r.delivery_from_row(row) for row in rows[:limit]]
+        return Page(items=items, next_cursor=r.encode_cursor(items[-1].seq) if more else None)
 
-    @abc.abstractmethod
     async def list_attempts(self, organization_id: str, delivery_id: str) -> list[Attempt]:
         """Oldest first."""
+        rows = await self._db.fetch(
+            "list_attempts", organization_id=organization_id, delivery_id=delivery_id
+        )
+        return [r.attempt_from_row(row) for row in rows]
 
-    @abc.abstractmethod
     async def replay_delivery(
         self, organization_id: str, delivery_id: str, now: float
     ) -> Delivery | None:
         """Start a new attempt series: series+1, attempt_count 0, status pending, due now,
         lease cleared. None if no such delivery."""
+        key = {"organization_id": organization_id, "id": delivery_id}
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one("replay_delivery", now=now, **key)
+            if row is None:
+                row = await tx.fetch_one("get_delivery", **key)
+                return None if row is None else r.delivery_from_row(row)
+        replayed = r.delivery_from_row(row)
+        if replayed.status == DeliveryStatus.PENDING:
+            self._announce()
+        return replayed
 
-    @abc.abstractmethod
     async def replay_endpoint_deliveries(
         self,
         organization_id: str,
@@ -386,8 +711,19 @@ class Store(abc.ABC):
     ) -> int:
         """replay_delivery for every delivery of the endpoint created in [since, until) whose
         status is in `statuses`. Answers how many."""
+        count = await self._db.execute(
+            "replay_endpoint_deliveries",
+            organization_id=organization_id,
+            endpoint_id=endpoint_id,
+            since=since,
+            until=until,
+            statuses=[str(s) for s in statuses],
+            now=now,
+        )
+        if count:
+            self._announce()
+        return count
 
-    @abc.abstractmethod
     async def revive_skipped_deliveries(
         self,
         organization_id: str,
@@ -399,8 +735,19 @@ class Store(abc.ABC):
         sendable in that version (replay with missing=true after the endpoint's accepted
         versions changed): skip_reason cleared, new series, attempt_count 0, pending due now
         (held if the endpoint is paused). Deleted endpoints are left alone. Answers how many."""
+        if not revivals:
+            return 0
+        count = await self._db.execute(
+            "revive_skipped_deliveries",
+            organization_id=organization_id,
+            endpoint_id=endpoint_id,
+            rows=r.dumps([{"id": d, "schema_version": v} for d, v in revivals]),
+            now=now,
+        )
+        if count:
+            self._announce()
+        return count
 
-    @abc.abstractmethod
     async def events_without_delivery(
         self,
         organization_id: str,
@@ -413,57 +760,272 @@ class Store(abc.ABC):
     ) -> list[Event]:
         """Events of the window (by created_at) that match `types` and have no delivery to
         the endpoint (for replay with missing=true)."""
+        rows = await self._db.fetch(
+            "events_without_delivery",
+            organization_id=organization_id,
+            endpoint_id=endpoint_id,
+            since=since,
+            until=until,
+            limit=limit,
+            **r.type_params(types),
+        )
+        return [r.event_from_row(row) for row in rows]
 
-    @abc.abstractmethod
     async def add_deliveries(
         self, organization_id: str, pairs: Sequence[tuple[str, NewDelivery]], now: float
     ) -> int:
         """Create deliveries (event_id, delivery) for existing events; skips pairs whose
         (event, endpoint) already has a delivery. Answers how many were created."""
+        if not pairs:
+            return 0
+        rows = [(organization_id, event_id, d, now) for event_id, d in pairs]
+        created = await self._db.execute("insert_deliveries", rows=r.delivery_rows(rows))
+        if created and _any_pending(rows):
+            self._announce()
+        return created
 
     # ---- projections ---------------------------------------------------------------------------
-    @abc.abstractmethod
-    async def get_projection(
-        self, organization_id: str, kind: str, key: str
-    ) -> Projection | None: ...
-
-    # ---- endpoint secrets ---------------------------------------------------------------------
-    @abc.abstractmethod
-    async def set_endpoint_secrets(
-        self, organization_id: str, endpoint_id: str, secrets: Sequence[EndpointSecret], now: float
-    ) -> None: ...
+    async def get_projection(self, organization_id: str, kind: str, key: str) -> Projection | None:
+        row = await self._db.fetch_one(
+            "get_projection", organization_id=organization_id, kind=kind, key=key
+        )
+        return None if row is None else r.projection_from_row(row)
 
     # ---- console sessions and portal links ------------------------------------------------------
     # Looked up by the SHA-256 of their token; deleting the key behind one deletes it.
-    @abc.abstractmethod
-    async def create_console_session(self, session: ConsoleSession, token_hash: str) -> None: ...
+    async def create_console_session(self, session: ConsoleSession, token_hash: str) -> None:
+        await self._db.execute("insert_console_session", token_hash=token_hash, **r.as_row(session))
 
-    @abc.abstractmethod
     async def find_console_session(self, token_hash: str, now: float) -> ConsoleSession | None:
         """The session with this token hash, unless it has expired at `now`."""
+        row = await self._db.fetch_one("find_console_session", token_hash=token_hash, now=now)
+        return None if row is None else r.console_session_from_row(row)
 
-    @abc.abstractmethod
     async def delete_console_session(self, token_hash: str) -> bool:
         """Sign-out: the session is gone for every process. False if there was none."""
+        return await self._db.execute("delete_console_session", token_hash=token_hash) > 0
 
-    @abc.abstractmethod
-    async def create_portal_link(self, link: PortalLink, token_hash: str) -> None: ...
+    async def create_portal_link(self, link: PortalLink, token_hash: str) -> None:
+        await self._db.execute("insert_portal_link", token_hash=token_hash, **r.as_row(link))
 
-    @abc.abstractmethod
     async def use_portal_link(self, token_hash: str, now: float) -> PortalLinkUse:
         """Mark the link used at `now` if it is unused and unexpired (one statement, so of two
         concurrent opens exactly one succeeds)."""
+        async with self._db.connection() as conn:
+            row = await conn.fetch_one("use_portal_link", token_hash=token_hash, now=now)
+            if row is not None:
+                return PortalLinkUse(r.portal_link_from_row(row), opened=True)
+            row = await conn.fetch_one("find_portal_link", token_hash=token_hash)
+        return PortalLinkUse(None if row is None else r.portal_link_from_row(row), opened=False)
 
-    @abc.abstractmethod
     async def purge_console_sessions(self, cutoff: float) -> int:
         """Delete sessions and portal links that expired before `cutoff`. Answers how many."""
+        async with self._db.transaction() as tx:
+            sessions = await tx.execute("purge_console_sessions", cutoff=cutoff)
+            links = await tx.execute("purge_portal_links", cutoff=cutoff)
+        return sessions + links
+
+
+# ---- the rules' pieces: pure functions of what the store read and was given ----------------------
+
+
+def _endpoint_versions(items: Sequence[PublishItem]) -> dict[str, int]:
+    """The `Subscribers.version` each organization's items were planned from (items without
+    one are not checked)."""
+    return {
+        it.event.organization_id: it.endpoints_version
+        for it in items
+        if it.endpoints_version is not None
+    }
+
+
+def _split_published(
+    items: Sequence[PublishItem], inserted: dict[tuple[str, str], int]
+) -> tuple[list[Event | None], list[PublishItem]]:
+    """Per item, the stored event when this call inserted it (else None: look the existing one
+    up), and the items inserted. A repeated event in the same batch counts once."""
+    stored: list[Event | None] = []
+    created: list[PublishItem] = []
+    for it in items:
+        seq = inserted.pop((it.event.organization_id, it.event.id), None)
+        if seq is None:
+            stored.append(None)
+        else:
+            stored.append(replace(it.event, seq=seq))
+            created.append(it)
+    return stored, created
+
+
+async def _existing_event(tx: Connection, ev: Event) -> Event:
+    row = await tx.fetch_one("get_event", organization_id=ev.organization_id, id=ev.id)
+    if row is None and ev.idempotency_key is not None:
+        row = await tx.fetch_one(
+            "get_event_by_idempotency_key",
+            organization_id=ev.organization_id,
+            idempotency_key=ev.idempotency_key,
+        )
+    if row is None:
+        raise StoreError(f"event {ev.id} was neither inserted nor found")
+    return r.event_from_row(row)
+
+
+def _new_delivery_rows(created: Sequence[PublishItem], now: float | None) -> list[r.DeliveryRow]:
+    """The deliveries of newly stored events; `now` defaults to each event's created_at."""
+    return [
+        (it.event.organization_id, it.event.id, d, it.event.created_at if now is None else now)
+        for it in created
+        for d in it.deliveries
+    ]
+
+
+def _any_pending(rows: Sequence[r.DeliveryRow]) -> bool:
+    return any(d.status == DeliveryStatus.PENDING for _, _, d, _ in rows)
+
+
+def _key(p: Projection) -> ProjectionKey:
+    return (p.organization_id, p.kind, p.key)
+
+
+def _projection_keys(items: Sequence[PublishItem]) -> list[ProjectionKey]:
+    """The projection keys a publish touches, in key order (the order locks are taken in)."""
+    return sorted(
+        {(it.event.organization_id, u.kind, u.key) for it in items for u in it.projections}
+    )
+
+
+def _key_rows(keys: Sequence[ProjectionKey]) -> str:
+    return r.dumps([{"organization_id": o, "kind": k, "key": x} for o, k, x in keys])
+
+
+def _projection_changes(
+    items: Sequence[PublishItem], current: dict[ProjectionKey, Projection], now: float | None
+) -> dict[ProjectionKey, Projection]:
+    """The projections a publish changes, by key, from their `current` rows: updates to the
+    same key are applied in publish order on the state in memory, each write one version
+    more; an update that changes nothing leaves its key out."""
+    state_now = dict(current)
+    changed: dict[ProjectionKey, Projection] = {}
+    for it in items:
+        ev = it.event
+        for update in it.projections:
+            key = (ev.organization_id, update.kind, update.key)
+            before = state_now.get(key)
+            state = update.apply(before)
+            if state is None:
+                continue
+            state_now[key] = changed[key] = Projection(
+                organization_id=ev.organization_id,
+                kind=update.kind,
+                key=update.key,
+                state=state,
+                version=1 if before is None else before.version + 1,
+                updated_at=ev.created_at if now is None else now,
+                source_created_at=ev.created_at,
+                last_event_id=ev.id,
+            )
+    return changed
+
+
+async def _apply_projections(
+    tx: Connection, created: Sequence[PublishItem], now: float | None
+) -> dict[ProjectionKey, Projection]:
+    """Every projection update of the publish: lock the keys (in key order), read their current
+    rows, write the changed ones. Answers the changed projections."""
+    keys = _projection_keys(created)
+    if not keys:
+        return {}
+    key_rows = _key_rows(keys)
+    await tx.execute("lock_projections", keys=key_rows)
+    rows = await tx.fetch("get_projections", keys=key_rows)
+    current = {_key(p): p for p in map(r.projection_from_row, rows)}
+    changed = _projection_changes(created, current, now)
+    if changed:
+        await tx.execute("upsert_projections", rows=r.dumps([changed[k] for k in sorted(changed)]))
+    return changed
+
+
+def _compare_and_set_rows(
+    changed: dict[ProjectionKey, Projection],
+    believed: dict[ProjectionKey, Projection],
+    keys: Sequence[ProjectionKey],
+) -> str:
+    """For the fast path: every key the publish touches, with the version it is believed to
+    have (`expected`, null for absent) and, when it changes, its new row (`write`)."""
+    rows = []
+    for key in keys:
+        row: dict[str, Any] = {"organization_id": key[0], "kind": key[1], "key": key[2]}
+        if key in changed:
+            row = r.as_row(changed[key])
+        before = believed.get(key)
+        row["expected"] = None if before is None else before.version
+        row["write"] = key in changed
+        rows.append(row)
+    return r.dumps(rows)
+
+
+def _delivery_history_query(flt: DeliveryFilter) -> str:
+    """The list_deliveries variant whose index fits the filter."""
+    if flt.endpoint_id is not None:
+        return "list_deliveries_for_endpoint"
+    if flt.event_id is not None:
+        return "list_deliveries_for_event"
+    return "list_deliveries"
+
+
+def _unsendable(deliveries: list[Delivery], endpoints: dict[str, Endpoint]) -> list[str]:
+    """Claimed deliveries whose endpoint is no longer active. Pausing or deleting an endpoint
+    leaves deliveries that were in flight pending; if their worker died, they come back through
+    an expired lease and must be held (paused) or failed (deleted) instead of sent."""
+    return [
+        d.id
+        for d in deliveries
+        if (ep := endpoints.get(d.endpoint_id)) is not None
+        and (ep.deleted_at is not None or ep.status != EndpointStatus.ACTIVE)
+    ]
+
+
+def _assemble_claims(
+    deliveries: list[Delivery],
+    events: dict[tuple[str, str], Event],
+    endpoints: dict[str, Endpoint],
+) -> list[ClaimedDelivery]:
+    """Pair claimed deliveries with their event and endpoint. A delivery whose event is gone
+    (cannot happen while it is pending, short of manual deletes) is left leased and logged."""
+    claims: list[ClaimedDelivery] = []
+    skip = set(_unsendable(deliveries, endpoints))
+    for d in deliveries:
+        if d.id in skip:
+            continue
+        ev = events.get((d.organization_id, d.event_id))
+        ep = endpoints.get(d.endpoint_id)
+        if ev is None or ep is None:
+            log.error(
+                "claimed delivery without its event or endpoint",
+                extra={"action": "store.claim_orphan", "delivery_id": d.id},
+            )
+            continue
+        claims.append(ClaimedDelivery(delivery=d, event=ev, endpoint=ep))
+    return claims
+
+
+def _log_dropped(outcomes: Sequence[AttemptOutcome], kept: Container[str]) -> None:
+    """Each outcome not written: its lease was lost, or its delivery came twice (the first
+    counts)."""
+    seen: set[str] = set()
+    for o in outcomes:
+        if o.delivery_id in kept and o.delivery_id not in seen:
+            seen.add(o.delivery_id)
+        else:
+            log.warning(
+                "outcome dropped: lease lost",
+                extra={"action": "store.lease_lost", "delivery_id": o.delivery_id},
+            )
 
 
 __all__ = [
     "BacklogStats",
     "Conflict",
     "DeliveryFilter",
-    "EndpointStatus",
     "MigrationStatus",
     "NotFound",
     "PortalLinkUse",
@@ -472,5 +1034,8 @@ __all__ = [
     "PublishResult",
     "Store",
     "StoreError",
+    "Subscribers",
+    "SubscribersChanged",
     "TypeFilter",
+    "WakeupCallback",
 ]

@@ -43,7 +43,7 @@ async def test_single_replay_starts_a_new_series_for_the_same_event(make_api: Ma
     [claimed] = await api.store.claim_due("wrk_test", clock(), 60, 10)
     assert claimed.delivery.id == dlv and claimed.event.id == event.id
     assert claimed.event.data == event.data
-    await api.store.release("wrk_test", [dlv], clock())
+    await api.store.release("wrk_test", [dlv], clock(), now=clock())
     await attempt_all(api, now=clock(), status_code=200)
     after = (await api.client.get(f"/v1/deliveries/{dlv}", headers=org.headers)).json()
     assert after["status"] == "succeeded"

@@ -12,23 +12,37 @@ import orjson
 import pytest
 
 from tidings.models import DeliveryStatus, Projection
-from tidings.store import _common as c
+from tidings.store import base as store_base
 from tidings.store import postgres as postgres_module
-from tidings.store._common import load_migrations
+from tidings.store import rows
 from tidings.store.base import (
     DeliveryFilter,
     ProjectionUpdate,
     PublishItem,
+    Store,
     StoreError,
     SubscribersChanged,
 )
-from tidings.store.postgres import PostgresStore
+from tidings.store.postgres import PostgresConnector
+from tidings.store.sql import load_migrations, load_queries
 
 from .helpers import T0, event, item, make_endpoint, make_org, outcome, pending
 
 pytestmark = pytest.mark.postgres
 
 WAIT_SECONDS = 10.0
+QUERIES = load_queries("postgres")
+
+
+def statement(name: str, **params: Any) -> list[Any]:
+    """A named query as asyncpg takes it: its SQL, then its parameters in their order."""
+    query = QUERIES[name]
+    return [query.sql, *(params[p] for p in query.params)]
+
+
+def pg_store(url: str, **pool: int) -> tuple[Store, PostgresConnector]:
+    connector = PostgresConnector(url, **pool)
+    return Store(connector), connector
 
 
 @pytest.fixture
@@ -37,8 +51,8 @@ def pg_url(fresh_database_url_factory: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-async def two_stores(pg_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    a, b = PostgresStore(pg_url, max_connections=4), PostgresStore(pg_url, max_connections=4)
+async def two_stores(pg_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    a, b = pg_store(pg_url, max_connections=4)[0], pg_store(pg_url, max_connections=4)[0]
     await a.connect()
     await b.connect()
     try:
@@ -49,7 +63,7 @@ async def two_stores(pg_url: str) -> AsyncIterator[tuple[PostgresStore, Postgres
 
 
 async def test_concurrent_claimers_never_share_a_delivery(
-    two_stores: tuple[PostgresStore, PostgresStore],
+    two_stores: tuple[Store, Store],
 ) -> None:
     a, b = two_stores
     org = await make_org(a)
@@ -58,7 +72,7 @@ async def test_concurrent_claimers_never_share_a_delivery(
     await a.publish(items, now=T0)
     total = 75 * len(endpoints)
 
-    async def drain(store: PostgresStore, worker: str) -> list[str]:
+    async def drain(store: Store, worker: str) -> list[str]:
         got: list[str] = []
         while batch := await store.claim_due(worker, T0 + 1, 60.0, 7):
             got += [c.delivery.id for c in batch]
@@ -73,7 +87,7 @@ async def test_concurrent_claimers_never_share_a_delivery(
     assert sum(1 for r in results if r) >= 2  # the claimers really ran side by side
 
 
-async def test_concurrent_failures_add_up(two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+async def test_concurrent_failures_add_up(two_stores: tuple[Store, Store]) -> None:
     a, b = two_stores
     org = await make_org(a)
     ep = await make_endpoint(a, org)
@@ -82,7 +96,7 @@ async def test_concurrent_failures_add_up(two_stores: tuple[PostgresStore, Postg
     claims_a = await a.claim_due("wa", T0, 60.0, 10)
     claims_b = await b.claim_due("wb", T0, 60.0, 10)
 
-    async def fail_all(store: PostgresStore, worker: str, ids: list[str]) -> None:
+    async def fail_all(store: Store, worker: str, ids: list[str]) -> None:
         for delivery_id in ids:
             await store.record_outcomes(
                 worker,
@@ -108,7 +122,7 @@ async def test_concurrent_failures_add_up(two_stores: tuple[PostgresStore, Postg
 
 
 async def test_notify_wakes_a_listener_in_another_store(
-    two_stores: tuple[PostgresStore, PostgresStore],
+    two_stores: tuple[Store, Store],
 ) -> None:
     listener, publisher = two_stores
     woken = asyncio.Event()
@@ -121,22 +135,31 @@ async def test_notify_wakes_a_listener_in_another_store(
     await asyncio.wait_for(woken.wait(), WAIT_SECONDS)
 
 
-async def test_listener_reconnects_after_losing_its_connection(
-    two_stores: tuple[PostgresStore, PostgresStore],
-) -> None:
-    listener, publisher = two_stores
+async def test_listener_reconnects_after_losing_its_connection(pg_url: str) -> None:
+    listener, connector = pg_store(pg_url, max_connections=4)
+    publisher = pg_store(pg_url, max_connections=4)[0]
+    await listener.connect()
+    await publisher.connect()
+    try:
+        await _reconnects(listener, connector, publisher)
+    finally:
+        await listener.close()
+        await publisher.close()
+
+
+async def _reconnects(listener: Store, connector: PostgresConnector, publisher: Store) -> None:
     woken = asyncio.Event()
     listener.add_wakeup_listener(woken.set)
     await listener.listen()
-    backend_pid = listener._listener.get_server_pid()
-    conn = await asyncpg.connect(listener._url)
+    backend_pid = connector.listener.get_server_pid()
+    conn = await asyncpg.connect(connector.url)
     try:
         assert await conn.fetchval("SELECT pg_terminate_backend($1)", backend_pid)
     finally:
         await conn.close()
     # the reconnect itself wakes once (notifications may have been missed meanwhile)
     await asyncio.wait_for(woken.wait(), WAIT_SECONDS)
-    assert listener._listener.get_server_pid() != backend_pid
+    assert connector.listener.get_server_pid() != backend_pid
     woken.clear()
     org = await make_org(publisher)
     ep = await make_endpoint(publisher, org)
@@ -148,7 +171,7 @@ async def test_concurrent_migrate_applies_each_version_once(
     fresh_database_url_factory: Callable[..., str],
 ) -> None:
     url = fresh_database_url_factory("postgres", migrated=False)
-    stores = [PostgresStore(url, max_connections=2) for _ in range(3)]
+    stores = [pg_store(url, max_connections=2)[0] for _ in range(3)]
     for s in stores:
         await s.connect()
     try:
@@ -163,13 +186,13 @@ async def test_concurrent_migrate_applies_each_version_once(
 
 
 async def test_unreachable_server_is_a_store_error() -> None:
-    store = PostgresStore("postgresql://postgres@127.0.0.1:1/none")
+    store = pg_store("postgresql://postgres@127.0.0.1:1/none")[0]
     with pytest.raises(StoreError):
         await store.connect()
 
 
 async def test_concurrent_publishers_apply_projection_updates_one_after_the_other(
-    two_stores: tuple[PostgresStore, PostgresStore],
+    two_stores: tuple[Store, Store],
 ) -> None:
     a, b = two_stores
     org = await make_org(a)
@@ -178,7 +201,7 @@ async def test_concurrent_publishers_apply_projection_updates_one_after_the_othe
         n = 0 if current is None else int(current.state["n"])
         return {"n": n + 1}
 
-    async def publish_many(store: PostgresStore) -> None:
+    async def publish_many(store: Store) -> None:
         for _ in range(15):
             update = (ProjectionUpdate("entitlement", "e-1", bump),)
             await store.publish([item(event(org), [], update)])
@@ -189,38 +212,42 @@ async def test_concurrent_publishers_apply_projection_updates_one_after_the_othe
 
 
 async def test_a_listener_that_stops_answering_is_replaced(
-    two_stores: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    listener, _ = two_stores
+    listener, connector = pg_store(pg_url, max_connections=2)
+    await listener.connect()
     monkeypatch.setattr(postgres_module, "LISTEN_CHECK_SECONDS", 0.05)
     answers = iter([False])
 
     async def alive() -> bool:
         return next(answers, True)  # silent the first time it is asked, then fine
 
-    monkeypatch.setattr(listener, "_listener_alive", alive)
+    monkeypatch.setattr(connector, "listener_alive", alive)
     woken = asyncio.Event()
     listener.add_wakeup_listener(woken.set)
-    await listener.listen()
-    first = listener._listener
-    await asyncio.wait_for(woken.wait(), WAIT_SECONDS)  # the reconnect wakes once
-    assert listener._listener is not first and first.is_closed()
+    try:
+        await listener.listen()
+        first = connector.listener
+        await asyncio.wait_for(woken.wait(), WAIT_SECONDS)  # the reconnect wakes once
+        assert connector.listener is not first and first.is_closed()
+    finally:
+        await listener.close()
 
 
 async def test_new_events_take_one_statement_and_repeats_the_locking_path(
-    two_stores: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+    two_stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, _ = two_stores
     org = await make_org(store)
     ep = await make_endpoint(store, org)
     locking: list[int] = []
-    original = PostgresStore._publish_locking
+    original = Store._publish_plain
 
-    async def spy(self: PostgresStore, items: Any, now: float | None) -> Any:
+    async def spy(self: Store, items: Any, now: float | None) -> Any:
         locking.append(len(items))
         return await original(self, items, now)
 
-    monkeypatch.setattr(PostgresStore, "_publish_locking", spy)
+    monkeypatch.setattr(Store, "_publish_plain", spy)
 
     def bump(current: Projection | None) -> dict[str, object] | None:
         return {"n": 1 if current is None else int(current.state["n"]) + 1}
@@ -246,7 +273,7 @@ async def test_new_events_take_one_statement_and_repeats_the_locking_path(
 
 
 async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: str) -> None:
-    store = PostgresStore(pg_url)
+    store = pg_store(pg_url)[0]
     await store.connect()
     try:
         org = await make_org(store)
@@ -264,35 +291,36 @@ async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: st
     fresh = event(org)
     current = Projection(org, "entitlement", "e-1", {"n": 1}, 1, T0, T0, seed.id)
     newer = Projection(org, "entitlement", "e-1", {"n": 9}, 2, T0, T0, fresh.id)
-    deliveries = c.delivery_rows([(org, fresh.id, pending(ep.id), T0)])
-    planned = c.dumps([{"organization_id": org, "version": version}])
+    deliveries = rows.delivery_rows([(org, fresh.id, pending(ep.id), T0)])
+    planned = rows.dumps([{"organization_id": org, "version": version}])
+    cas = store_base._compare_and_set_rows
 
     async def call(conn: Any, events: list[Any], projections: str, endpoints: str = planned) -> Any:
         answer = await conn.fetchval(
-            postgres_module._Q["publish"],
-            c.event_rows(events, nested_as_text=False),
-            deliveries,
-            projections,
-            endpoints,
+            *statement(
+                "publish_in_one_round_trip",
+                events=rows.event_rows(events),
+                deliveries=deliveries,
+                projections=projections,
+                endpoints=endpoints,
+            )
         )
         return orjson.loads(answer)
 
     conn = await asyncpg.connect(pg_url)
     try:
         # the projection is believed absent but exists: answered with its current row
-        answer = await call(conn, [fresh], c.projection_rows({key: newer}, read={}, keys=[key]))
+        answer = await call(conn, [fresh], cas({key: newer}, {}, [key]))
         assert list(answer) == ["projections"]
         [row] = answer["projections"]
         assert (row["key"], row["version"], row["state"]) == ("e-1", 1, {"n": 1})
         # the endpoints were planned at a version they no longer have: answered with the org
-        stale = c.dumps([{"organization_id": org, "version": version - 1}])
-        answer = await call(
-            conn, [fresh], c.projection_rows({key: newer}, read={key: current}, keys=[key]), stale
-        )
+        stale = rows.dumps([{"organization_id": org, "version": version - 1}])
+        answer = await call(conn, [fresh], cas({key: newer}, {key: current}, [key]), stale)
         assert answer == {"endpoints": [org]}
         # TD001: one event of the batch is stored already
         with pytest.raises(asyncpg.PostgresError) as repeat:
-            await call(conn, [fresh, seed], c.projection_rows({}, read={key: current}, keys=[]))
+            await call(conn, [fresh, seed], cas({}, {key: current}, []))
         assert repeat.value.sqlstate == "TD001"
         # none of it left anything behind
         assert await conn.fetchval("SELECT count(*) FROM events WHERE id = $1", fresh.id) == 0
@@ -303,9 +331,7 @@ async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: st
         state = await conn.fetchval("SELECT state::text FROM projections WHERE key = 'e-1'")
         assert orjson.loads(state) == {"n": 1}
         # with the versions as they are, the same call stores all of it
-        ok = await call(
-            conn, [fresh], c.projection_rows({key: newer}, read={key: current}, keys=[key])
-        )
+        ok = await call(conn, [fresh], cas({key: newer}, {key: current}, [key]))
         assert [row[1] for row in ok["stored"]] == [fresh.id]
         assert (
             await conn.fetchval("SELECT count(*) FROM deliveries WHERE event_id = $1", fresh.id)
@@ -318,7 +344,7 @@ async def test_publish_function_stores_nothing_when_its_premise_fails(pg_url: st
 
 
 async def test_an_endpoint_created_by_another_process_is_planned_for_at_the_next_publish(
-    two_stores: tuple[PostgresStore, PostgresStore],
+    two_stores: tuple[Store, Store],
 ) -> None:
     publisher, other = two_stores
     org = await make_org(publisher)
@@ -351,7 +377,7 @@ async def test_an_endpoint_created_by_another_process_is_planned_for_at_the_next
 
 
 async def test_only_what_planning_reads_changes_the_endpoints_version(pg_url: str) -> None:
-    store = PostgresStore(pg_url)
+    store = pg_store(pg_url)[0]
     await store.connect()
     conn = await asyncpg.connect(pg_url)
 
@@ -383,7 +409,7 @@ async def test_only_what_planning_reads_changes_the_endpoints_version(pg_url: st
 async def test_delivery_history_reads_the_ascending_indexes_backward(pg_url: str) -> None:
     """Migration 0004: the history indexes are ascending (new deliveries append at the end of
     their range) and the newest-first history pages still come straight off them, no sort."""
-    store = PostgresStore(pg_url, max_connections=2)
+    store = pg_store(pg_url, max_connections=2)[0]
     await store.connect()
     try:
         org = await make_org(store)
@@ -404,8 +430,14 @@ async def test_delivery_history_reads_the_ascending_indexes_backward(pg_url: str
             ("list_deliveries", "deliveries_org_seq", "NULL"),
             ("list_deliveries_for_endpoint", "deliveries_endpoint_seq", f"'{endpoint.id}'"),
         ]:
-            sql = postgres_module._Q[name]
-            args = [f"'{org}'", "NULL", endpoint_id, "NULL", "NULL", "NULL", "NULL", "50"]
+            query = QUERIES[name]
+            values = {
+                "organization_id": f"'{org}'",
+                "endpoint_id": endpoint_id,
+                "limit": "50",
+            }
+            args = [values.get(p, "NULL") for p in query.params]
+            sql = query.sql
             for n in range(len(args), 0, -1):
                 sql = sql.replace(f"${n}", args[n - 1])
             plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql))
@@ -421,7 +453,7 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
     a join there let the planner scan the whole table (and the dead versions the drain leaves)
     on each claim and each flush. Both plan modes are checked: asyncpg's prepared statements
     switch to the generic plan after five runs."""
-    store = PostgresStore(pg_url, max_connections=2)
+    store = pg_store(pg_url, max_connections=2)[0]
     await store.connect()
     try:
         org = await make_org(store)
@@ -437,7 +469,7 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
     try:
         await conn.execute("ANALYZE deliveries")
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM deliveries LIMIT 100")]
-        rows = orjson.dumps(
+        outcome_rows = orjson.dumps(
             [
                 {
                     "id": i,
@@ -467,21 +499,29 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
         await conn.execute("SET client_min_messages = log")
         for mode in ("force_custom_plan", "force_generic_plan"):
             await conn.execute(f"SET plan_cache_mode = {mode}")
-            statement = await conn.prepare("EXPLAIN " + postgres_module._Q["claim_due"])
-            plan = "\n".join(
-                r[0] for r in await statement.fetch("worker-1", T0 + 10, T0 + 40, 200, -math.inf)
+            claim, *args = statement(
+                "claim_due",
+                worker_id="worker-1",
+                now=T0 + 10,
+                lease_until=T0 + 40,
+                limit=200,
+                due_from=-math.inf,
             )
+            prepared = await conn.prepare("EXPLAIN " + claim)
+            plan = "\n".join(r[0] for r in await prepared.fetch(*args))
             assert "Seq Scan on deliveries" not in plan, f"claim_due ({mode}):\n{plan}"
             assert "Index Scan using deliveries_" in plan, f"claim_due ({mode}):\n{plan}"
             plans.clear()
             async with conn.transaction():
                 await conn.fetchval(
-                    postgres_module._Q["record_outcomes"],
-                    "worker-1",
-                    rows,
-                    T0 + 10,
-                    ids,
-                    endpoint_ids,
+                    *statement(
+                        "record_outcomes_in_one_round_trip",
+                        worker_id="worker-1",
+                        outcomes=outcome_rows,
+                        now=T0 + 10,
+                        ids=ids,
+                        endpoint_ids=endpoint_ids,
+                    )
                 )
             await asyncio.sleep(0.05)  # the log messages arrive asynchronously
             update = [p for p in plans if "Update on deliveries" in p]
@@ -504,7 +544,7 @@ async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: st
     because its connections plan each run (SESSION_SETTINGS), the statements inside
     tidings_record_outcomes because their cached plans are made without sequential scans
     (migration 0006)."""
-    store = PostgresStore(pg_url, min_connections=1, max_connections=1)
+    store, connector = pg_store(pg_url, min_connections=1, max_connections=1)
     await store.connect()
     try:
         org = await make_org(store)
@@ -538,34 +578,45 @@ async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: st
         def listener(_conn: Any, message: Any) -> None:
             plans.append(message.message)
 
-        async with store._acquire() as conn:
+        async with connector._pool.acquire() as conn:
             conn.add_log_listener(listener)
             await conn.execute("LOAD 'auto_explain'")
             await conn.execute("SET auto_explain.log_min_duration = 0")
             await conn.execute("SET auto_explain.log_nested_statements = on")
             await conn.execute("SET client_min_messages = log")
             claimed = await conn.fetch(
-                postgres_module._Q["claim_due"], "worker-1", T0 + 10, T0 + 40, 10, -math.inf
+                *statement(
+                    "claim_due",
+                    worker_id="worker-1",
+                    now=T0 + 10,
+                    lease_until=T0 + 40,
+                    limit=10,
+                    due_from=-math.inf,
+                )
             )
             assert len(claimed) == 10
             await conn.fetch(
-                postgres_module._Q["events_by_keys"],
-                [org] * len(claimed),
-                [r["event_id"] for r in claimed],
+                *statement(
+                    "events_by_keys",
+                    organization_ids=[org] * len(claimed),
+                    event_ids=[r["event_id"] for r in claimed],
+                )
             )
-            rows = c.outcome_attempt_rows(
+            outcomes = rows.outcome_rows(
                 [
                     outcome(r["id"], ep.id, DeliveryStatus.SUCCEEDED, success=True, at=T0, code=200)
                     for r in claimed
                 ]
             )
             await conn.fetchval(
-                postgres_module._Q["record_outcomes"],
-                "worker-1",
-                rows,
-                T0 + 10,
-                [r["id"] for r in claimed],
-                [ep.id],
+                *statement(
+                    "record_outcomes_in_one_round_trip",
+                    worker_id="worker-1",
+                    outcomes=outcomes,
+                    now=T0 + 10,
+                    ids=[r["id"] for r in claimed],
+                    endpoint_ids=[ep.id],
+                )
             )
             await asyncio.sleep(0.05)  # the log messages arrive asynchronously
             conn.remove_log_listener(listener)
@@ -596,7 +647,7 @@ async def test_a_claim_from_the_floor_does_not_read_what_was_already_sent(pg_url
     claim from the worker's floor only the live part. 13,000 deliveries are drained the way a
     worker drains them (claim, outcome), then the claim statement itself is run (and rolled
     back) from the start and from a floor one second below the earliest pending due time."""
-    store = PostgresStore(pg_url, max_connections=2)
+    store = pg_store(pg_url, max_connections=2)[0]
     await store.connect()
     try:
         org = await make_org(store)
@@ -628,15 +679,21 @@ async def test_a_claim_from_the_floor_does_not_read_what_was_already_sent(pg_url
         await store.close()
     conn = await asyncpg.connect(pg_url)
     try:
-        statement = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + postgres_module._Q["claim_due"]
         buffers = {}
         for label, due_from in [("start", float("-inf")), ("floor", T0 + 13 - 1.0)]:
             tx = conn.transaction()
             await tx.start()
             try:
-                [plan] = orjson.loads(
-                    await conn.fetchval(statement, "w2", T0 + 100, T0 + 160, 200, due_from)
+                claim, *args = statement(
+                    "claim_due",
+                    worker_id="w2",
+                    now=T0 + 100,
+                    lease_until=T0 + 160,
+                    limit=200,
+                    due_from=due_from,
                 )
+                explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + claim
+                [plan] = orjson.loads(await conn.fetchval(explain, *args))
             finally:
                 await tx.rollback()
             buffers[label] = _index_scan_buffers(plan["Plan"], "deliveries_due")

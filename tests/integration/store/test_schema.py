@@ -1,4 +1,5 @@
-"""The two migration sets declare the same tables and columns, and the loaders reject bad
+"""The two migration sets declare the same tables and columns and add up to the schema files
+beside them, from a new database or one made at any earlier version; the loaders reject bad
 files; cursors are opaque and checked."""
 
 from __future__ import annotations
@@ -9,7 +10,11 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from tidings.store._common import decode_cursor, encode_cursor, load_migrations, parse_queries
+from tidings.store.base import Store
+from tidings.store.connect import open_store
+from tidings.store.rows import decode_cursor, encode_cursor
+from tidings.store.schema import schema_path, schema_text
+from tidings.store.sql import load_migrations, parse_queries
 from tidings.store.sqlite import sqlite_path
 
 
@@ -48,9 +53,6 @@ async def test_both_backends_have_the_same_tables_and_columns(
 ) -> None:
     sqlite_cols = _sqlite_columns(fresh_database_url_factory("sqlite"))
     pg_cols = await _postgres_columns(fresh_database_url_factory("postgres"))
-    # PostgreSQL only: what lets a process keep endpoints in memory (migration 0003); SQLite's
-    # store reads them in-process on every publish.
-    pg_cols["organizations"].remove("endpoints_version")
     assert sqlite_cols == pg_cols
     assert {
         "organizations",
@@ -67,10 +69,15 @@ async def test_both_backends_have_the_same_tables_and_columns(
     } == set(sqlite_cols)
 
 
-def test_migration_versions_match_between_dialects() -> None:
-    sqlite = [(m.version, m.name) for m in load_migrations("sqlite")]
-    assert sqlite == [(m.version, m.name) for m in load_migrations("postgres")]
-    assert sqlite[0] == (1, "init")
+def test_migration_versions_mean_one_change_in_both_dialects() -> None:
+    """One sequence of numbers: a version both dialects have is the same change (same name);
+    a dialect with nothing to do for a version has no file of that number."""
+    sqlite = {m.version: m.name for m in load_migrations("sqlite")}
+    postgres = {m.version: m.name for m in load_migrations("postgres")}
+    assert sqlite[1] == postgres[1] == "init"
+    assert {v: sqlite[v] for v in sqlite.keys() & postgres.keys()} == {
+        v: postgres[v] for v in sqlite.keys() & postgres.keys()
+    }
 
 
 def test_query_file_parser() -> None:
@@ -97,3 +104,46 @@ def test_malformed_cursor(bad: str) -> None:
 
 def test_no_cursor() -> None:
     assert decode_cursor(None) is None
+
+
+async def test_the_migrations_make_the_schema_file(store: Store) -> None:
+    """migrations/<dialect>/schema.sql is what the migrations add up to (scripts/schema writes
+    it); a migration added without writing it again fails here."""
+    assert await schema_text(store) == schema_path(store.dialect).read_text(encoding="utf-8")
+
+
+async def _made_at(url: str, version: int, recorded: list[int]) -> None:
+    """A database as tidings made it when `version` was its newest migration: the migrations
+    up to it applied, and `recorded` the versions it wrote down (SQLite's 2 to 6 were empty
+    files, recorded all the same, until they were removed)."""
+    store = open_store(url)
+    await store.connect()
+    try:
+        async with store._db.transaction() as tx:
+            await tx.execute("create_migrations_table")
+            for m in load_migrations(store.dialect):
+                if m.version <= version:
+                    await tx.run_script(m.sql)
+            for v in recorded:
+                await tx.execute("record_migration", version=v, name=f"v{v}")
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("version", [1, 3, 6, 7])
+async def test_a_database_made_at_an_earlier_version_migrates_to_the_schema_file(
+    backend: str, version: int, fresh_database_url_factory: Callable[..., str]
+) -> None:
+    url = fresh_database_url_factory(backend, migrated=False)
+    await _made_at(url, version, list(range(1, version + 1)))
+    store = open_store(url)
+    await store.connect()
+    try:
+        later = [m.version for m in load_migrations(backend) if m.version > version]
+        before = await store.migration_status()
+        assert before.current == version and before.pending == tuple(later)
+        assert await store.migrate() == later
+        assert (await store.migration_status()).up_to_date
+        assert await schema_text(store) == schema_path(backend).read_text(encoding="utf-8")
+    finally:
+        await store.close()

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tidings.store._common import load_migrations
 from tidings.store.base import StoreError
 from tidings.store.connect import open_store
-from tidings.store.sqlite import SqliteStore, sqlite_path
+from tidings.store.sql import load_migrations
+from tidings.store.sqlite import sqlite_path
 
 from .helpers import make_org
 
@@ -31,7 +31,7 @@ async def test_connect_creates_the_directory_and_data_persists(tmp_path: Path) -
     org = await make_org(store)
     await store.close()
     assert path.exists()
-    again = SqliteStore(f"sqlite:///{path}")
+    again = open_store(f"sqlite:///{path}")
     await again.connect()
     try:
         assert (await again.migration_status()).up_to_date

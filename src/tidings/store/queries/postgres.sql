@@ -1,6 +1,9 @@
--- Every runtime query of the PostgreSQL store, as named blocks. Parameters are $n; batches are
--- passed as one JSON document (json_to_recordset) or as arrays, so a batch costs one round trip
--- whatever its size.
+-- Every statement of the store on PostgreSQL, as named blocks: the same names as sqlite.sql
+-- (a test checks), plus the fast paths (sql.FAST_PATHS). Parameters are :name (numbered $n when
+-- loaded); a list parameter is an array, a JSON document text (`::json`), so a batch is one
+-- round trip whatever its size.
+
+-- ---- migrations ---------------------------------------------------------------------------
 
 -- name: create_migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -9,116 +12,181 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at  DOUBLE PRECISION NOT NULL
 )
 
+-- name: migrations_table_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL AS present
+
 -- name: applied_migrations
 SELECT version FROM schema_migrations ORDER BY version
 
 -- name: record_migration
 INSERT INTO schema_migrations (version, name, applied_at)
-VALUES ($1, $2, extract(epoch FROM clock_timestamp()))
+VALUES (:version, :name, extract(epoch FROM clock_timestamp()))
 
 -- name: migration_lock
+-- A session lock: concurrent `migrate` calls (several processes starting) queue here.
 SELECT pg_advisory_lock(7301868437105066801)
 
 -- name: migration_unlock
 SELECT pg_advisory_unlock(7301868437105066801)
 
--- name: notify_wakeup
-SELECT pg_notify('tidings_wakeup', '')
+-- name: schema_objects
+-- Today's schema as SQL, one object a row: each table (in the order the migrations made them)
+-- with its indexes and triggers, then the functions. scripts/schema writes it to
+-- schema/postgres.sql; a test checks that the migrations still produce that file.
+SELECT sql FROM (
+    SELECT c.oid AS tbl, 1 AS part,
+           'CREATE TABLE ' || c.relname || E' (\n' || (
+               SELECT string_agg(line, E',\n' ORDER BY n) FROM (
+                   SELECT a.attnum AS n,
+                          '    ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                          || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+                          || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+                          AS line
+                   FROM pg_attribute AS a
+                   LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                   UNION ALL
+                   SELECT 1000 + row_number() OVER (ORDER BY k.conname),
+                          '    CONSTRAINT ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+                   FROM pg_constraint AS k WHERE k.conrelid = c.oid
+               ) AS lines
+           ) || E'\n)' AS sql
+    FROM pg_class AS c
+    WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace
+    UNION ALL
+    SELECT i.indrelid, 2, pg_get_indexdef(i.indexrelid)
+    FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+    WHERE c.relnamespace = 'public'::regnamespace
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint AS k WHERE k.conindid = i.indexrelid)
+    UNION ALL
+    SELECT t.tgrelid, 3, pg_get_triggerdef(t.oid)
+    FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
+    WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace
+    UNION ALL
+    SELECT 4294967295::oid, 4, rtrim(pg_get_functiondef(p.oid), E'\n')
+    FROM pg_proc AS p WHERE p.pronamespace = 'public'::regnamespace
+) AS objects
+ORDER BY tbl, part, sql
 
 -- name: ping
 SELECT 1
 
+-- ---- organizations, keys, partners ------------------------------------------------------------
+
 -- name: insert_organization
-INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)
+INSERT INTO organizations (id, name, created_at) VALUES (:id, :name, :created_at)
 
 -- name: get_organization
-SELECT * FROM organizations WHERE id = $1
+SELECT * FROM organizations WHERE id = :id
 
 -- name: insert_api_key
 INSERT INTO api_keys (id, key_hash, kind, organization_id, created_at)
-VALUES ($1, $2, $3, $4, $5)
+VALUES (:id, :key_hash, :kind, :organization_id, :created_at)
 
 -- name: ensure_platform_key
 INSERT INTO api_keys (id, key_hash, kind, organization_id, created_at)
-VALUES ($1, $2, $3, $4, $5)
+VALUES (:id, :key_hash, :kind, :organization_id, :created_at)
 ON CONFLICT (key_hash) DO NOTHING
 
 -- name: find_api_key
-SELECT * FROM api_keys WHERE key_hash = $1
+SELECT * FROM api_keys WHERE key_hash = :key_hash
 
 -- name: insert_partner
-INSERT INTO partners (organization_id, partner_uuid, name, created_at) VALUES ($1, $2, $3, $4)
+INSERT INTO partners (organization_id, partner_uuid, name, created_at)
+VALUES (:organization_id, :partner_uuid, :name, :created_at)
 
 -- name: list_partners
-SELECT * FROM partners WHERE organization_id = $1 ORDER BY created_at, partner_uuid
+SELECT * FROM partners WHERE organization_id = :organization_id ORDER BY created_at, partner_uuid
+
+-- ---- endpoints --------------------------------------------------------------------------------
 
 -- name: insert_endpoint
 INSERT INTO endpoints (
     id, organization_id, url, event_types, format, secrets, status, partner_ids,
     accepted_schema_versions, sources, description, headers, rate_limit_per_second, pause_reason,
     failure_streak, failing_since, last_success_at, created_at, updated_at, deleted_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-          $20)
+) VALUES (
+    :id, :organization_id, :url, :event_types, :format, :secrets, :status, :partner_ids,
+    :accepted_schema_versions, :sources, :description, :headers, :rate_limit_per_second,
+    :pause_reason, :failure_streak, :failing_since, :last_success_at, :created_at, :updated_at,
+    :deleted_at
+)
 
 -- name: get_endpoint
 SELECT * FROM endpoints
-WHERE organization_id = $1 AND id = $2 AND ($3::boolean OR deleted_at IS NULL)
+WHERE organization_id = :organization_id AND id = :id
+  AND (:include_deleted::boolean OR deleted_at IS NULL)
 
 -- name: list_endpoints
 SELECT * FROM endpoints
-WHERE organization_id = $1 AND deleted_at IS NULL AND ($2::bigint IS NULL OR seq > $2)
+WHERE organization_id = :organization_id AND deleted_at IS NULL
+  AND (:after_seq::bigint IS NULL OR seq > :after_seq)
 ORDER BY seq
-LIMIT $3
+LIMIT :limit
 
 -- name: list_subscribed_endpoints
--- With the organization's endpoints_version (migration 0003), read in one snapshot; one row with
--- null endpoint columns when it has none, none when there is no such organization.
+-- With the organization's endpoints_version, read in one snapshot; one row with null endpoint
+-- columns when it has none, none when there is no such organization.
 SELECT o.endpoints_version AS subscribers_version, e.*
 FROM organizations o
 LEFT JOIN endpoints e
   ON e.organization_id = o.id AND e.deleted_at IS NULL AND e.status IN ('active', 'paused')
-WHERE o.id = $1
+WHERE o.id = :organization_id
 ORDER BY e.seq
+
+-- name: endpoints_versions
+SELECT id, endpoints_version FROM organizations WHERE id = ANY(:ids::text[])
+
+-- name: endpoints_by_ids
+SELECT * FROM endpoints WHERE id = ANY(:ids::text[])
 
 -- name: update_endpoint
 UPDATE endpoints SET
-    url = $3, event_types = $4, format = $5, partner_ids = $6, accepted_schema_versions = $7,
-    sources = $8, description = $9, headers = $10, rate_limit_per_second = $11, secrets = $12,
-    updated_at = $13
-WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL
+    url = :url, event_types = :event_types, format = :format, partner_ids = :partner_ids,
+    accepted_schema_versions = :accepted_schema_versions, sources = :sources,
+    description = :description, headers = :headers,
+    rate_limit_per_second = :rate_limit_per_second, secrets = :secrets, updated_at = :updated_at
+WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 
 -- name: set_endpoint_secrets
-UPDATE endpoints SET secrets = $3, updated_at = $4
-WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL
+UPDATE endpoints SET secrets = :secrets, updated_at = :now
+WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 
 -- name: delete_endpoint
-UPDATE endpoints SET deleted_at = $3, updated_at = $3
-WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL
+UPDATE endpoints SET deleted_at = :now, updated_at = :now
+WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 
 -- name: fail_endpoint_deliveries
 UPDATE deliveries SET
     status = 'failed', last_error = 'endpoint deleted', next_attempt_at = NULL,
-    lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-WHERE endpoint_id = $1 AND status IN ('pending', 'held')
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'held')
 
 -- name: pause_endpoint
-UPDATE endpoints SET status = 'paused', pause_reason = $3, updated_at = $4
-WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL AND status = 'active'
+UPDATE endpoints SET status = 'paused', pause_reason = :reason, updated_at = :now
+WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
+  AND status = 'active'
 
 -- name: hold_endpoint_deliveries
 UPDATE deliveries SET status = 'held', lease_owner = NULL, lease_expires_at = NULL,
-    updated_at = $2
-WHERE endpoint_id = $1 AND status = 'pending'
-  AND (lease_expires_at IS NULL OR lease_expires_at < $2)
+    updated_at = :now
+WHERE endpoint_id = :endpoint_id AND status = 'pending'
+  AND (lease_expires_at IS NULL OR lease_expires_at < :now)
 
 -- name: resume_endpoint
 UPDATE endpoints SET status = 'active', pause_reason = NULL, failure_streak = 0,
-    failing_since = NULL, updated_at = $3
-WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL
+    failing_since = NULL, updated_at = :now
+WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 
 -- name: release_held_deliveries
-UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2
-WHERE endpoint_id = $1 AND status = 'held'
+UPDATE deliveries SET status = 'pending', next_attempt_at = :now, updated_at = :now
+WHERE endpoint_id = :endpoint_id AND status = 'held'
+
+-- name: lock_endpoints
+-- Before their deliveries, in id order, as pause, resume and delete lock them: no deadlock.
+SELECT 1 FROM endpoints WHERE id = ANY(:endpoint_ids::text[]) ORDER BY id FOR NO KEY UPDATE
+
+-- ---- events -------------------------------------------------------------------------------------
 
 -- name: insert_events
 INSERT INTO events (
@@ -127,7 +195,7 @@ INSERT INTO events (
 )
 SELECT t.id, t.organization_id, t.type, t.schema_version, t.source, t.partner_uuid, t.subject,
        t.attributes, coalesce(t.data, 'null'::jsonb), t.idempotency_key, t.created_at
-FROM ROWS FROM (jsonb_to_recordset($1::text::jsonb)
+FROM ROWS FROM (jsonb_to_recordset(:rows::text::jsonb)
                 AS (id text, organization_id text, type text, schema_version integer,
                     source text, partner_uuid text, subject text, attributes jsonb, data jsonb,
                     idempotency_key text, created_at double precision))
@@ -139,45 +207,49 @@ ON CONFLICT DO NOTHING
 RETURNING organization_id, id, seq
 
 -- name: get_event
-SELECT * FROM events WHERE organization_id = $1 AND id = $2
+SELECT * FROM events WHERE organization_id = :organization_id AND id = :id
 
 -- name: get_event_by_idempotency_key
-SELECT * FROM events WHERE organization_id = $1 AND idempotency_key = $2
+SELECT * FROM events WHERE organization_id = :organization_id AND idempotency_key = :idempotency_key
 
 -- name: events_by_keys
 SELECT * FROM events
-WHERE (organization_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+WHERE (organization_id, id) IN (SELECT * FROM unnest(:organization_ids::text[], :event_ids::text[]))
 
 -- name: list_events
 SELECT * FROM events
-WHERE organization_id = $1
-  AND ($2::bigint IS NULL OR seq > $2)
-  AND ($3::boolean OR type = ANY($4::text[])
-       OR EXISTS (SELECT 1 FROM unnest($5::text[]) AS p WHERE starts_with(events.type, p)))
+WHERE organization_id = :organization_id
+  AND (:after_seq::bigint IS NULL OR seq > :after_seq)
+  AND (:no_types::boolean OR type = ANY(:exact::text[])
+       OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p WHERE starts_with(events.type, p)))
 ORDER BY seq
-LIMIT $6
+LIMIT :limit
 
 -- name: events_page_fingerprint
 SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq FROM (
     SELECT seq FROM events
-    WHERE organization_id = $1
-      AND ($2::bigint IS NULL OR seq > $2)
-      AND ($3::boolean OR type = ANY($4::text[])
-           OR EXISTS (SELECT 1 FROM unnest($5::text[]) AS p WHERE starts_with(events.type, p)))
+    WHERE organization_id = :organization_id
+      AND (:after_seq::bigint IS NULL OR seq > :after_seq)
+      AND (:no_types::boolean OR type = ANY(:exact::text[])
+           OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p
+                      WHERE starts_with(events.type, p)))
     ORDER BY seq
-    LIMIT $6
+    LIMIT :limit
 ) AS page
 
 -- name: events_without_delivery
 SELECT * FROM events AS e
-WHERE e.organization_id = $1
-  AND e.created_at >= $3
-  AND ($4::double precision IS NULL OR e.created_at < $4)
-  AND ($5::boolean OR e.type = ANY($6::text[])
-       OR EXISTS (SELECT 1 FROM unnest($7::text[]) AS p WHERE starts_with(e.type, p)))
-  AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.endpoint_id = $2 AND d.event_id = e.id)
+WHERE e.organization_id = :organization_id
+  AND e.created_at >= :since
+  AND (:until::double precision IS NULL OR e.created_at < :until)
+  AND (:no_types::boolean OR e.type = ANY(:exact::text[])
+       OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p WHERE starts_with(e.type, p)))
+  AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                  WHERE d.endpoint_id = :endpoint_id AND d.event_id = e.id)
 ORDER BY e.seq
-LIMIT $8
+LIMIT :limit
+
+-- ---- deliveries ---------------------------------------------------------------------------------
 
 -- name: insert_deliveries
 INSERT INTO deliveries (
@@ -186,85 +258,85 @@ INSERT INTO deliveries (
 )
 SELECT t.id, t.organization_id, t.event_id, t.endpoint_id, t.status, t.skip_reason,
        t.schema_version, CASE WHEN t.status = 'pending' THEN t.now END, t.is_meta, t.now, t.now
-FROM json_to_recordset($1::json)
+FROM json_to_recordset(:rows::json)
      AS t(id text, organization_id text, event_id text, endpoint_id text, status text,
           skip_reason text, schema_version integer, is_meta boolean, now double precision)
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
 
 -- name: get_delivery
-SELECT * FROM deliveries WHERE organization_id = $1 AND id = $2
+SELECT * FROM deliveries WHERE organization_id = :organization_id AND id = :id
 
 -- Delivery history, newest first. Three variants so each filter gets its own index (a
--- generic plan of `$n IS NULL OR col = $n` cannot pick one).
+-- generic plan of `:x IS NULL OR col = :x` cannot pick one).
 -- name: list_deliveries
 SELECT * FROM deliveries
-WHERE organization_id = $1
-  AND ($2::bigint IS NULL OR seq < $2)
-  AND ($3::text IS NULL OR endpoint_id = $3)
-  AND ($4::text IS NULL OR event_id = $4)
-  AND ($5::text IS NULL OR status = $5)
-  AND ($6::double precision IS NULL OR created_at >= $6)
-  AND ($7::double precision IS NULL OR created_at < $7)
+WHERE organization_id = :organization_id
+  AND (:before_seq::bigint IS NULL OR seq < :before_seq)
+  AND (:endpoint_id::text IS NULL OR endpoint_id = :endpoint_id)
+  AND (:event_id::text IS NULL OR event_id = :event_id)
+  AND (:status::text IS NULL OR status = :status)
+  AND (:created_after::double precision IS NULL OR created_at >= :created_after)
+  AND (:created_before::double precision IS NULL OR created_at < :created_before)
 ORDER BY seq DESC
-LIMIT $8
+LIMIT :limit
 
 -- name: list_deliveries_for_endpoint
 SELECT * FROM deliveries
-WHERE endpoint_id = $3 AND organization_id = $1
-  AND ($2::bigint IS NULL OR seq < $2)
-  AND ($3::text IS NULL OR endpoint_id = $3)
-  AND ($4::text IS NULL OR event_id = $4)
-  AND ($5::text IS NULL OR status = $5)
-  AND ($6::double precision IS NULL OR created_at >= $6)
-  AND ($7::double precision IS NULL OR created_at < $7)
+WHERE endpoint_id = :endpoint_id AND organization_id = :organization_id
+  AND (:before_seq::bigint IS NULL OR seq < :before_seq)
+  AND (:event_id::text IS NULL OR event_id = :event_id)
+  AND (:status::text IS NULL OR status = :status)
+  AND (:created_after::double precision IS NULL OR created_at >= :created_after)
+  AND (:created_before::double precision IS NULL OR created_at < :created_before)
 ORDER BY seq DESC
-LIMIT $8
+LIMIT :limit
 
 -- name: list_deliveries_for_event
 SELECT * FROM deliveries
-WHERE event_id = $4 AND organization_id = $1
-  AND ($2::bigint IS NULL OR seq < $2)
-  AND ($3::text IS NULL OR endpoint_id = $3)
-  AND ($4::text IS NULL OR event_id = $4)
-  AND ($5::text IS NULL OR status = $5)
-  AND ($6::double precision IS NULL OR created_at >= $6)
-  AND ($7::double precision IS NULL OR created_at < $7)
+WHERE event_id = :event_id AND organization_id = :organization_id
+  AND (:before_seq::bigint IS NULL OR seq < :before_seq)
+  AND (:endpoint_id::text IS NULL OR endpoint_id = :endpoint_id)
+  AND (:status::text IS NULL OR status = :status)
+  AND (:created_after::double precision IS NULL OR created_at >= :created_after)
+  AND (:created_before::double precision IS NULL OR created_at < :created_before)
 ORDER BY seq DESC
-LIMIT $8
+LIMIT :limit
 
 -- name: list_attempts
-SELECT * FROM attempts WHERE delivery_id = $2 AND organization_id = $1 ORDER BY seq
+SELECT * FROM attempts
+WHERE delivery_id = :delivery_id AND organization_id = :organization_id
+ORDER BY seq
 
 -- name: replay_delivery
 UPDATE deliveries AS d SET
-    series = d.series + 1, attempt_count = 0, next_attempt_at = $3,
+    series = d.series + 1, attempt_count = 0, next_attempt_at = :now,
     status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
-    lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM endpoints AS ep
-WHERE d.organization_id = $1 AND d.id = $2 AND d.status <> 'skipped'
+WHERE d.organization_id = :organization_id AND d.id = :id AND d.status <> 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 RETURNING d.*
 
 -- name: replay_endpoint_deliveries
 UPDATE deliveries AS d SET
-    series = d.series + 1, attempt_count = 0, next_attempt_at = $6,
+    series = d.series + 1, attempt_count = 0, next_attempt_at = :now,
     status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
-    lease_owner = NULL, lease_expires_at = NULL, updated_at = $6
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM endpoints AS ep
-WHERE d.organization_id = $1 AND d.endpoint_id = $2
-  AND d.created_at >= $3 AND ($4::double precision IS NULL OR d.created_at < $4)
-  AND d.status = ANY($5::text[]) AND d.status <> 'skipped'
+WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id
+  AND d.created_at >= :since AND (:until::double precision IS NULL OR d.created_at < :until)
+  AND d.status = ANY(:statuses::text[]) AND d.status <> 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
--- name: revive_skipped_delivery
--- Every (id, schema_version) of the batch in one statement ($3: JSON list).
+-- name: revive_skipped_deliveries
 UPDATE deliveries AS d SET
-    series = d.series + 1, attempt_count = 0, next_attempt_at = $4, skip_reason = NULL,
+    series = d.series + 1, attempt_count = 0, next_attempt_at = :now, skip_reason = NULL,
     schema_version = r.schema_version,
     status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
-    lease_owner = NULL, lease_expires_at = NULL, updated_at = $4
-FROM json_to_recordset($3::json) AS r(id text, schema_version integer), endpoints AS ep
-WHERE d.organization_id = $1 AND d.endpoint_id = $2 AND d.id = r.id AND d.status = 'skipped'
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+FROM json_to_recordset(:rows::json) AS r(id text, schema_version integer), endpoints AS ep
+WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id AND d.id = r.id
+  AND d.status = 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
 -- name: claim_due
@@ -272,17 +344,17 @@ WHERE d.organization_id = $1 AND d.endpoint_id = $2 AND d.id = r.id AND d.status
 -- update side from the table's statistics and, on a table of some ten thousand rows, chose a
 -- hash join over a sequential scan of every delivery (dead versions included) on each claim.
 -- The array makes it a primary-key lookup per claimed row whatever the table's size.
--- `next_attempt_at >= $5` (the claimer's floor, -Infinity for a scan from the start): the due
--- index keeps an entry for every delivery already sent until VACUUM, all of them at its start,
--- so a scan from the start reads more index pages with each delivery drained (some 120 pages
--- after 28,000, and growing); from the floor it reads the live part only.
-UPDATE deliveries SET lease_owner = $1, lease_expires_at = $3
+-- `next_attempt_at >= :due_from` (the claimer's floor, -Infinity for a scan from the start):
+-- the due index keeps an entry for every delivery already sent until VACUUM, all of them at its
+-- start, so a scan from the start reads more index pages with each delivery drained (some 120
+-- pages after 28,000, and growing); from the floor it reads the live part only.
+UPDATE deliveries SET lease_owner = :worker_id, lease_expires_at = :lease_until
 WHERE seq = ANY(ARRAY(
     SELECT seq FROM deliveries
-    WHERE status = 'pending' AND next_attempt_at <= $2 AND next_attempt_at >= $5
-      AND (lease_expires_at IS NULL OR lease_expires_at < $2)
+    WHERE status = 'pending' AND next_attempt_at <= :now AND next_attempt_at >= :due_from
+      AND (lease_expires_at IS NULL OR lease_expires_at < :now)
     ORDER BY next_attempt_at
-    LIMIT $4
+    LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ))
 RETURNING *
@@ -292,25 +364,85 @@ UPDATE deliveries AS d SET
     status = CASE WHEN ep.deleted_at IS NOT NULL THEN 'failed' ELSE 'held' END,
     last_error = CASE WHEN ep.deleted_at IS NOT NULL THEN 'endpoint deleted' ELSE d.last_error END,
     next_attempt_at = CASE WHEN ep.deleted_at IS NOT NULL THEN NULL ELSE d.next_attempt_at END,
-    lease_owner = NULL, lease_expires_at = NULL, updated_at = $3
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM endpoints AS ep
-WHERE d.id = ANY($1::text[]) AND d.lease_owner = $2 AND ep.id = d.endpoint_id
+WHERE d.id = ANY(:ids::text[]) AND d.lease_owner = :worker_id AND ep.id = d.endpoint_id
 
--- name: endpoints_by_ids
-SELECT * FROM endpoints WHERE id = ANY($1::text[])
+-- name: record_delivery_outcomes
+-- Each delivery whose lease the worker still holds takes its outcome (a retry is held when the
+-- endpoint was paused meanwhile). `d.id = ANY(:ids)` repeats the join condition so the update
+-- looks deliveries up by id: with only the join and `lease_owner = :worker_id` (which statistics
+-- taken while nothing was leased rate at one row) the planner scanned every delivery.
+UPDATE deliveries AS d SET
+    status = CASE WHEN o.status = 'pending' AND ep.status = 'paused' THEN 'held'
+                  ELSE o.status END,
+    attempt_count = d.attempt_count + 1, next_attempt_at = o.next_attempt_at,
+    last_attempt_at = o.started_at, last_status_code = o.last_status_code,
+    last_error = o.last_error, lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+FROM json_to_recordset(:outcomes::json)
+     AS o(id text, status text, next_attempt_at double precision, started_at double precision,
+          last_status_code integer, last_error text),
+     endpoints AS ep
+WHERE d.id = ANY(:ids::text[]) AND d.id = o.id AND d.lease_owner = :worker_id
+  AND ep.id = d.endpoint_id
+RETURNING d.id, d.organization_id, d.endpoint_id, d.series
 
--- name: record_outcomes
-SELECT tidings_record_outcomes($1, $2::json, $3, $4::text[], $5::text[])
+-- name: insert_attempts
+-- The attempts of the outcomes written, in attempt order.
+INSERT INTO attempts (
+    delivery_id, organization_id, number, series, started_at, duration_ms, status_code, error,
+    response_excerpt
+)
+SELECT t.delivery_id, t.organization_id, t.number, t.series, t.started_at, t.duration_ms,
+       t.status_code, t.error, t.response_excerpt
+FROM ROWS FROM (json_to_recordset(:rows::json)
+                AS (delivery_id text, organization_id text, number integer, series integer,
+                    started_at double precision, duration_ms double precision,
+                    status_code integer, error text, response_excerpt text))
+     WITH ORDINALITY
+     AS t(delivery_id, organization_id, number, series, started_at, duration_ms, status_code,
+          error, response_excerpt, n)
+ORDER BY t.n
+
+-- name: record_endpoint_health
+-- The failing streak. Per endpoint, with the results of the outcomes written in attempt order:
+-- a success resets the streak and the failures after the last success add to it;
+-- failing_since is when the current streak began.
+WITH written AS (
+    SELECT w.endpoint_id, w.success, w.n
+    FROM ROWS FROM (json_to_recordset(:rows::json) AS (endpoint_id text, success boolean))
+         WITH ORDINALITY AS w(endpoint_id, success, n)
+), streaks AS (
+    SELECT s.endpoint_id AS id, bool_or(s.success) AS reset,
+           count(*) FILTER (WHERE NOT s.success AND s.n > s.last_success)::integer AS failures
+    FROM (SELECT w.endpoint_id, w.success, w.n,
+                 coalesce(max(w.n) FILTER (WHERE w.success)
+                              OVER (PARTITION BY w.endpoint_id), 0) AS last_success
+          FROM written AS w) AS s
+    GROUP BY s.endpoint_id
+)
+UPDATE endpoints AS e SET
+    failure_streak = CASE WHEN c.reset THEN c.failures ELSE e.failure_streak + c.failures END,
+    failing_since = CASE
+        WHEN c.failures = 0 AND c.reset THEN NULL
+        WHEN c.failures = 0 THEN e.failing_since
+        WHEN c.reset THEN :now
+        ELSE coalesce(e.failing_since, :now) END,
+    last_success_at = CASE WHEN c.reset THEN :now ELSE e.last_success_at END
+FROM streaks AS c
+WHERE e.id = c.id
+RETURNING e.id, e.organization_id, e.status, e.failure_streak, e.failing_since,
+          e.last_success_at
 
 -- name: release
--- $3: {delivery id: due time}
+-- :due is {delivery id: due time}
 UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL,
-    next_attempt_at = ($3::text::jsonb ->> id)::double precision
-WHERE id = ANY($1::text[]) AND lease_owner = $2 AND status = 'pending'
+    next_attempt_at = (:due::text::jsonb ->> id)::double precision
+WHERE id = ANY(:ids::text[]) AND lease_owner = :worker_id AND status = 'pending'
 
 -- name: backlog_stats
 SELECT count(*) AS due, min(next_attempt_at) AS oldest_due_at FROM deliveries
-WHERE status = 'pending' AND next_attempt_at <= $1
+WHERE status = 'pending' AND next_attempt_at <= :now
 
 -- name: count_deliveries_by_status
 SELECT status, count(*) AS n FROM deliveries GROUP BY status
@@ -322,44 +454,46 @@ SELECT status, count(*) AS n FROM endpoints WHERE deleted_at IS NULL GROUP BY st
 SELECT organization_id, id, failure_streak FROM endpoints
 WHERE failure_streak > 0 AND deleted_at IS NULL
 ORDER BY failure_streak DESC, seq
-LIMIT $1
+LIMIT :limit
 
 -- name: purge_select_deliveries
 SELECT seq, id FROM deliveries
-WHERE status IN ('succeeded', 'failed', 'skipped') AND created_at < $1
+WHERE status IN ('succeeded', 'failed', 'skipped') AND created_at < :cutoff
 ORDER BY created_at
-LIMIT $2
+LIMIT :limit
 
 -- name: purge_attempts
-DELETE FROM attempts WHERE delivery_id = ANY($1::text[])
+DELETE FROM attempts WHERE delivery_id = ANY(:ids::text[])
 
 -- name: purge_deliveries
 DELETE FROM deliveries
-WHERE seq = ANY($1::bigint[]) AND status IN ('succeeded', 'failed', 'skipped')
+WHERE seq = ANY(:seqs::bigint[]) AND status IN ('succeeded', 'failed', 'skipped')
 
 -- name: purge_events
 DELETE FROM events WHERE seq IN (
     SELECT e.seq FROM events AS e
-    WHERE e.created_at < $1
+    WHERE e.created_at < :cutoff
       AND NOT EXISTS (SELECT 1 FROM deliveries AS d
                       WHERE d.organization_id = e.organization_id AND d.event_id = e.id
                         AND d.status IN ('pending', 'held'))
     ORDER BY e.created_at
-    LIMIT $2
+    LIMIT :limit
 )
 
+-- ---- projections --------------------------------------------------------------------------------
+
 -- name: lock_projections
--- One advisory lock per projection key of a publish batch, taken in key order (the caller
--- sorts), so concurrent publishers never deadlock.
+-- One advisory lock per projection key of a publish, taken in key order, so concurrent
+-- publishers never deadlock (tidings_publish takes the same locks).
 SELECT pg_advisory_xact_lock(hashtextextended(t.organization_id || '/' || t.kind || '/' || t.key, 0))
 FROM (
-    SELECT * FROM json_to_recordset($1::json) AS r(organization_id text, kind text, key text)
+    SELECT * FROM json_to_recordset(:keys::json) AS r(organization_id text, kind text, key text)
     ORDER BY organization_id, kind, key
 ) AS t
 
 -- name: get_projections
 -- Through a function that plans with enable_seqscan off (migration 0002 says why).
-SELECT * FROM tidings_projections($1::json)
+SELECT * FROM tidings_projections(:keys::json)
 
 -- name: upsert_projections
 INSERT INTO projections (
@@ -367,7 +501,7 @@ INSERT INTO projections (
 )
 SELECT t.organization_id, t.kind, t.key, t.state, t.version, t.updated_at,
        t.source_created_at, t.last_event_id
-FROM json_to_recordset($1::json)
+FROM json_to_recordset(:rows::json)
      AS t(organization_id text, kind text, key text, state jsonb, version integer,
           updated_at double precision, source_created_at double precision, last_event_id text)
 ON CONFLICT (organization_id, kind, key) DO UPDATE SET
@@ -376,42 +510,55 @@ ON CONFLICT (organization_id, kind, key) DO UPDATE SET
     last_event_id = excluded.last_event_id
 
 -- name: get_projection
-SELECT * FROM projections WHERE organization_id = $1 AND kind = $2 AND key = $3
+SELECT * FROM projections WHERE organization_id = :organization_id AND kind = :kind AND key = :key
 
--- name: publish
--- New events, their deliveries and compare-and-set projection changes in one statement, after
--- checking the endpoint and projection versions they were computed from (migration 0003).
-SELECT tidings_publish($1::text::jsonb, $2::json, $3::json, $4::json)
-
--- name: endpoints_versions
-SELECT id, endpoints_version FROM organizations WHERE id = ANY($1::text[])
+-- ---- console sessions and portal links ------------------------------------------------------------
 
 -- name: insert_console_session
 INSERT INTO console_sessions (
     id, token_hash, key_id, kind, organization_id, read_only, created_at, expires_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+) VALUES (
+    :id, :token_hash, :key_id, :kind, :organization_id, :read_only, :created_at, :expires_at
+)
 
 -- name: find_console_session
-SELECT * FROM console_sessions WHERE token_hash = $1 AND expires_at > $2
+SELECT * FROM console_sessions WHERE token_hash = :token_hash AND expires_at > :now
 
 -- name: delete_console_session
-DELETE FROM console_sessions WHERE token_hash = $1
+DELETE FROM console_sessions WHERE token_hash = :token_hash
 
 -- name: insert_portal_link
 INSERT INTO portal_links (
     id, token_hash, organization_id, key_id, read_only, created_at, expires_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7)
+) VALUES (
+    :id, :token_hash, :organization_id, :key_id, :read_only, :created_at, :expires_at
+)
 
 -- name: use_portal_link
-UPDATE portal_links SET used_at = $2
-WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+UPDATE portal_links SET used_at = :now
+WHERE token_hash = :token_hash AND used_at IS NULL AND expires_at > :now
 RETURNING *
 
 -- name: find_portal_link
-SELECT * FROM portal_links WHERE token_hash = $1
+SELECT * FROM portal_links WHERE token_hash = :token_hash
 
 -- name: purge_console_sessions
-DELETE FROM console_sessions WHERE expires_at < $1
+DELETE FROM console_sessions WHERE expires_at < :cutoff
 
 -- name: purge_portal_links
-DELETE FROM portal_links WHERE expires_at < $1
+DELETE FROM portal_links WHERE expires_at < :cutoff
+
+-- ---- fast paths: one round trip for what the plain path does in several --------------------------
+
+-- name: publish_in_one_round_trip
+-- publish's plain path (endpoints_versions, insert_events, insert_deliveries, lock_projections,
+-- get_projections, upsert_projections) for new events, as one statement that checks the
+-- endpoint and projection versions the changes were computed from (migration 0003).
+SELECT tidings_publish(:events::text::jsonb, :deliveries::json, :projections::json,
+                       :endpoints::json) AS answer
+
+-- name: record_outcomes_in_one_round_trip
+-- record_outcomes' plain path (lock_endpoints, record_delivery_outcomes, insert_attempts,
+-- record_endpoint_health) as one statement (migration 0005).
+SELECT tidings_record_outcomes(:worker_id, :outcomes::json, :now, :ids::text[],
+                               :endpoint_ids::text[]) AS answer

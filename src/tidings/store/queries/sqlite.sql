@@ -1,6 +1,13 @@
--- Every runtime query of the SQLite store, as named blocks. Parameters are :named.
--- A unary `+` on a column (`+organization_id`) keeps SQLite's planner, which has no statistics,
--- from choosing that column's index over the more selective one.
+-- Every statement of the store on SQLite, as named blocks: the same names as postgres.sql (a
+-- test checks). Parameters are :name; a list parameter arrives as a JSON array and a batch as a
+-- JSON document, both read with json_each. `r.value -> '$.x'` keeps a nested value as JSON text
+-- (json_extract would unquote a string). A unary `+` on a column (`+organization_id`) keeps
+-- SQLite's planner, which has no statistics, from choosing that column's index over the more
+-- selective one.
+-- SQLite has one writer: a write transaction (BEGIN IMMEDIATE) holds the whole database, so
+-- the statements that take row or advisory locks on PostgreSQL have nothing to do here.
+
+-- ---- migrations ---------------------------------------------------------------------------
 
 -- name: create_migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -9,6 +16,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at  REAL NOT NULL
 )
 
+-- name: migrations_table_exists
+SELECT count(*) > 0 AS present FROM sqlite_master
+WHERE type = 'table' AND name = 'schema_migrations'
+
 -- name: applied_migrations
 SELECT version FROM schema_migrations ORDER BY version
 
@@ -16,8 +27,26 @@ SELECT version FROM schema_migrations ORDER BY version
 INSERT INTO schema_migrations (version, name, applied_at)
 VALUES (:version, :name, (julianday('now') - 2440587.5) * 86400.0)
 
+-- name: migration_lock
+-- Nothing to lock: each migration's write transaction is exclusive.
+SELECT 1
+
+-- name: migration_unlock
+SELECT 1
+
+-- name: schema_objects
+-- Today's schema as SQL, one object a row, each table with its indexes and triggers, in the
+-- order the migrations made them. scripts/schema writes it to schema/sqlite.sql; a test checks
+-- that the migrations still produce that file.
+SELECT s.sql FROM sqlite_master AS s
+JOIN sqlite_master AS t ON t.type = 'table' AND t.name = s.tbl_name
+WHERE s.sql IS NOT NULL AND s.name NOT LIKE 'sqlite_%'
+ORDER BY t.rowid, s.type <> 'table', s.rowid
+
 -- name: ping
 SELECT 1
+
+-- ---- organizations, keys, partners ------------------------------------------------------------
 
 -- name: insert_organization
 INSERT INTO organizations (id, name, created_at) VALUES (:id, :name, :created_at)
@@ -44,6 +73,8 @@ VALUES (:organization_id, :partner_uuid, :name, :created_at)
 -- name: list_partners
 SELECT * FROM partners WHERE organization_id = :organization_id ORDER BY created_at, partner_uuid
 
+-- ---- endpoints --------------------------------------------------------------------------------
+
 -- name: insert_endpoint
 INSERT INTO endpoints (
     id, organization_id, url, event_types, format, secrets, status, partner_ids,
@@ -69,10 +100,20 @@ ORDER BY seq
 LIMIT :limit
 
 -- name: list_subscribed_endpoints
-SELECT * FROM endpoints
-WHERE organization_id = :organization_id AND deleted_at IS NULL
-  AND status IN ('active', 'paused')
-ORDER BY seq
+-- With the organization's endpoints_version, read in one snapshot; one row with null endpoint
+-- columns when it has none, none when there is no such organization.
+SELECT o.endpoints_version AS subscribers_version, e.*
+FROM organizations AS o
+LEFT JOIN endpoints AS e
+  ON e.organization_id = o.id AND e.deleted_at IS NULL AND e.status IN ('active', 'paused')
+WHERE o.id = :organization_id
+ORDER BY e.seq
+
+-- name: endpoints_versions
+SELECT id, endpoints_version FROM organizations WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- name: endpoints_by_ids
+SELECT * FROM endpoints WHERE id IN (SELECT value FROM json_each(:ids))
 
 -- name: update_endpoint
 UPDATE endpoints SET
@@ -116,17 +157,21 @@ WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 UPDATE deliveries SET status = 'pending', next_attempt_at = :now, updated_at = :now
 WHERE endpoint_id = :endpoint_id AND status = 'held'
 
+-- name: lock_endpoints
+-- Nothing to lock (see the top of the file).
+SELECT 1
+
+-- ---- events -------------------------------------------------------------------------------------
+
 -- name: insert_events
 INSERT INTO events (
     id, organization_id, type, schema_version, source, partner_uuid, subject, attributes, data,
     idempotency_key, created_at
 )
-SELECT json_extract(r.value, '$.id'), json_extract(r.value, '$.organization_id'),
-       json_extract(r.value, '$.type'), json_extract(r.value, '$.schema_version'),
-       json_extract(r.value, '$.source'), json_extract(r.value, '$.partner_uuid'),
-       json_extract(r.value, '$.subject'), json_extract(r.value, '$.attributes'),
-       json_extract(r.value, '$.data'), json_extract(r.value, '$.idempotency_key'),
-       json_extract(r.value, '$.created_at')
+SELECT r.value ->> '$.id', r.value ->> '$.organization_id', r.value ->> '$.type',
+       r.value ->> '$.schema_version', r.value ->> '$.source', r.value ->> '$.partner_uuid',
+       r.value ->> '$.subject', r.value -> '$.attributes', r.value -> '$.data',
+       r.value ->> '$.idempotency_key', r.value ->> '$.created_at'
 FROM json_each(:rows) AS r
 WHERE true
 ORDER BY r.key
@@ -137,13 +182,13 @@ RETURNING organization_id, id, seq
 SELECT * FROM events WHERE organization_id = :organization_id AND id = :id
 
 -- name: get_event_by_idempotency_key
-SELECT * FROM events
-WHERE organization_id = :organization_id AND idempotency_key = :idempotency_key
+SELECT * FROM events WHERE organization_id = :organization_id AND idempotency_key = :idempotency_key
 
 -- name: events_by_keys
 SELECT * FROM events
 WHERE (organization_id, id) IN (
-    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:keys)
+    SELECT o.value, i.value FROM json_each(:organization_ids) AS o
+    JOIN json_each(:event_ids) AS i ON i.key = o.key
 )
 
 -- name: list_events
@@ -184,19 +229,18 @@ WHERE e.organization_id = :organization_id
 ORDER BY e.seq
 LIMIT :limit
 
+-- ---- deliveries ---------------------------------------------------------------------------------
+
 -- name: insert_deliveries
 INSERT INTO deliveries (
     id, organization_id, event_id, endpoint_id, status, skip_reason, schema_version,
     next_attempt_at, is_meta, created_at, updated_at
 )
-SELECT json_extract(r.value, '$.id'), json_extract(r.value, '$.organization_id'),
-       json_extract(r.value, '$.event_id'), json_extract(r.value, '$.endpoint_id'),
-       json_extract(r.value, '$.status'), json_extract(r.value, '$.skip_reason'),
-       json_extract(r.value, '$.schema_version'),
-       CASE WHEN json_extract(r.value, '$.status') = 'pending'
-            THEN json_extract(r.value, '$.now') END,
-       json_extract(r.value, '$.is_meta'), json_extract(r.value, '$.now'),
-       json_extract(r.value, '$.now')
+SELECT r.value ->> '$.id', r.value ->> '$.organization_id', r.value ->> '$.event_id',
+       r.value ->> '$.endpoint_id', r.value ->> '$.status', r.value ->> '$.skip_reason',
+       r.value ->> '$.schema_version',
+       CASE WHEN r.value ->> '$.status' = 'pending' THEN r.value ->> '$.now' END,
+       r.value ->> '$.is_meta', r.value ->> '$.now', r.value ->> '$.now'
 FROM json_each(:rows) AS r
 WHERE true
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
@@ -222,7 +266,6 @@ LIMIT :limit
 SELECT * FROM deliveries
 WHERE endpoint_id = :endpoint_id AND +organization_id = :organization_id
   AND (:before_seq IS NULL OR seq < :before_seq)
-  AND (:endpoint_id IS NULL OR endpoint_id = :endpoint_id)
   AND (:event_id IS NULL OR event_id = :event_id)
   AND (:status IS NULL OR status = :status)
   AND (:created_after IS NULL OR created_at >= :created_after)
@@ -235,7 +278,6 @@ SELECT * FROM deliveries
 WHERE event_id = :event_id AND +organization_id = :organization_id
   AND (:before_seq IS NULL OR seq < :before_seq)
   AND (:endpoint_id IS NULL OR endpoint_id = :endpoint_id)
-  AND (:event_id IS NULL OR event_id = :event_id)
   AND (:status IS NULL OR status = :status)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
@@ -243,44 +285,43 @@ ORDER BY seq DESC
 LIMIT :limit
 
 -- name: list_attempts
-SELECT a.* FROM attempts AS a
-WHERE a.delivery_id = :delivery_id AND a.organization_id = :organization_id
-ORDER BY a.seq
+SELECT * FROM attempts
+WHERE delivery_id = :delivery_id AND organization_id = :organization_id
+ORDER BY seq
 
 -- name: replay_delivery
-UPDATE deliveries SET
-    series = series + 1, attempt_count = 0, next_attempt_at = :now,
-    status = CASE WHEN (SELECT ep.status FROM endpoints AS ep WHERE ep.id = deliveries.endpoint_id)
-                       = 'paused' THEN 'held' ELSE 'pending' END,
+UPDATE deliveries AS d SET
+    series = d.series + 1, attempt_count = 0, next_attempt_at = :now,
+    status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
-WHERE organization_id = :organization_id AND id = :id AND status <> 'skipped'
-  AND NOT EXISTS (SELECT 1 FROM endpoints AS ep
-                  WHERE ep.id = deliveries.endpoint_id AND ep.deleted_at IS NOT NULL)
+FROM endpoints AS ep
+WHERE d.organization_id = :organization_id AND d.id = :id AND d.status <> 'skipped'
+  AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 RETURNING *
 
 -- name: replay_endpoint_deliveries
-UPDATE deliveries SET
-    series = series + 1, attempt_count = 0, next_attempt_at = :now,
-    status = CASE WHEN (SELECT ep.status FROM endpoints AS ep WHERE ep.id = deliveries.endpoint_id)
-                       = 'paused' THEN 'held' ELSE 'pending' END,
+UPDATE deliveries AS d SET
+    series = d.series + 1, attempt_count = 0, next_attempt_at = :now,
+    status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
-WHERE organization_id = :organization_id AND endpoint_id = :endpoint_id
-  AND created_at >= :since AND (:until IS NULL OR created_at < :until)
-  AND status IN (SELECT value FROM json_each(:statuses)) AND status <> 'skipped'
-  AND NOT EXISTS (SELECT 1 FROM endpoints AS ep
-                  WHERE ep.id = deliveries.endpoint_id AND ep.deleted_at IS NOT NULL)
+FROM endpoints AS ep
+WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id
+  AND d.created_at >= :since AND (:until IS NULL OR d.created_at < :until)
+  AND d.status IN (SELECT value FROM json_each(:statuses)) AND d.status <> 'skipped'
+  AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
--- name: revive_skipped_delivery
-UPDATE deliveries SET
-    series = series + 1, attempt_count = 0, next_attempt_at = :now, skip_reason = NULL,
-    schema_version = :schema_version,
-    status = CASE WHEN (SELECT ep.status FROM endpoints AS ep WHERE ep.id = deliveries.endpoint_id)
-                       = 'paused' THEN 'held' ELSE 'pending' END,
+-- name: revive_skipped_deliveries
+UPDATE deliveries AS d SET
+    series = d.series + 1, attempt_count = 0, next_attempt_at = :now, skip_reason = NULL,
+    schema_version = r.schema_version,
+    status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
-WHERE organization_id = :organization_id AND endpoint_id = :endpoint_id AND id = :id
-  AND status = 'skipped'
-  AND NOT EXISTS (SELECT 1 FROM endpoints AS ep
-                  WHERE ep.id = deliveries.endpoint_id AND ep.deleted_at IS NOT NULL)
+FROM (SELECT value ->> '$.id' AS id, value ->> '$.schema_version' AS schema_version
+      FROM json_each(:rows)) AS r,
+     endpoints AS ep
+WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id AND d.id = r.id
+  AND d.status = 'skipped'
+  AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
 -- name: claim_due
 UPDATE deliveries SET lease_owner = :worker_id, lease_expires_at = :lease_until
@@ -294,72 +335,80 @@ WHERE seq IN (
 RETURNING *
 
 -- name: settle_unsendable_claims
-UPDATE deliveries SET
+UPDATE deliveries AS d SET
     status = CASE WHEN ep.deleted_at IS NOT NULL THEN 'failed' ELSE 'held' END,
-    last_error = CASE WHEN ep.deleted_at IS NOT NULL THEN 'endpoint deleted'
-                      ELSE deliveries.last_error END,
-    next_attempt_at = CASE WHEN ep.deleted_at IS NOT NULL THEN NULL
-                           ELSE deliveries.next_attempt_at END,
+    last_error = CASE WHEN ep.deleted_at IS NOT NULL THEN 'endpoint deleted' ELSE d.last_error END,
+    next_attempt_at = CASE WHEN ep.deleted_at IS NOT NULL THEN NULL ELSE d.next_attempt_at END,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM endpoints AS ep
-WHERE deliveries.id IN (SELECT value FROM json_each(:ids)) AND deliveries.lease_owner = :worker_id
-  AND ep.id = deliveries.endpoint_id
+WHERE d.id IN (SELECT value FROM json_each(:ids)) AND d.lease_owner = :worker_id
+  AND ep.id = d.endpoint_id
 
--- name: endpoints_by_ids
-SELECT * FROM endpoints WHERE id IN (SELECT value FROM json_each(:ids))
-
--- name: record_delivery_outcome
-UPDATE deliveries SET
+-- name: record_delivery_outcomes
+-- Each delivery whose lease the worker still holds takes its outcome (a retry is held when the
+-- endpoint was paused meanwhile).
+UPDATE deliveries AS d SET
     status = CASE WHEN o.status = 'pending' AND ep.status = 'paused' THEN 'held'
                   ELSE o.status END,
-    attempt_count = deliveries.attempt_count + 1, next_attempt_at = o.next_attempt_at,
+    attempt_count = d.attempt_count + 1, next_attempt_at = o.next_attempt_at,
     last_attempt_at = o.started_at, last_status_code = o.last_status_code,
     last_error = o.last_error, lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
-FROM (SELECT json_extract(r.value, '$.id') AS id, json_extract(r.value, '$.status') AS status,
-             json_extract(r.value, '$.next_attempt_at') AS next_attempt_at,
-             json_extract(r.value, '$.started_at') AS started_at,
-             json_extract(r.value, '$.last_status_code') AS last_status_code,
-             json_extract(r.value, '$.last_error') AS last_error
-      FROM json_each(:rows) AS r) AS o,
+FROM (SELECT value ->> '$.id' AS id, value ->> '$.status' AS status,
+             value ->> '$.next_attempt_at' AS next_attempt_at,
+             value ->> '$.started_at' AS started_at,
+             value ->> '$.last_status_code' AS last_status_code,
+             value ->> '$.last_error' AS last_error
+      FROM json_each(:outcomes)) AS o,
      endpoints AS ep
-WHERE deliveries.id = o.id AND deliveries.lease_owner = :worker_id
-  AND ep.id = deliveries.endpoint_id
+WHERE d.id = o.id AND d.lease_owner = :worker_id AND ep.id = d.endpoint_id
 RETURNING id, organization_id, endpoint_id, series
 
--- name: insert_attempt
+-- name: insert_attempts
+-- The attempts of the outcomes written, in attempt order.
 INSERT INTO attempts (
     delivery_id, organization_id, number, series, started_at, duration_ms, status_code, error,
     response_excerpt
 )
-SELECT json_extract(r.value, '$.delivery_id'), json_extract(r.value, '$.organization_id'),
-       json_extract(r.value, '$.number'), json_extract(r.value, '$.series'),
-       json_extract(r.value, '$.started_at'), json_extract(r.value, '$.duration_ms'),
-       json_extract(r.value, '$.status_code'), json_extract(r.value, '$.error'),
-       json_extract(r.value, '$.response_excerpt')
+SELECT r.value ->> '$.delivery_id', r.value ->> '$.organization_id', r.value ->> '$.number',
+       r.value ->> '$.series', r.value ->> '$.started_at', r.value ->> '$.duration_ms',
+       r.value ->> '$.status_code', r.value ->> '$.error', r.value ->> '$.response_excerpt'
 FROM json_each(:rows) AS r
 ORDER BY r.key
 
 -- name: record_endpoint_health
-UPDATE endpoints SET
-    failure_streak = CASE WHEN c.reset THEN c.failures
-                          ELSE endpoints.failure_streak + c.failures END,
+-- The failing streak. Per endpoint, with the results of the outcomes written in attempt order:
+-- a success resets the streak and the failures after the last success add to it;
+-- failing_since is when the current streak began.
+WITH written AS (
+    SELECT r.value ->> '$.endpoint_id' AS endpoint_id, r.value ->> '$.success' AS success,
+           r.key AS n
+    FROM json_each(:rows) AS r
+), streaks AS (
+    SELECT s.endpoint_id AS id, max(s.success) AS reset,
+           sum(NOT s.success AND s.n > s.last_success) AS failures
+    FROM (SELECT w.endpoint_id, w.success, w.n,
+                 coalesce(max(CASE WHEN w.success THEN w.n END)
+                              OVER (PARTITION BY w.endpoint_id), -1) AS last_success
+          FROM written AS w) AS s
+    GROUP BY s.endpoint_id
+)
+UPDATE endpoints AS e SET
+    failure_streak = CASE WHEN c.reset THEN c.failures ELSE e.failure_streak + c.failures END,
     failing_since = CASE
         WHEN c.failures = 0 AND c.reset THEN NULL
-        WHEN c.failures = 0 THEN endpoints.failing_since
+        WHEN c.failures = 0 THEN e.failing_since
         WHEN c.reset THEN :now
-        ELSE coalesce(endpoints.failing_since, :now) END,
-    last_success_at = CASE WHEN c.reset THEN :now ELSE endpoints.last_success_at END
-FROM (SELECT json_extract(r.value, '$.id') AS id, json_extract(r.value, '$.reset') AS reset,
-             json_extract(r.value, '$.failures') AS failures
-      FROM json_each(:rows) AS r) AS c
-WHERE endpoints.id = c.id
+        ELSE coalesce(e.failing_since, :now) END,
+    last_success_at = CASE WHEN c.reset THEN :now ELSE e.last_success_at END
+FROM streaks AS c
+WHERE e.id = c.id
 RETURNING id, organization_id, status, failure_streak, failing_since, last_success_at
 
 -- name: release
 -- :due is {delivery id: due time}
 UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL,
     next_attempt_at = json_extract(:due, '$."' || id || '"')
-WHERE id IN (SELECT key FROM json_each(:due)) AND lease_owner = :worker_id
+WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker_id
   AND status = 'pending'
 
 -- name: backlog_stats
@@ -388,7 +437,8 @@ LIMIT :limit
 DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(:ids))
 
 -- name: purge_deliveries
-DELETE FROM deliveries WHERE seq IN (SELECT value FROM json_each(:seqs))
+DELETE FROM deliveries
+WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN ('succeeded', 'failed', 'skipped')
 
 -- name: purge_events
 DELETE FROM events WHERE seq IN (
@@ -401,20 +451,36 @@ DELETE FROM events WHERE seq IN (
     LIMIT :limit
 )
 
--- name: get_projection
-SELECT * FROM projections
-WHERE organization_id = :organization_id AND kind = :kind AND key = :key
+-- ---- projections --------------------------------------------------------------------------------
 
--- name: upsert_projection
+-- name: lock_projections
+-- Nothing to lock (see the top of the file).
+SELECT 1
+
+-- name: get_projections
+SELECT p.* FROM projections AS p
+JOIN json_each(:keys) AS k
+  ON p.organization_id = k.value ->> '$.organization_id' AND p.kind = k.value ->> '$.kind'
+ AND p.key = k.value ->> '$.key'
+
+-- name: upsert_projections
 INSERT INTO projections (
     organization_id, kind, key, state, version, updated_at, source_created_at, last_event_id
-) VALUES (
-    :organization_id, :kind, :key, :state, 1, :updated_at, :source_created_at, :last_event_id
 )
+SELECT r.value ->> '$.organization_id', r.value ->> '$.kind', r.value ->> '$.key',
+       r.value -> '$.state', r.value ->> '$.version', r.value ->> '$.updated_at',
+       r.value ->> '$.source_created_at', r.value ->> '$.last_event_id'
+FROM json_each(:rows) AS r
+WHERE true
 ON CONFLICT (organization_id, kind, key) DO UPDATE SET
-    state = excluded.state, version = projections.version + 1,
+    state = excluded.state, version = excluded.version,
     updated_at = excluded.updated_at, source_created_at = excluded.source_created_at,
     last_event_id = excluded.last_event_id
+
+-- name: get_projection
+SELECT * FROM projections WHERE organization_id = :organization_id AND kind = :kind AND key = :key
+
+-- ---- console sessions and portal links ------------------------------------------------------------
 
 -- name: insert_console_session
 INSERT INTO console_sessions (

@@ -1,0 +1,264 @@
+"""Records to and from the database: rows (sqlite3.Row or asyncpg.Record, read by column name)
+to the shared records of `tidings.models`, records to query parameters, batches as one JSON
+document, and the opaque cursors. JSON columns travel as text both ways in both dialects."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any, Protocol, TypeVar
+
+import orjson
+
+from tidings.models import (
+    ApiKey,
+    Attempt,
+    AttemptOutcome,
+    ConsoleSession,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointHealth,
+    EndpointSecret,
+    EndpointStatus,
+    Event,
+    KeyKind,
+    NewDelivery,
+    Organization,
+    Partner,
+    PortalLink,
+    Projection,
+)
+
+
+class Row(Protocol):
+    """sqlite3.Row and asyncpg.Record both index by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(text: str | bytes | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+# ---- cursors ---------------------------------------------------------------------------------
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """None for no cursor; ValueError for anything the store did not make."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("malformed cursor") from exc
+    if not raw.isdigit() or len(raw) > 19:
+        raise ValueError("malformed cursor")
+    return int(raw)
+
+
+# ---- rows to records -------------------------------------------------------------------------
+# A record's fields are its table's columns, by name; `_record` reads them, and each mapper
+# says only what is not a plain column (an enum, a JSON column, a column of another name).
+
+R = TypeVar("R")
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def _record(cls: type[R], r: Row, **values: Any) -> R:
+    return cls(**{name: r[name] for name in _names(cls) if name not in values}, **values)
+
+
+def as_row(record: Any) -> dict[str, Any]:
+    """A record as {column: value} (its fields are its table's columns)."""
+    return {name: getattr(record, name) for name in _names(type(record))}
+
+
+def organization_from_row(r: Row) -> Organization:
+    return _record(Organization, r)
+
+
+def api_key_from_row(r: Row) -> ApiKey:
+    return _record(ApiKey, r, kind=KeyKind(r["kind"]))
+
+
+def console_session_from_row(r: Row) -> ConsoleSession:
+    return _record(ConsoleSession, r, kind=KeyKind(r["kind"]), read_only=bool(r["read_only"]))
+
+
+def portal_link_from_row(r: Row) -> PortalLink:
+    return _record(PortalLink, r, read_only=bool(r["read_only"]))
+
+
+def partner_from_row(r: Row) -> Partner:
+    return _record(Partner, r)
+
+
+def endpoint_from_row(r: Row) -> Endpoint:
+    partner_ids = loads(r["partner_ids"])
+    accepted = loads(r["accepted_schema_versions"])
+    return _record(
+        Endpoint,
+        r,
+        event_types=tuple(loads(r["event_types"])),
+        secrets=tuple(
+            EndpointSecret(s["secret"], s["created_at"], s.get("expires_at"))
+            for s in loads(r["secrets"])
+        ),
+        status=EndpointStatus(r["status"]),
+        partner_ids=None if partner_ids is None else tuple(partner_ids),
+        accepted_schema_versions=None if accepted is None else tuple(accepted),
+        sources=tuple(loads(r["sources"])),
+        headers=dict(loads(r["headers"]) or {}),
+    )
+
+
+def event_from_row(r: Row) -> Event:
+    return _record(Event, r, data=loads(r["data"]), attributes=dict(loads(r["attributes"]) or {}))
+
+
+def delivery_from_row(r: Row) -> Delivery:
+    return _record(Delivery, r, status=DeliveryStatus(r["status"]), is_meta=bool(r["is_meta"]))
+
+
+def attempt_from_row(r: Row) -> Attempt:
+    return _record(Attempt, r)
+
+
+def health_from_row(r: Row) -> EndpointHealth:
+    return _record(EndpointHealth, r, endpoint_id=r["id"], status=EndpointStatus(r["status"]))
+
+
+def projection_from_row(r: Row) -> Projection:
+    """From a row, or from an object of a JSON answer (where `state` is already a value)."""
+    state = r["state"]
+    return _record(
+        Projection, r, state=dict(loads(state) if isinstance(state, str | bytes) else state)
+    )
+
+
+# ---- records to parameters -------------------------------------------------------------------
+
+
+def secrets_json(secrets: Sequence[EndpointSecret]) -> str:
+    return dumps(
+        [
+            {"secret": s.secret, "created_at": s.created_at, "expires_at": s.expires_at}
+            for s in secrets
+        ]
+    )
+
+
+def endpoint_params(ep: Endpoint) -> dict[str, Any]:
+    """Every column of the endpoint (update_endpoint reads the configuration ones)."""
+    return as_row(ep) | {
+        "event_types": dumps(ep.event_types),
+        "secrets": secrets_json(ep.secrets),
+        "partner_ids": None if ep.partner_ids is None else dumps(ep.partner_ids),
+        "accepted_schema_versions": None
+        if ep.accepted_schema_versions is None
+        else dumps(ep.accepted_schema_versions),
+        "sources": dumps(ep.sources),
+        "headers": dumps(ep.headers),
+    }
+
+
+def type_params(types: Any) -> dict[str, Any]:
+    """A TypeFilter's parameters (no_types, exact, prefixes)."""
+    return {"no_types": types.empty, "exact": list(types.exact), "prefixes": list(types.prefixes)}
+
+
+# ---- batches: one JSON document each (a list of row objects), one parameter whatever the size
+
+
+DeliveryRow = tuple[str, str, NewDelivery, float]  # organization_id, event_id, delivery, now
+
+
+def event_rows(events: Sequence[Event]) -> str:
+    """Each event as an object of its fields, the table's columns (orjson writes dataclasses)."""
+    return dumps(list(events))
+
+
+def delivery_rows(rows: Sequence[DeliveryRow]) -> str:
+    return dumps(
+        [
+            {
+                "id": d.id,
+                "organization_id": org,
+                "event_id": event_id,
+                "endpoint_id": d.endpoint_id,
+                "status": str(d.status),
+                "skip_reason": d.skip_reason,
+                "schema_version": d.schema_version,
+                "is_meta": d.is_meta,
+                "now": at,
+            }
+            for org, event_id, d, at in rows
+        ]
+    )
+
+
+def outcome_rows(outcomes: Sequence[AttemptOutcome]) -> str:
+    """Each outcome in attempt order: the delivery's new state after the attempt, the attempt,
+    and whether the endpoint answered with success."""
+    return dumps(
+        [
+            {
+                "id": o.delivery_id,
+                "status": str(o.status),
+                "next_attempt_at": o.next_attempt_at,
+                "started_at": o.attempt.started_at,
+                "last_status_code": o.last_status_code,
+                "last_error": o.last_error,
+                "success": o.success,
+                "number": o.attempt.number,
+                "duration_ms": o.attempt.duration_ms,
+                "status_code": o.attempt.status_code,
+                "error": o.attempt.error,
+                "response_excerpt": o.attempt.response_excerpt,
+            }
+            for o in outcomes
+        ]
+    )
+
+
+def attempt_rows(kept: Sequence[tuple[AttemptOutcome, Row]]) -> str:
+    """The attempts of outcomes written, each with its delivery's row as the write answered."""
+    return dumps(
+        [
+            {
+                "delivery_id": o.delivery_id,
+                "organization_id": d["organization_id"],
+                "number": o.attempt.number,
+                "series": d["series"],
+                "started_at": o.attempt.started_at,
+                "duration_ms": o.attempt.duration_ms,
+                "status_code": o.attempt.status_code,
+                "error": o.attempt.error,
+                "response_excerpt": o.attempt.response_excerpt,
+            }
+            for o, d in kept
+        ]
+    )
+
+
+def result_rows(kept: Sequence[tuple[AttemptOutcome, Row]]) -> str:
+    """Whether each outcome written was a success, for its delivery's endpoint, in order."""
+    return dumps([{"endpoint_id": d["endpoint_id"], "success": o.success} for o, d in kept])
