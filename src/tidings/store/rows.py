@@ -111,13 +111,17 @@ def partner_from_row(r: Row) -> Partner:
     return _record(Partner, r)
 
 
+# The hot ones (a claim reads hundreds of rows) spell their fields out: a call with the
+# keywords written is about twice as fast as one built from a dict.
 def endpoint_from_row(r: Row) -> Endpoint:
     partner_ids = loads(r["partner_ids"])
     accepted = loads(r["accepted_schema_versions"])
-    return _record(
-        Endpoint,
-        r,
+    return Endpoint(
+        id=r["id"],
+        organization_id=r["organization_id"],
+        url=r["url"],
         event_types=tuple(loads(r["event_types"])),
+        format=r["format"],
         secrets=tuple(
             EndpointSecret(s["secret"], s["created_at"], s.get("expires_at"))
             for s in loads(r["secrets"])
@@ -126,16 +130,58 @@ def endpoint_from_row(r: Row) -> Endpoint:
         partner_ids=None if partner_ids is None else tuple(partner_ids),
         accepted_schema_versions=None if accepted is None else tuple(accepted),
         sources=tuple(loads(r["sources"])),
+        description=r["description"],
         headers=dict(loads(r["headers"]) or {}),
+        rate_limit_per_second=r["rate_limit_per_second"],
+        pause_reason=r["pause_reason"],
+        failure_streak=r["failure_streak"],
+        failing_since=r["failing_since"],
+        last_success_at=r["last_success_at"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        deleted_at=r["deleted_at"],
     )
 
 
 def event_from_row(r: Row) -> Event:
-    return _record(Event, r, data=loads(r["data"]), attributes=dict(loads(r["attributes"]) or {}))
+    return Event(
+        id=r["id"],
+        organization_id=r["organization_id"],
+        type=r["type"],
+        schema_version=r["schema_version"],
+        source=r["source"],
+        created_at=r["created_at"],
+        data=loads(r["data"]),
+        partner_uuid=r["partner_uuid"],
+        subject=r["subject"],
+        attributes=dict(loads(r["attributes"]) or {}),
+        idempotency_key=r["idempotency_key"],
+        seq=r["seq"],
+    )
 
 
 def delivery_from_row(r: Row) -> Delivery:
-    return _record(Delivery, r, status=DeliveryStatus(r["status"]), is_meta=bool(r["is_meta"]))
+    return Delivery(
+        id=r["id"],
+        organization_id=r["organization_id"],
+        event_id=r["event_id"],
+        endpoint_id=r["endpoint_id"],
+        status=DeliveryStatus(r["status"]),
+        schema_version=r["schema_version"],
+        attempt_count=r["attempt_count"],
+        next_attempt_at=r["next_attempt_at"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        skip_reason=r["skip_reason"],
+        is_meta=bool(r["is_meta"]),
+        lease_owner=r["lease_owner"],
+        lease_expires_at=r["lease_expires_at"],
+        last_attempt_at=r["last_attempt_at"],
+        last_status_code=r["last_status_code"],
+        last_error=r["last_error"],
+        series=r["series"],
+        seq=r["seq"],
+    )
 
 
 def attempt_from_row(r: Row) -> Attempt:
