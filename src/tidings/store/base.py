@@ -555,41 +555,42 @@ class Store:
         if not firsts:
             return []
         ordered = list(firsts.values())
-        params = {
-            "worker_id": worker_id,
-            "outcomes": r.outcome_rows(ordered),
-            "now": now,
-            "ids": list(firsts),
-            # the endpoints sent to, locked first, in id order (as pause, resume and delete
-            # lock the endpoint before its deliveries: the two cannot deadlock)
-            "endpoint_ids": sorted({o.endpoint_id for o in ordered}),
-        }
         if self._fast:
-            row = await self._db.fetch_one("record_outcomes_in_one_round_trip", **params)
+            row = await self._db.fetch_one(
+                "record_outcomes_in_one_round_trip",
+                worker_id=worker_id,
+                outcomes=r.outcome_attempt_rows(ordered),
+                now=now,
+                ids=list(firsts),
+                endpoint_ids=_locked_endpoints(ordered),
+            )
             assert row is not None
             answer = r.loads(row["answer"])
             kept, health = set(answer["kept"]), answer["health"]
         else:
-            kept, health = await self._record_outcomes_plain(ordered, params)
+            kept, health = await self._record_outcomes_plain(worker_id, ordered, now)
         _log_dropped(outcomes, kept)
         return sorted(map(r.health_from_row, health), key=lambda h: h.endpoint_id)
 
     async def _record_outcomes_plain(
-        self, outcomes: Sequence[AttemptOutcome], params: dict[str, Any]
+        self, worker_id: str, outcomes: Sequence[AttemptOutcome], now: float
     ) -> tuple[set[str], Sequence[r.Row]]:
         async with self._db.transaction() as tx:
-            await tx.execute("lock_endpoints", **params)
-            written = {
-                row["id"]: row for row in await tx.fetch("record_delivery_outcomes", **params)
-            }
-            if not written:
+            await tx.execute("lock_endpoints", endpoint_ids=_locked_endpoints(outcomes))
+            rows = await tx.fetch(
+                "record_delivery_outcomes",
+                outcomes=r.outcome_rows(outcomes),
+                worker_id=worker_id,
+                now=now,
+                ids=[o.delivery_id for o in outcomes],
+            )
+            if not rows:
                 return set(), []
+            written = {row["id"]: row for row in rows}
             # each outcome written, in attempt order, with its delivery as stored
             kept = [(o, written[o.delivery_id]) for o in outcomes if o.delivery_id in written]
             await tx.execute("insert_attempts", rows=r.attempt_rows(kept))
-            health = await tx.fetch(
-                "record_endpoint_health", rows=r.result_rows(kept), now=params["now"]
-            )
+            health = await tx.fetch("record_endpoint_health", rows=r.result_rows(kept), now=now)
         return set(written), health
 
     async def release(
@@ -1006,6 +1007,12 @@ def _assemble_claims(
             continue
         claims.append(ClaimedDelivery(delivery=d, event=ev, endpoint=ep))
     return claims
+
+
+def _locked_endpoints(outcomes: Sequence[AttemptOutcome]) -> list[str]:
+    """The endpoints sent to, locked before their deliveries and in id order, as pause, resume
+    and delete lock them: the two cannot deadlock."""
+    return sorted({o.endpoint_id for o in outcomes})
 
 
 def _log_dropped(outcomes: Sequence[AttemptOutcome], kept: Container[str]) -> None:

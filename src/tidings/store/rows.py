@@ -261,18 +261,29 @@ def delivery_rows(rows: Sequence[DeliveryRow]) -> str:
     )
 
 
+def _outcome_row(o: AttemptOutcome) -> dict[str, Any]:
+    """The delivery's new state after one attempt."""
+    return {
+        "id": o.delivery_id,
+        "status": str(o.status),
+        "next_attempt_at": o.next_attempt_at,
+        "started_at": o.attempt.started_at,
+        "last_status_code": o.last_status_code,
+        "last_error": o.last_error,
+    }
+
+
 def outcome_rows(outcomes: Sequence[AttemptOutcome]) -> str:
-    """Each outcome in attempt order: the delivery's new state after the attempt, the attempt,
-    and whether the endpoint answered with success."""
+    return dumps([_outcome_row(o) for o in outcomes])
+
+
+def outcome_attempt_rows(outcomes: Sequence[AttemptOutcome]) -> str:
+    """Each outcome with its attempt and whether it was a success, in attempt order (the fast
+    path writes them all in one statement)."""
     return dumps(
         [
-            {
-                "id": o.delivery_id,
-                "status": str(o.status),
-                "next_attempt_at": o.next_attempt_at,
-                "started_at": o.attempt.started_at,
-                "last_status_code": o.last_status_code,
-                "last_error": o.last_error,
+            _outcome_row(o)
+            | {
                 "success": o.success,
                 "number": o.attempt.number,
                 "duration_ms": o.attempt.duration_ms,
@@ -306,5 +317,9 @@ def attempt_rows(kept: Sequence[tuple[AttemptOutcome, Row]]) -> str:
 
 
 def result_rows(kept: Sequence[tuple[AttemptOutcome, Row]]) -> str:
-    """Whether each outcome written was a success, for its delivery's endpoint, in order."""
-    return dumps([{"endpoint_id": d["endpoint_id"], "success": o.success} for o, d in kept])
+    """Per endpoint (the delivery's, as stored), the results of the outcomes written, in
+    attempt order: "S" a success, "F" a failure (record_endpoint_health reads them)."""
+    results: dict[str, str] = {}
+    for o, d in kept:
+        results[d["endpoint_id"]] = results.get(d["endpoint_id"], "") + ("S" if o.success else "F")
+    return dumps([{"id": i, "results": results[i]} for i in sorted(results)])

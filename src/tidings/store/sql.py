@@ -29,6 +29,9 @@ class Query:
     sql: str
     params: tuple[str, ...]  # PostgreSQL: the names of $1, $2, ...; SQLite: the names used
     writes: bool  # anything but a plain SELECT
+    # A block of comments only: a step this dialect has nothing to do for (SQLite's locks:
+    # its one write transaction holds the whole database). Run, it answers nothing.
+    empty: bool
 
 
 def parse_queries(text: str) -> dict[str, str]:
@@ -70,8 +73,8 @@ def compile_query(name: str, sql: str, dialect: str) -> Query:
         return f"${order.index(param) + 1}" if dialect == "postgres" else match.group(0)
 
     text = _TOKEN.sub(number, sql)
-    body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("--"))
-    return Query(name, text, tuple(order), not body.lstrip().upper().startswith("SELECT"))
+    body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("--")).strip()
+    return Query(name, text, tuple(order), not body.upper().startswith("SELECT"), not body)
 
 
 def load_queries(dialect: str) -> dict[str, Query]:

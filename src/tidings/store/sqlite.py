@@ -91,11 +91,15 @@ class _SqliteConnection(Connection):
             return _immediate(self._db)
         return contextlib.nullcontext()
 
+    # Each call below is one trip to aiosqlite's thread (execute_fetchall runs, fetches and
+    # closes there): the trips, not the statements, are most of what a write costs here.
     async def fetch(self, query: str, /, **params: Any) -> list[Row]:
         q = self._queries[query]
+        if q.empty:
+            return []
         with _mapped_errors():
-            async with self._own_transaction(q), self._db.execute(q.sql, _bind(q, params)) as cur:
-                return list(await cur.fetchall())
+            async with self._own_transaction(q):
+                return list(await self._db.execute_fetchall(q.sql, _bind(q, params)))
 
     async def fetch_one(self, query: str, /, **params: Any) -> Row | None:
         rows = await self.fetch(query, **params)
@@ -103,6 +107,8 @@ class _SqliteConnection(Connection):
 
     async def execute(self, query: str, /, **params: Any) -> int:
         q = self._queries[query]
+        if q.empty:
+            return 0
         with _mapped_errors():
             async with self._own_transaction(q):
                 cursor = await self._db.execute(q.sql, _bind(q, params))

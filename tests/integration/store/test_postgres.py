@@ -602,7 +602,7 @@ async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: st
                     event_ids=[r["event_id"] for r in claimed],
                 )
             )
-            outcomes = rows.outcome_rows(
+            outcomes = rows.outcome_attempt_rows(
                 [
                     outcome(r["id"], ep.id, DeliveryStatus.SUCCEEDED, success=True, at=T0, code=200)
                     for r in claimed

@@ -14,7 +14,7 @@ from tidings.store.base import Store
 from tidings.store.connect import open_store
 from tidings.store.rows import decode_cursor, encode_cursor
 from tidings.store.schema import schema_path, schema_text
-from tidings.store.sql import load_migrations, parse_queries
+from tidings.store.sql import compile_query, load_migrations, parse_queries
 from tidings.store.sqlite import sqlite_path
 
 
@@ -87,6 +87,23 @@ def test_query_file_parser() -> None:
         parse_queries("-- name: a\nSELECT 1\n-- name: a\nSELECT 2\n")
     with pytest.raises(ValueError):
         parse_queries("-- name: a\n\n-- name: b\nSELECT 2\n")
+
+
+def test_query_parameters_are_named_in_both_dialects_and_numbered_for_postgres() -> None:
+    sql = (
+        "-- for :nobody\nSELECT ':not_a_param', x::text FROM t\n"
+        "WHERE a = :first AND (:second::bigint IS NULL OR b > :second) AND c = :first"
+    )
+    pg = compile_query("q", sql, "postgres")
+    assert pg.params == ("first", "second")
+    assert pg.sql.endswith("WHERE a = $1 AND ($2::bigint IS NULL OR b > $2) AND c = $1")
+    assert "':not_a_param', x::text" in pg.sql and "-- for :nobody" in pg.sql
+    sqlite = compile_query("q", sql, "sqlite")
+    assert (sqlite.sql, sqlite.params) == (sql, ("first", "second"))
+    assert not pg.writes and not pg.empty
+    assert compile_query("w", "-- first\nUPDATE t SET a = :a", "sqlite").writes
+    nothing = compile_query("n", "-- nothing to do in this dialect", "sqlite")
+    assert nothing.empty and nothing.params == ()
 
 
 @pytest.mark.parametrize("seq", [0, 1, 42, 9_007_199_254_740_993])

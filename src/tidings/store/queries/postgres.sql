@@ -405,22 +405,9 @@ FROM ROWS FROM (json_to_recordset(:rows::json)
 ORDER BY t.n
 
 -- name: record_endpoint_health
--- The failing streak. Per endpoint, with the results of the outcomes written in attempt order:
--- a success resets the streak and the failures after the last success add to it;
--- failing_since is when the current streak began.
-WITH written AS (
-    SELECT w.endpoint_id, w.success, w.n
-    FROM ROWS FROM (json_to_recordset(:rows::json) AS (endpoint_id text, success boolean))
-         WITH ORDINALITY AS w(endpoint_id, success, n)
-), streaks AS (
-    SELECT s.endpoint_id AS id, bool_or(s.success) AS reset,
-           count(*) FILTER (WHERE NOT s.success AND s.n > s.last_success)::integer AS failures
-    FROM (SELECT w.endpoint_id, w.success, w.n,
-                 coalesce(max(w.n) FILTER (WHERE w.success)
-                              OVER (PARTITION BY w.endpoint_id), 0) AS last_success
-          FROM written AS w) AS s
-    GROUP BY s.endpoint_id
-)
+-- The failing streak. :rows gives, per endpoint, the results of the outcomes written in
+-- attempt order ("S" a success, "F" a failure): a success resets the streak, the failures after
+-- the last success (the trailing F's) add to it; failing_since is when the current streak began.
 UPDATE endpoints AS e SET
     failure_streak = CASE WHEN c.reset THEN c.failures ELSE e.failure_streak + c.failures END,
     failing_since = CASE
@@ -429,7 +416,9 @@ UPDATE endpoints AS e SET
         WHEN c.reset THEN :now
         ELSE coalesce(e.failing_since, :now) END,
     last_success_at = CASE WHEN c.reset THEN :now ELSE e.last_success_at END
-FROM streaks AS c
+FROM (SELECT t.id, strpos(t.results, 'S') > 0 AS reset,
+             length(t.results) - length(rtrim(t.results, 'F')) AS failures
+      FROM json_to_recordset(:rows::json) AS t(id text, results text)) AS c
 WHERE e.id = c.id
 RETURNING e.id, e.organization_id, e.status, e.failure_streak, e.failing_since,
           e.last_success_at

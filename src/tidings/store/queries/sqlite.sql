@@ -5,7 +5,8 @@
 -- SQLite's planner, which has no statistics, from choosing that column's index over the more
 -- selective one.
 -- SQLite has one writer: a write transaction (BEGIN IMMEDIATE) holds the whole database, so
--- the statements that take row or advisory locks on PostgreSQL have nothing to do here.
+-- the statements that take row or advisory locks on PostgreSQL have nothing to do here: their
+-- blocks hold only a comment, and the connector runs nothing for them.
 
 -- ---- migrations ---------------------------------------------------------------------------
 
@@ -29,10 +30,9 @@ VALUES (:version, :name, (julianday('now') - 2440587.5) * 86400.0)
 
 -- name: migration_lock
 -- Nothing to lock: each migration's write transaction is exclusive.
-SELECT 1
 
 -- name: migration_unlock
-SELECT 1
+-- Nothing to unlock.
 
 -- name: schema_objects
 -- Today's schema as SQL, one object a row, each table with its indexes and triggers, in the
@@ -158,8 +158,7 @@ UPDATE deliveries SET status = 'pending', next_attempt_at = :now, updated_at = :
 WHERE endpoint_id = :endpoint_id AND status = 'held'
 
 -- name: lock_endpoints
--- Nothing to lock (see the top of the file).
-SELECT 1
+-- Nothing to lock: the write transaction holds the whole database (see the top of the file).
 
 -- ---- events -------------------------------------------------------------------------------------
 
@@ -185,11 +184,13 @@ SELECT * FROM events WHERE organization_id = :organization_id AND id = :id
 SELECT * FROM events WHERE organization_id = :organization_id AND idempotency_key = :idempotency_key
 
 -- name: events_by_keys
+-- The two lists pair up by position. Materialized, they are read once and joined through an
+-- automatic index; joined as they are, the inner one was read again for each outer element
+-- (5 ms instead of 1 for a claim of 200).
+WITH o AS MATERIALIZED (SELECT key, value FROM json_each(:organization_ids)),
+     i AS MATERIALIZED (SELECT key, value FROM json_each(:event_ids))
 SELECT * FROM events
-WHERE (organization_id, id) IN (
-    SELECT o.value, i.value FROM json_each(:organization_ids) AS o
-    JOIN json_each(:event_ids) AS i ON i.key = o.key
-)
+WHERE (organization_id, id) IN (SELECT o.value, i.value FROM o JOIN i ON i.key = o.key)
 
 -- name: list_events
 SELECT * FROM events
@@ -376,22 +377,9 @@ FROM json_each(:rows) AS r
 ORDER BY r.key
 
 -- name: record_endpoint_health
--- The failing streak. Per endpoint, with the results of the outcomes written in attempt order:
--- a success resets the streak and the failures after the last success add to it;
--- failing_since is when the current streak began.
-WITH written AS (
-    SELECT r.value ->> '$.endpoint_id' AS endpoint_id, r.value ->> '$.success' AS success,
-           r.key AS n
-    FROM json_each(:rows) AS r
-), streaks AS (
-    SELECT s.endpoint_id AS id, max(s.success) AS reset,
-           sum(NOT s.success AND s.n > s.last_success) AS failures
-    FROM (SELECT w.endpoint_id, w.success, w.n,
-                 coalesce(max(CASE WHEN w.success THEN w.n END)
-                              OVER (PARTITION BY w.endpoint_id), -1) AS last_success
-          FROM written AS w) AS s
-    GROUP BY s.endpoint_id
-)
+-- The failing streak. :rows gives, per endpoint, the results of the outcomes written in
+-- attempt order ("S" a success, "F" a failure): a success resets the streak, the failures after
+-- the last success (the trailing F's) add to it; failing_since is when the current streak began.
 UPDATE endpoints AS e SET
     failure_streak = CASE WHEN c.reset THEN c.failures ELSE e.failure_streak + c.failures END,
     failing_since = CASE
@@ -400,7 +388,10 @@ UPDATE endpoints AS e SET
         WHEN c.reset THEN :now
         ELSE coalesce(e.failing_since, :now) END,
     last_success_at = CASE WHEN c.reset THEN :now ELSE e.last_success_at END
-FROM streaks AS c
+FROM (SELECT r.value ->> '$.id' AS id, instr(r.value ->> '$.results', 'S') > 0 AS reset,
+             length(r.value ->> '$.results') - length(rtrim(r.value ->> '$.results', 'F'))
+                 AS failures
+      FROM json_each(:rows) AS r) AS c
 WHERE e.id = c.id
 RETURNING id, organization_id, status, failure_streak, failing_since, last_success_at
 
@@ -454,8 +445,7 @@ DELETE FROM events WHERE seq IN (
 -- ---- projections --------------------------------------------------------------------------------
 
 -- name: lock_projections
--- Nothing to lock (see the top of the file).
-SELECT 1
+-- Nothing to lock: the write transaction holds the whole database (see the top of the file).
 
 -- name: get_projections
 SELECT p.* FROM projections AS p
