@@ -147,6 +147,12 @@ async def outcomes(store: Store, ids: Callable[[str], str]) -> list[Any]:
     return answers
 
 
+def _ids() -> Callable[[str], str]:
+    """Ids numbered in the order asked, so both runs of a case make the same ones."""
+    numbers = itertools.count()
+    return lambda prefix: f"{prefix}_{next(numbers)}"
+
+
 def _without_seq(answer: Any) -> Any:
     if isinstance(answer, list):
         return [_without_seq(a) for a in answer]
@@ -174,14 +180,13 @@ async def _rows(url: str) -> dict[str, list[dict[str, Any]]]:
 async def test_the_fast_path_does_what_the_plain_path_does(
     case: Case, fresh_database_url_factory: Callable[..., str]
 ) -> None:
-    results = {}
+    results: dict[bool, tuple[Any, dict[str, list[dict[str, Any]]]]] = {}
     for fast in (True, False):
         url = fresh_database_url_factory("postgres")
         store = Store(PostgresConnector(url), fast_paths=fast)
         await store.connect()
-        numbers = itertools.count()
         try:
-            answers = await case(store, lambda prefix, n=numbers: f"{prefix}_{next(n)}")
+            answers = await case(store, _ids())
         finally:
             await store.close()
         results[fast] = _without_seq(answers), await _rows(url)
