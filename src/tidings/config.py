@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 DEFAULT_DATABASE_URL = "sqlite:///tidings-data/tidings.db"
 DELIVERY_TIMEOUT_SECONDS = 15.0
-# 10 attempts in all: the first at once, then 9 waits. Sum = 259,140 s = 71.98 h (~72 h).
+# 10 attempts in all: the first at once, then 9 waits. Sum = 259,320 s = 72.03 h (~72 h).
 DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[float, ...] = (
     30.0,
     120.0,

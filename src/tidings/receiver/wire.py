@@ -1,8 +1,8 @@
 """The names both ends of a delivery must agree on (contract section 4), defined once: the wire
 formats and the dlt body's envelope fields. They live in the receiver package because the
 receiver SDK imports nothing else of tidings (it ships to integrators on the standard library
-alone); the sending side (`tidings.formats`, `tidings.signing`, the endpoint rules) imports them
-from here, so sender and receiver cannot drift apart."""
+alone); the sending side (`tidings.formats`, `tidings.subscriptions`, the API's request models)
+imports them from here, so sender and receiver cannot drift apart."""
 
 from __future__ import annotations
 
