@@ -1,6 +1,9 @@
 """Delivery history (contract section 7): an organization's deliveries, newest first, one
 delivery with its attempts, and one event with every delivery of it. Organization keys; a
-foreign or unknown id is a 404 and lists never hold another organization's rows."""
+foreign or unknown id is a 404 and lists never hold another organization's rows.
+
+A list is filtered by a `DeliveryFilter` (endpoint, event, status, creation time), re-exported
+here so a face needs nothing from the store."""
 
 from __future__ import annotations
 
@@ -64,3 +67,13 @@ async def get_event(deps: Deps, actor: Actor, event_id: str) -> EventWithDeliver
         cursor = page.next_cursor
         if cursor is None:
             return EventWithDeliveries(event, deliveries)
+
+
+__all__ = [
+    "DeliveryFilter",
+    "DeliveryWithAttempts",
+    "EventWithDeliveries",
+    "get_delivery",
+    "get_event",
+    "list_deliveries",
+]
