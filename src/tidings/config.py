@@ -36,6 +36,7 @@ ENDPOINT_MAX_IN_FLIGHT = 8
 WORKER_CONCURRENCY = 256
 CLAIM_BATCH_SIZE = 200
 LEASE_MARGIN_SECONDS = 30.0
+CONSOLE_FRAME_ANCESTORS = "'none'"
 
 
 class SettingsError(ValueError):
@@ -95,6 +96,10 @@ class Settings:
     lease_margin_seconds: float = LEASE_MARGIN_SECONDS
     # a PEM file of CA certificates trusted beside the system's roots (private PKI endpoints)
     ca_bundle: str | None = None
+    # the console's CSP frame-ancestors: who may frame it (default nobody)
+    console_frame_ancestors: str = CONSOLE_FRAME_ANCESTORS
+    # where people reach this service (portal links are made under it); default: the request's
+    public_url: str | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -146,6 +151,23 @@ def _upper(value: str, name: str) -> str:
     return value.upper()
 
 
+def _frame_ancestors(value: str, name: str) -> str:
+    """A CSP source list ('none', 'self', https://app.example.com ...): one directive's value,
+    so no `;` or `,` that would start another, and no line break."""
+    cleaned = " ".join(value.split())
+    if any(c in cleaned for c in ";,") or not cleaned:
+        raise SettingsError(
+            f"{name} must be CSP sources separated by spaces, like 'self' https://app.example.com"
+        )
+    return cleaned
+
+
+def _public_url(value: str, name: str) -> str:
+    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+        raise SettingsError(f"{name} must be an http(s) URL, like https://webhooks.example.com")
+    return value.rstrip("/")
+
+
 _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_DATABASE_URL": ("database_url", _str),
     "TIDINGS_PLATFORM_KEY": ("platform_key", _str),
@@ -168,4 +190,6 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_WORKER_ID": ("worker_id", _str),
     "TIDINGS_LEASE_MARGIN": ("lease_margin_seconds", _float),
     "TIDINGS_CA_BUNDLE": ("ca_bundle", _pem_file),
+    "TIDINGS_CONSOLE_FRAME_ANCESTORS": ("console_frame_ancestors", _frame_ancestors),
+    "TIDINGS_PUBLIC_URL": ("public_url", _public_url),
 }

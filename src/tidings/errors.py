@@ -50,6 +50,13 @@ class ConflictError(ApiError):
     code = "conflict"
 
 
+class Gone(ApiError):
+    """410: what was asked for existed and is no longer valid (a used or expired portal link)."""
+
+    status_code = 410
+    code = "gone"
+
+
 Issue = dict[str, str]  # {"path": "$.data.orderId", "message": "..."}
 
 

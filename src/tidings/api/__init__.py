@@ -5,6 +5,7 @@ router per concern, each in `tidings.api.routes.<module>`; a route parses, calls
 `tidings.services` and renders (`tidings.api.views`):
 
 - admin: organizations, partners, API keys (platform keys)
+- portal: portal links into an organization's browser console (platform keys)
 - events: publishing (single and batch), the events feed with ETag, event types
 - endpoints: endpoint management, secrets, pause/resume, bulk replay
 - deliveries: delivery history with attempts, one event with its deliveries, single replay
@@ -40,7 +41,7 @@ def create_app(
     resolver: Resolver | None = None,
 ) -> FastAPI:
     """`resolver` answers the DNS questions of the endpoint URL rules (None: the system's)."""
-    from tidings.api.routes import admin, deliveries, endpoints, events, health, state
+    from tidings.api.routes import admin, deliveries, endpoints, events, health, portal, state
 
     app = FastAPI(
         title="tidings",
@@ -59,7 +60,7 @@ def create_app(
     )
     app.state.tidings = AppContext(settings=settings, deps=deps, metrics=metrics)
     install_error_handlers(app)
-    for module in (health, admin, events, endpoints, deliveries, state):
+    for module in (health, admin, portal, events, endpoints, deliveries, state):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
