@@ -140,13 +140,15 @@ def build_worker(
 def build_app(
     settings: Settings, store: Store, catalog: Catalog, publisher: EventPublisher
 ) -> FastAPI:
+    """The API with the browser console at /console (tidings.web)."""
     from tidings.api import create_app
     from tidings.delivery import metrics
+    from tidings.web import with_console
 
     async def render_metrics() -> tuple[bytes, str]:
         return await metrics.render(store, system_clock())
 
-    return create_app(settings, store, catalog, publisher, metrics=render_metrics)
+    return with_console(create_app(settings, store, catalog, publisher, metrics=render_metrics))
 
 
 @dataclass

@@ -47,6 +47,7 @@ class Api:
     settings: Settings
     catalog: Catalog
     publisher: Any
+    app: Any = None  # the FastAPI app the client talks to
     platform: dict[str, str] = field(
         default_factory=lambda: {"Authorization": f"Bearer {PLATFORM_KEY}"}
     )
@@ -99,7 +100,14 @@ async def make_api(store: Store) -> AsyncIterator[MakeApi]:
             transport=httpx.ASGITransport(app=app), base_url="http://tidings.test"
         )
         clients.append(client)
-        return Api(client=client, store=store, settings=settings, catalog=cat, publisher=publisher)
+        return Api(
+            client=client,
+            store=store,
+            settings=settings,
+            catalog=cat,
+            publisher=publisher,
+            app=app,
+        )
 
     yield make
     for client in clients:

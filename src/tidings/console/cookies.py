@@ -1,0 +1,36 @@
+"""The console's cookies: every one HttpOnly, scoped to /console, Secure when the request came
+over https (SameSite Lax, or Strict for the sign-in form's token)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import Request, Response
+
+COOKIE_PATH = "/console"
+
+
+def set_cookie(
+    request: Request,
+    response: Response,
+    name: str,
+    value: str,
+    *,
+    max_age: int | None = None,
+    samesite: Literal["lax", "strict"] = "lax",
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite=samesite,
+        secure=request.url.scheme == "https",
+    )
+
+
+def clear_cookie(request: Request, response: Response, name: str) -> None:
+    response.delete_cookie(
+        name, path=COOKIE_PATH, httponly=True, secure=request.url.scheme == "https"
+    )
