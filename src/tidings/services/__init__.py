@@ -17,6 +17,7 @@ render what they answer; they decide nothing themselves. An operation is a plain
 Rooms: `organizations` (organizations, partners), `keys` (API keys, who a key is), `endpoints`
 (+ `endpoint_rules`: the configuration rules, SSRF guard included), `replay`, `deliveries`
 (history and attempts), `events` (publishing, the feed, one event), `state` (projections),
-`paging` (page sizes and cursors). Nothing here imports FastAPI or a database driver (an import
-test holds the layering).
+`paging` (page sizes and cursors), `console_sessions` (the browser console's sessions and
+portal links), `overview` (the operator's figures). Nothing here imports FastAPI or a database
+driver (an import test holds the layering).
 """
