@@ -3,7 +3,7 @@ scripts/bootstrap; Playwright downloads no browser) against a real `tidings serv
 on PostgreSQL (the `backend` fixture), like the acceptance tests. Launched headless with the flags
 that work on these machines (no sandbox, no GPU, no QUIC, nothing fetched in the background).
 
-- `chromium`: one headless browser for the session; `page`: a new context (its own cookies) and
+- `chromium`: one headless browser per test module; `page`: a new context (its own cookies) and
   page per test, 1280 x 900. `console(backend)` starts `tidings serve` on a fresh database and
   answers a `Console` (its URL, the platform key, an API client).
 - `shot(page, name)`: a screenshot. They go to a temporary folder, or to the folder named by
@@ -68,12 +68,19 @@ class Console:
         return dict(r.json())
 
 
-@pytest.fixture(scope="session")
+# Generous waits: the suite shares two cores with everything else a CI run or a machine does.
+ACTION_TIMEOUT_MS = 15_000
+
+
+# One browser per module, not per session: Playwright's sync API keeps its event loop running
+# in this thread while it is open, and the async tests that follow need the thread's loop free.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/bootstrap installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=ACTION_TIMEOUT_MS)
     # Playwright gives each launch a new, empty --user-data-dir of its own (it refuses one in
     # `args`), so every run starts from a clean profile.
     with sync_playwright() as pw:
@@ -85,7 +92,7 @@ def chromium() -> Iterator[Any]:
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
     context = chromium.new_context(viewport=WIDE)
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     page = context.new_page()
     yield page
     context.close()
