@@ -2,7 +2,8 @@
 PostgreSQL: the operator signs in with the keyboard and mints a portal link; the link opens
 the integrator's console once; an expired link fails; a form posted without its CSRF token is
 refused; the event catalog reads well; the pages fit 400 px; pausing an endpoint from its page
-holds deliveries (real receiver) and resuming sends them, saying how many."""
+holds deliveries (real receiver) and resuming sends them, saying how many; the integrator
+registers an endpoint through the form and first sees the error of a bare `*` beside it."""
 
 from __future__ import annotations
 
@@ -188,3 +189,27 @@ def test_pause_holds_deliveries_and_resume_sends_them(
         shot(page, "integrator-endpoints-resumed")
     finally:
         receiver.close()
+
+
+def test_integrator_registers_an_endpoint_through_the_form(
+    page: Any, console: Console, shot: Callable[..., None]
+) -> None:
+    org = console.org()
+    sign_in_with_keyboard(page, console, org["apiKey"], "Endpoints")
+    page.get_by_role("link", name="Register an endpoint").click()
+    page.get_by_label("URL").fill("http://127.0.0.1:9/hooks")
+    page.get_by_label("Event types").fill("compliance.*\n*")
+    page.get_by_role("button", name="Register the endpoint").click()
+    error = page.locator("#eventTypes-error")
+    expect(error).to_contain_text("line 2:")
+    expect(page.get_by_label("Event types")).to_have_attribute("aria-invalid", "true")
+    shot(page, "endpoint-form-error")
+    assert console.api("GET", "/v1/endpoints", key=org["apiKey"]).json()["items"] == []
+    page.get_by_label("Event types").fill("compliance.*\nkyc.*")
+    page.get_by_role("button", name="Register the endpoint").click()
+    expect(page.get_by_role("heading", name="Endpoint registered")).to_be_visible()
+    [stored] = console.api("GET", "/v1/endpoints", key=org["apiKey"]).json()["items"]
+    secret = console.api("GET", f"/v1/endpoints/{stored['id']}/secret", key=org["apiKey"])
+    expect(page.get_by_role("textbox", name="Secret")).to_have_value(secret.json()["secret"])
+    page.get_by_role("link", name="Back to the endpoints").click()
+    expect(page.get_by_role("cell", name="http://127.0.0.1:9/hooks", exact=True)).to_be_visible()

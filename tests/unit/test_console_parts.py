@@ -10,11 +10,17 @@ import pytest
 from tidings.catalog import Catalog
 from tidings.config import Settings, SettingsError
 from tidings.console.charts import bar_chart
-from tidings.console.forms import field_errors
+from tidings.console.forms import (
+    field_errors,
+    header_lines,
+    lines,
+    optional_integers,
+    optional_number,
+)
 from tidings.console.schema_view import schema_tables
 from tidings.console.security import content_security_policy
 from tidings.console.templating import page_url
-from tidings.errors import ValidationFailed
+from tidings.errors import Issues, ValidationFailed
 from tidings.services.console_sessions import csrf_matches, csrf_token, portal_link_url
 
 
@@ -75,7 +81,7 @@ def test_field_errors_file_messages_under_their_field() -> None:
         ],
     )
     errors = field_errors(exc, ("eventTypes", "ttlSeconds"))
-    assert errors.of("eventTypes") == ["a bare * is refused"]
+    assert errors.of("eventTypes") == ["line 1: a bare * is refused"]
     assert errors.of("ttlSeconds") == ["too long"]
     assert errors.form_level == ["query.cursor: not a cursor"]
     assert field_errors(ValidationFailed("plain"), ("x",)).form_level == ["$: plain"]
@@ -91,6 +97,20 @@ def test_the_content_security_policy_is_strict() -> None:
     assert content_security_policy("https://app.example.com").endswith(
         "frame-ancestors https://app.example.com"
     )
+
+
+def test_form_fields_that_cannot_be_read_are_issues_at_their_path() -> None:
+    issues = Issues()
+    assert lines(" a \n\n b\n") == ["a", "b"]
+    assert optional_number("", "$.n", issues) is None
+    assert optional_number("2.5", "$.n", issues) == 2.5
+    assert optional_integers("1, 2 3", "$.v", issues) == [1, 2, 3]
+    assert header_lines("X-A: 1\nX-B:two:2", "$.headers", issues) == {"X-A": "1", "X-B": "two:2"}
+    assert issues.items == []
+    optional_number("fast", "$.n", issues)
+    optional_integers("1, two", "$.v", issues)
+    header_lines("no colon", "$.headers", issues)
+    assert [i["path"] for i in issues.items] == ["$.n", "$.v", "$.headers"]
 
 
 def test_page_urls_keep_filters_and_encode_them() -> None:

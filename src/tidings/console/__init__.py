@@ -15,6 +15,7 @@ Pages now:
   links for any organization; an integrator's start (its endpoints)
 - catalog: every event type with its description, schemas per version and examples
 - endpoints: the organization's endpoints, keyset-paginated, with pause and resume
+- endpoint_form: register an endpoint (the API's validation beside each field; the secret once)
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ CONSOLE_PATH = "/console"
 
 
 def create_console(context: ConsoleContext) -> FastAPI:
-    from tidings.console.pages import catalog, endpoints, home, sign_in
+    from tidings.console.pages import catalog, endpoint_form, endpoints, home, sign_in
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.console = context
     install_error_pages(app)
-    for module in (sign_in, home, catalog, endpoints):
+    for module in (sign_in, home, catalog, endpoints, endpoint_form):
         app.include_router(module.router)
     app.mount("/static", static_files(), name="static")
     app.add_middleware(SecurityHeaders, frame_ancestors=context.settings.console_frame_ancestors)

@@ -1,0 +1,130 @@
+"""Registering an endpoint from the console: the form reads its fields into the service
+layer's `EndpointInput` and `services.endpoints.create_endpoint` decides, with the API's own
+rules (patterns, a bare `*` refused, formats, partners, versions, headers, the SSRF guard). A
+refusal re-renders the form with each message beside its field; a new endpoint's secret is
+shown once, as the API shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import FormData
+
+from tidings.console.context import console_context
+from tidings.console.forms import (
+    FormErrors,
+    field_errors,
+    header_lines,
+    lines,
+    optional_integers,
+    optional_number,
+)
+from tidings.console.templating import render
+from tidings.console.viewer import Change, OrgId
+from tidings.errors import Issues, ValidationFailed
+from tidings.models import DEFAULT_SOURCES, SOURCES
+from tidings.services import endpoints
+
+router = APIRouter()
+
+FORMAT_OPTIONS = (
+    ("", "the subscribed catalog's own (novatrade or dlt)"),
+    ("novatrade", "novatrade"),
+    ("dlt", "dlt"),
+    ("standard", "standard"),
+)
+MAX_FIELD_CHARS = 20_000  # longer than any valid value of any field
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointForm:
+    """The form as posted (kept to show it again beside its errors)."""
+
+    url: str = ""
+    eventTypes: str = ""
+    format: str = ""
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    partnerIds: str = ""
+    acceptedSchemaVersions: str = ""
+    description: str = ""
+    headers: str = ""
+    rateLimitPerSecond: str = ""
+
+    @classmethod
+    def posted(cls, form: FormData) -> EndpointForm:
+        def text(name: str) -> str:
+            value = form.get(name)
+            return value[:MAX_FIELD_CHARS] if isinstance(value, str) else ""
+
+        texts = {name: text(name) for name in FIELDS if name != "sources"}
+        sources = tuple(s for s in form.getlist("sources") if isinstance(s, str))
+        return cls(sources=sources, **texts)
+
+    def read(self, issues: Issues) -> endpoints.EndpointInput:
+        """The service's input; what cannot be read goes into `issues` at its path."""
+        return endpoints.EndpointInput(
+            url=self.url.strip(),
+            event_types=lines(self.eventTypes),
+            format=self.format or None,
+            sources=self.sources,
+            partner_ids=lines(self.partnerIds) or None,
+            accepted_schema_versions=optional_integers(
+                self.acceptedSchemaVersions, "$.acceptedSchemaVersions", issues
+            ),
+            description=self.description.strip() or None,
+            headers=header_lines(self.headers, "$.headers", issues),
+            rate_limit_per_second=optional_number(
+                self.rateLimitPerSecond, "$.rateLimitPerSecond", issues
+            ),
+        )
+
+
+FIELDS = tuple(EndpointForm.__dataclass_fields__)
+
+
+def _page(
+    request: Request, form: EndpointForm, errors: FormErrors, status_code: int = 200
+) -> Response:
+    names = console_context(request).deps.catalog.names()
+    return render(
+        request,
+        "pages/endpoint_form.html",
+        {
+            "title": "Register an endpoint",
+            "section": "endpoints",
+            "form": form,
+            "errors": errors,
+            "format_options": FORMAT_OPTIONS,
+            "all_sources": sorted(SOURCES),
+            "segments": sorted({name.split(".", 1)[0] + ".*" for name in names}),
+            "types": sorted(names),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/endpoints/new", include_in_schema=False)
+async def new_endpoint(request: Request, organization_id: OrgId) -> Response:
+    return _page(request, EndpointForm(), FormErrors())
+
+
+@router.post("/endpoints", include_in_schema=False)
+async def create_endpoint(request: Request, organization_id: OrgId, viewer: Change) -> Response:
+    form = EndpointForm.posted(await request.form())
+    issues = Issues()
+    given = form.read(issues)
+    try:
+        issues.raise_if_any()
+        created = await endpoints.create_endpoint(
+            console_context(request).deps, viewer.actor, given
+        )
+    except ValidationFailed as exc:
+        return _page(request, form, field_errors(exc, FIELDS), status_code=422)
+    return render(
+        request,
+        "pages/endpoint_created.html",
+        {"title": "Endpoint registered", "section": "endpoints", "endpoint": created},
+        status_code=201,
+    )
