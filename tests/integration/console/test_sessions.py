@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 
 from tests.integration.api.conftest import PLATFORM_KEY
+from tidings.auth import hash_key
 from tidings.clock import FakeClock
 from tidings.services.console_sessions import PORTAL_LINK_SECONDS
 
@@ -39,6 +40,28 @@ async def test_the_session_cookie_is_secure_over_https(web: Web) -> None:
     )
     assert r.status_code == 303
     assert "secure" in r.headers["set-cookie"].lower()
+
+
+async def test_cookies_are_secure_when_the_public_url_is_https(make_web: MakeWeb) -> None:
+    web = await make_web(public_url="https://webhooks.example.com")
+    browser = web.client()  # plain http, as from a proxy that ended TLS
+    form = await browser.get("/console/sign-in")
+    assert "secure" in form.headers["set-cookie"].lower()
+    r = await browser.post(
+        "/console/sign-in", data={"api_key": PLATFORM_KEY, "csrf_token": csrf_of(form.text)}
+    )
+    assert all("secure" in c.lower() for c in r.headers.get_list("set-cookie"))
+
+
+async def test_opening_a_portal_link_ends_the_session_it_replaces(web: Web) -> None:
+    org = await web.org()
+    browser = await web.sign_in()
+    operator = next(c.value for c in browser.cookies.jar if c.name == "tidings_session")
+    minted = await web.portal_link(org)
+    r = await browser.get(minted["url"].removeprefix("http://tidings.test"))
+    assert r.status_code == 303
+    assert await web.store.find_console_session(hash_key(operator), web.clock()) is None
+    assert (await browser.get("/console/endpoints")).status_code == 200  # now the org's
 
 
 async def test_an_organization_key_signs_into_its_own_console(web: Web) -> None:

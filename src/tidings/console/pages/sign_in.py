@@ -30,7 +30,12 @@ router = APIRouter()
 HOME = "/console/"
 
 
-def _into_console(request: Request, opened: OpenedSession, flash_code: str) -> Response:
+async def _into_console(request: Request, opened: OpenedSession, flash_code: str) -> Response:
+    """The new session's cookie replaces the browser's; the session it held (an operator who
+    opens an organization's portal link, say) ends rather than lingering until it expires."""
+    replaced = request.cookies.get(SESSION_COOKIE)
+    if replaced:
+        await console_sessions.sign_out(console_context(request).deps, replaced)
     response = RedirectResponse(HOME, status_code=303)
     max_age = int(opened.session.expires_at - opened.session.created_at)
     set_cookie(request, response, SESSION_COOKIE, opened.token, max_age=max_age)
@@ -61,7 +66,7 @@ async def sign_in(request: Request, api_key: Annotated[str, Form(max_length=200)
         opened = await console_sessions.sign_in(console_context(request).deps, api_key)
     except Unauthorized:
         return _sign_in_page(request, "This key is not known here. Check it and try again.", 401)
-    return _into_console(request, opened, "signed_in")
+    return await _into_console(request, opened, "signed_in")
 
 
 @router.post("/sign-out", include_in_schema=False)
@@ -76,7 +81,7 @@ async def sign_out(request: Request, viewer: Posted) -> Response:
 @router.get("/portal/{token}", include_in_schema=False)
 async def open_portal_link(request: Request, token: str) -> Response:
     opened = await console_sessions.open_portal_link(console_context(request).deps, token)
-    return _into_console(request, opened, "portal_opened")
+    return await _into_console(request, opened, "portal_opened")
 
 
 __all__ = ["SESSION_COOKIE", "router"]
