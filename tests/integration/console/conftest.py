@@ -27,6 +27,13 @@ BASE_URL = "http://tidings.test"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+def session_cookie(browser: httpx.AsyncClient) -> str:
+    """The value of the browser's session cookie."""
+    value = browser.cookies.get("tidings_session", path="/console")
+    assert value is not None, "no session cookie"
+    return value
+
+
 def csrf_of(html: str) -> str:
     match = _CSRF.search(html)
     assert match is not None, "the page has no CSRF field"
