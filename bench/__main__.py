@@ -11,6 +11,7 @@ import asyncio
 import json
 import platform
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -103,8 +104,11 @@ def write_chart(figures: list[Figure]) -> bool:
 
 def write_reports(figures: list[Figure], command: str, elapsed: float) -> None:
     previous: dict[str, Any] = {}
+    runs: dict[str, Any] = {}  # scenario -> the command and date of the run its figures are from
     if RESULTS.exists():
-        previous = json.loads(RESULTS.read_text()).get("scenarios", {})
+        stored = json.loads(RESULTS.read_text())
+        previous = stored.get("scenarios", {})
+        runs = stored.get("runs", {})
     scenarios: dict[str, Any] = dict(previous)
     for f in figures:
         scenarios.setdefault(f.scenario, {})
@@ -121,7 +125,11 @@ def write_reports(figures: list[Figure], command: str, elapsed: float) -> None:
             "size": f.size,
         }
     meta = {"command": command, "machine": _machine(), "date": time.strftime("%Y-%m-%d")}
-    RESULTS.write_text(json.dumps({"meta": meta, "scenarios": scenarios}, indent=2) + "\n")
+    for name in {f.scenario for f in figures}:
+        runs[name] = {"command": command, "date": meta["date"]}
+    RESULTS.write_text(
+        json.dumps({"meta": meta, "runs": runs, "scenarios": scenarios}, indent=2) + "\n"
+    )
     all_figures = [
         Figure(
             s, fig, v["value"], v["unit"], v["goal"], v["met"], v["ceiling"], v["ratio"], v["size"]
@@ -144,7 +152,9 @@ def write_reports(figures: list[Figure], command: str, elapsed: float) -> None:
     for f in all_figures:
         if f.scenario not in seen:
             seen.add(f.scenario)
-            lines.append(f"- **{f.scenario}**: {f.size}")
+            run = runs.get(f.scenario)
+            where = "" if run is None else f" (`{run['command']}`, {run['date']})"
+            lines.append(f"- **{f.scenario}**{where}: {f.size}")
     if charted:
         lines += ["", "![ratios to the ceiling](benchmarks.png)"]
     lines.append(END)
@@ -186,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
+    # a run stopped with SIGTERM still tears down what it set up (namespaces, receivers,
+    # databases, Celery workers): the exit unwinds through every scenario's `finally`
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     started = time.monotonic()
     figures = asyncio.run(run(names, args.scale, args.receiver))

@@ -14,12 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # wan: its own network namespace, nginx with TLS 1.3 and the bench's CA (TIDINGS_CA_BUNDLE);
-# ceilings: the aiohttp, pyreqwest and pycurl loops on loopback nginx and that distant receiver
+# ceilings: the aiohttp, pyreqwest and pycurl loops on loopback nginx and that distant receiver;
+# peer-celery: the Celery peer on the local Redis (one trial of each pool), ABAB with tidings
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.timeout(360)
+@pytest.mark.timeout(420)
 @pytest.mark.parametrize(
-    "scenario", ["throughput-pg-2", "throughput-sqlite", "fan-out", "wan", "ceilings"]
+    "scenario",
+    ["throughput-pg-2", "throughput-sqlite", "fan-out", "wan", "ceilings", "peer-celery"],
 )
 def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
     done = subprocess.run(
@@ -37,7 +39,7 @@ def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=400,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"▶ {scenario}" in done.stdout
@@ -45,6 +47,9 @@ def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
     assert any(ch.isdigit() for ch in done.stdout.split(f"▶ {scenario}", 1)[1])
     if scenario in ("throughput-pg-2", "wan"):
         assert "sent twice: 0.00" in done.stdout
+    if scenario == "peer-celery":  # both comparisons ran, each on its own receiver
+        assert "tidings / peer (throughput-pg)" in done.stdout
+        assert "tidings / peer (wan)" in done.stdout
 
 
 def test_nginx_access_log_counts_deliveries_duplicates_and_receipts(tmp_path: Path) -> None:
