@@ -45,6 +45,8 @@ def _fmt(value: float | None) -> str:
         return "-"
     if abs(value) >= 100:
         return f"{value:,.0f}"
+    if 0 < abs(value) < 0.1:  # e.g. TLS handshakes per delivery: 0.0026, not 0.00
+        return f"{value:.4f}"
     return f"{value:.2f}"
 
 
@@ -141,7 +143,13 @@ def write_reports(figures: list[Figure], command: str, elapsed: float) -> None:
     lines = [
         BEGIN,
         f"Measured {meta['date']} on {meta['machine']} with `{command}` "
-        f"({elapsed:.0f} s for this run).",
+        f"({elapsed:.0f} s for this run)"
+        + (
+            "; figures of scenarios it did not run are kept from earlier runs, named in their "
+            "size lines."
+            if len({r["command"] for r in runs.values()}) > 1
+            else "."
+        ),
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -350,7 +350,12 @@ def ceiling_rate(
 
 
 async def tidings_drain(
-    urls: list[str], events: int, *, backend: str = "postgres", workers: int = 1, **env_extra: str
+    urls: list[str],
+    events: int,
+    *,
+    backend: str = "postgres",
+    workers: int = 1,
+    env_extra: Mapping[str, str] | None = None,
 ) -> Drain:
     """tidings delivering `events` x `urls` from a fresh, settled database (`published_database`)
     with `workers` worker processes (SQLite: one `serve`), timed as `wait_delivered` says."""
@@ -358,7 +363,7 @@ async def tidings_drain(
 
     async with published_database(backend, urls, events) as url:
         # the store used for polling is opened after publishing (SQLite: one writer)
-        env = tidings_env(url, **env_extra)
+        env = tidings_env(url, **(env_extra or {}))
         if backend == "sqlite":
             procs = [["serve", "--port", str(free_port())]]
         else:

@@ -9,6 +9,7 @@ import asyncio
 import gc
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bench.env import (
@@ -27,21 +28,40 @@ from bench.receiver import free_port
 WARM_UP_SECONDS = 2
 
 
+@dataclass
+class Latencies:
+    """Sorted milliseconds of the timed events: publish call to first receipt (`receipt`),
+    and publish call to the API's answer (`answer`: how much of it the publishing took)."""
+
+    receipt: list[float]
+    answer: list[float]
+
+    @staticmethod
+    def quantile(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(len(values) * q))]
+
+    def answered(self) -> str:
+        p50, p99 = self.quantile(self.answer, 0.5), self.quantile(self.answer, 0.99)
+        return f"the API answered the publishes in {p50:.1f} ms (p50), {p99:.1f} ms (p99)"
+
+
 async def paced_latency(
     urls: list[str],
     rate: int,
     seconds: float,
     receipts: Callable[[], dict[str, Any]],
     **env_extra: str,
-) -> list[float]:
-    """Sorted milliseconds from each timed event's publish call to its first receipt.
-    `receipts` stops the receiver and answers its stats (`first_seen`: event id -> time)."""
+) -> Latencies:
+    """Milliseconds from each timed event's publish call to its first receipt, and to the
+    API's answer. `receipts` stops the receiver and answers its stats (`first_seen`: event id
+    -> time)."""
     import aiohttp
     import orjson
 
     count = int(rate * seconds)
     warmup = WARM_UP_SECONDS * rate
     sent: dict[str, float] = {}
+    answered: dict[str, float] = {}
     async with fresh_database("postgres") as url:
         async with connected(url) as store:
             tenant = await make_tenant(store, urls)
@@ -62,6 +82,7 @@ async def paced_latency(
                     sent[f"evt_lat_{n}"] = time.time()
                     async with session.post(base + "/v1/events", data=body) as r:
                         await r.read()
+                    answered[f"evt_lat_{n}"] = time.time()
 
                 async def paced(first: int, n_events: int) -> None:
                     tasks = []
@@ -89,4 +110,7 @@ async def paced_latency(
                 delivered = (count + warmup) * len(urls)
                 await wait_delivered(store, delivered, timeout=120, url=url)
     first_seen: dict[str, float] = receipts().get("first_seen", {})
-    return sorted((first_seen[k] - t) * 1000 for k, t in sent.items() if k in first_seen)
+    return Latencies(
+        sorted((first_seen[k] - t) * 1000 for k, t in sent.items() if k in first_seen),
+        sorted((answered[k] - t) * 1000 for k, t in sent.items() if k in answered),
+    )

@@ -250,17 +250,14 @@ async def best_config(
 
 
 async def _abab(
-    urls: list[str],
-    events: int,
-    config: PoolConfig,
-    ca_file: str | None,
-    tidings_env_extra: dict[str, str],
+    urls: list[str], events: int, config: PoolConfig, ca_file: str | None
 ) -> tuple[list[float], list[PeerDrain]]:
     ours: list[float] = []
     theirs: list[PeerDrain] = []
     for phase in PHASES:
-        if phase == "A":
-            drain = await tidings_drain(urls, events, **tidings_env_extra)
+        if phase == "A":  # tidings trusts the receiver's CA as the peer does
+            trust = {"TIDINGS_CA_BUNDLE": ca_file} if ca_file else {}
+            drain = await tidings_drain(urls, events, env_extra=trust)
             ours.append(drain.rate)
         else:
             theirs.append(await peer_drain(urls, events, config, ca_file))
@@ -311,7 +308,7 @@ async def peer_celery(scale: float, receiver: str) -> list[Figure]:
     try:
         urls = [f"{rx.url}/ep{i}" for i in range(10)]
         config, trials = await best_config(urls, LOOPBACK_TRIALS, None, scale)
-        ours, theirs = await _abab(urls, events, config, None, {})
+        ours, theirs = await _abab(urls, events, config, None)
     finally:
         stats = rx.stop()
     dups = int(stats.get("peer_duplicates", stats.get("duplicates", 0)))
@@ -327,7 +324,7 @@ async def peer_celery(scale: float, receiver: str) -> list[Figure]:
         ca = str(wrx.ca_file)
         urls = [f"{wrx.url}/ep{i}" for i in range(endpoints)]
         config, trials = await best_config(urls, WAN_TRIALS, ca, scale)
-        ours, theirs = await _abab(urls, WAN_EVENTS, config, ca, {"TIDINGS_CA_BUNDLE": ca})
+        ours, theirs = await _abab(urls, WAN_EVENTS, config, ca)
         stats = wrx.stop()
     dups = int(stats.get("duplicates", 0))
     size = (

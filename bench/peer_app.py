@@ -111,7 +111,9 @@ def _http() -> Any:
     return _session
 
 
-@app.task(bind=True, acks_late=True, max_retries=len(SCHEDULE_SECONDS))
+@app.task(  # type: ignore[untyped-decorator]  # celery ships no types
+    bind=True, acks_late=True, max_retries=len(SCHEDULE_SECONDS)
+)
 def deliver(self: Any, delivery_id: int) -> None:
     import requests
 

@@ -48,6 +48,23 @@ class Figure:
         return asdict(self)
 
 
+def against_fastest(scenario: str, rate: float, fastest: float, size: str) -> Figure:
+    """tidings' rate over the pyreqwest loop's on the same receiver: no goal (the goals are
+    set against aiohttp, what tidings sends with), reported because that client is ≥ 1.5 x
+    faster than aiohttp (bench.ceilings)."""
+    return Figure(
+        scenario,
+        "deliveries/s vs the pyreqwest loop",
+        rate,
+        "deliveries/s",
+        "- (reported)",
+        None,
+        fastest,
+        rate / fastest,
+        size,
+    )
+
+
 def _n(base: int, scale: float, minimum: int = 1) -> int:
     return max(minimum, int(base * scale))
 
@@ -64,6 +81,8 @@ async def _throughput(
     rx = start_receiver(receiver_kind)
     try:
         ceiling = ceiling_rate(rx.url + "/ceiling", total, CONCURRENCY)
+        # the fastest client of `ceilings` too (issue 27 §4: it posts 3.5 x aiohttp here)
+        fastest = ceiling_rate(rx.url + "/ceiling", total, CONCURRENCY, client="pyreqwest")
         urls = [f"{rx.url}/ep{i}" for i in range(endpoints)]
         drain = await tidings_drain(urls, events, backend=backend, workers=workers)
     finally:
@@ -80,7 +99,8 @@ async def _throughput(
             ceiling,
             drain.rate / ceiling,
             size,
-        )
+        ),
+        against_fastest(name, drain.rate, fastest, size),
     ]
     if stats:
         dups = int(stats.get("duplicates", 0))
@@ -210,14 +230,15 @@ async def latency(scale: float, receiver: str) -> list[Figure]:
     seconds = max(3.0, 30 * scale)
     rx = start_receiver("counting")
     try:
-        lat = await paced_latency([f"{rx.url}/latency"], rate, seconds, rx.stop)
+        measured = await paced_latency([f"{rx.url}/latency"], rate, seconds, rx.stop)
     finally:
         rx.stop()
+    lat = measured.receipt
     p50 = statistics.median(lat)
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    p99 = measured.quantile(lat, 0.99)
     size = (
         f"{rate} events/s for {seconds:.0f} s ({int(rate * seconds):,} events) after 2 s of "
-        "warm-up at the same pace, one `api` + one `worker`"
+        f"warm-up at the same pace, one `api` + one `worker`; {measured.answered()}"
     )
     return [
         Figure("latency", "p50 ms", p50, "ms", "≤ 10 ms", p50 <= 10, size=size),
@@ -464,8 +485,7 @@ async def wan(scale: float, receiver: str) -> list[Figure]:
 
 
 async def peer_celery(scale: float, receiver: str) -> list[Figure]:
-    # bench/peer.py is the Celery peer of issue 27, not in the repository yet
-    from bench.peer import peer_celery as run  # type: ignore[import-not-found]
+    from bench.peer import peer_celery as run
 
     figures: list[Figure] = await run(scale, receiver)
     return figures
@@ -475,6 +495,13 @@ async def ceilings(scale: float, receiver: str) -> list[Figure]:
     from bench.ceilings import ceilings as run
 
     return await run(scale, receiver)
+
+
+async def sender_pyreqwest(scale: float, receiver: str) -> list[Figure]:
+    from bench.alt_sender import sender_pyreqwest as run
+
+    figures: list[Figure] = await run(scale, receiver)
+    return figures
 
 
 SCENARIOS = {
@@ -489,4 +516,5 @@ SCENARIOS = {
     "wan": wan,
     "peer-celery": peer_celery,
     "ceilings": ceilings,
+    "sender-pyreqwest": sender_pyreqwest,
 }
