@@ -142,6 +142,8 @@ class Receipts:
         self.first_seen: dict[str, float] = {}
 
     def add(self, delivery: str, event: str, at: float) -> None:
+        if delivery.startswith("dlv_ceiling_"):
+            return  # the ceiling loops' own requests (each run numbers its requests from 0)
         self.total += 1
         self.per_delivery[delivery] = self.per_delivery.get(delivery, 0) + 1
         self.first_seen.setdefault(event, at)
@@ -168,7 +170,7 @@ def _nginx_stats(log: Path) -> dict[str, Any]:
         with log.open() as lines:
             for line in lines:
                 parts = line.split()
-                if len(parts) != 4 or parts[1] == "-" or parts[1].startswith("dlv_ceiling_"):
+                if len(parts) != 4 or parts[1] == "-":
                     continue
                 event = parts[2] if parts[2] != "-" else parts[3]
                 receipts.add(parts[1], event, float(parts[0]))
