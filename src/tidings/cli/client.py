@@ -1,6 +1,6 @@
 """Operator and integrator commands over the HTTP API (contract sections 7 and 8).
 
-    tidings orgs create NAME                    (platform key)
+    tidings orgs create NAME / list             (platform key)
     tidings partners add ORG NAME               (platform key)
     tidings keys create ORG                     (platform key)
     tidings events publish [FILE | --batch FILE.jsonl | --type T --data JSON ...]
@@ -236,6 +236,28 @@ def orgs_create(
         ],
     )
     err.print("[dim]keep the apiKey: it is shown only once (TIDINGS_KEY=...)[/dim]")
+
+
+@orgs_app.command("list")
+def orgs_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 500,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every organization, oldest first."""
+    items = fetch_all(url, key, "/v1/organizations", limit)
+    if as_json:
+        print_json({"items": items})
+        return
+    table = new_table("organizationUuid", "name", "createdAt")
+    for org in items:
+        table.add_row(
+            cell(org.get("organizationUuid")),
+            cell(org.get("name")),
+            short_time(org.get("createdAt")),
+        )
+    print_table(table, "no organizations")
 
 
 @partners_app.command("add")

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from tidings.auth import Actor, new_organization_key, require_platform
 from tidings.errors import ConflictError, NotFoundError
-from tidings.models import Organization, Partner
+from tidings.models import Organization, Page, Partner
 from tidings.services.deps import Deps
+from tidings.services.paging import bad_cursor, check_page
 from tidings.store.base import Conflict
 
 
@@ -33,6 +34,18 @@ async def create_organization(
     except Conflict as exc:
         raise ConflictError(f"organization {org.id} exists already") from exc
     return NewOrganization(org, key.api_key)
+
+
+async def list_organizations(
+    deps: Deps, actor: Actor, *, limit: int, cursor: str | None
+) -> Page[Organization]:
+    """Every organization, oldest first."""
+    require_platform(actor)
+    check_page(limit)
+    try:
+        return await deps.store.list_organizations(limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise bad_cursor() from exc
 
 
 async def get_organization(deps: Deps, actor: Actor, organization_id: str) -> Organization:

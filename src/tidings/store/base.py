@@ -184,6 +184,17 @@ class Store:
         row = await self._db.fetch_one("get_organization", id=organization_id)
         return None if row is None else r.organization_from_row(row)
 
+    async def list_organizations(self, *, limit: int, cursor: str | None) -> Page[Organization]:
+        """Every organization, oldest first (platform operators); ValueError for a cursor the
+        store did not make. The cursor names the last organization of the page (they have no
+        `seq`)."""
+        rows = await self._db.fetch(
+            "list_organizations", after_id=r.decode_key_cursor(cursor), limit=limit + 1
+        )
+        items = [r.organization_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
+
     async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
         await self._db.execute("insert_api_key", key_hash=key_hash, **r.as_row(key))
 

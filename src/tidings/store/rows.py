@@ -50,6 +50,29 @@ def loads(text: str | bytes | None) -> Any:
 # ---- cursors ---------------------------------------------------------------------------------
 
 
+KEY_CURSOR_PREFIX = "k:"  # tells a key cursor from text that only happens to decode
+
+
+def encode_key_cursor(key: str) -> str:
+    """A cursor that names the last row of a page by its key (tables without a `seq`)."""
+    raw = (KEY_CURSOR_PREFIX + key).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str | None) -> str | None:
+    """None for no cursor; ValueError for anything the store did not make."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("malformed cursor") from exc
+    key = raw.removeprefix(KEY_CURSOR_PREFIX)
+    if key == raw or not key:
+        raise ValueError("malformed cursor")
+    return key
+
+
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
 

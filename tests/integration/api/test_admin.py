@@ -30,6 +30,34 @@ async def test_organization_uuid_can_be_chosen_and_is_unique(api: Api) -> None:
     assert again.json()["error"]["code"] == "conflict"
 
 
+async def test_platform_key_lists_organizations_oldest_first_in_pages(api: Api) -> None:
+    made = []
+    for n in range(3):
+        r = await api.client.post(
+            "/v1/organizations", json={"name": f"Org {n}"}, headers=api.platform
+        )
+        made.append(r.json()["organizationUuid"])
+    seen: list[dict[str, str]] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        r = await api.client.get("/v1/organizations", params=params, headers=api.platform)
+        assert r.status_code == 200, r.text
+        seen += r.json()["items"]
+        cursor = r.json()["nextCursor"]
+        if cursor is None:
+            break
+    assert [o["organizationUuid"] for o in seen] == made
+    assert set(seen[0]) == {"organizationUuid", "name", "createdAt"}  # never a key
+    assert seen[0]["name"] == "Org 0" and seen[0]["createdAt"].endswith("Z")
+    bad = await api.client.get("/v1/organizations?cursor=nope", headers=api.platform)
+    assert bad.status_code == 422
+    assert bad.json()["error"]["details"][0]["path"] == "query.cursor"
+    org = await api.org()
+    forbidden = await api.client.get("/v1/organizations", headers=org.headers)
+    assert forbidden.status_code == 403
+
+
 async def test_partners_and_more_keys(api: Api) -> None:
     org = await api.org()
     r = await api.client.post(

@@ -42,6 +42,10 @@ def test_operator_commands(server: Server) -> None:
     human = _ok(server.cli("orgs", "create", "Acme Exports"))
     assert "organization created" in human.out and "apiKey" in human.out
     org_id, _ = _setup_org(server)
+    listed_orgs = _ok(server.cli("orgs", "list", "--json")).json()["items"]
+    assert [o["name"] for o in listed_orgs] == ["Acme Exports", "Acme Exports"]
+    assert listed_orgs[1]["organizationUuid"] == org_id
+    assert org_id in _ok(server.cli("orgs", "list")).out
     partner = _ok(server.cli("partners", "add", org_id, "Dealer Nord", "--json")).json()
     assert partner["name"] == "Dealer Nord" and partner["partnerUuid"]
     listed = _ok(server.cli("partners", "list", org_id))

@@ -106,6 +106,34 @@ async def test_organizations_keys_and_partners(store: Store) -> None:
     assert await store.list_partners(org) == [partner]
 
 
+async def test_organizations_are_listed_oldest_first_in_pages(store: Store) -> None:
+    # two share a created_at: their ids order them
+    made = [("org-c", T0), ("org-b", T0 + 1), ("org-a", T0 + 1), ("org-d", T0 + 2), ("ü-e", T0 + 3)]
+    for org_id, created_at in made:
+        key = ApiKey(
+            id=new_id("key"), kind=KeyKind.ORGANIZATION, organization_id=org_id, created_at=T0
+        )
+        await store.create_organization(
+            Organization(id=org_id, name=f"Org {org_id}", created_at=created_at), key, org_id
+        )
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await store.list_organizations(limit=2, cursor=cursor)
+        seen += [o.id for o in page.items]
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == ["org-c", "org-a", "org-b", "org-d", "ü-e"] and pages == 3
+    first = (await store.list_organizations(limit=1, cursor=None)).items[0]
+    assert first == Organization(id="org-c", name="Org org-c", created_at=T0)
+    for bad in ("not a cursor!", "b3JnLWM"):  # garbage, and a bare base64 id
+        with pytest.raises(ValueError):
+            await store.list_organizations(limit=2, cursor=bad)
+
+
 # ---- endpoints ----
 
 

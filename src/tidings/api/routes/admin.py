@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.api.context import Ctx, PlatformKey
+from tidings.api.context import Ctx, Limit, PlatformKey
+from tidings.clock import to_rfc3339
 from tidings.services import keys, organizations
+from tidings.services.paging import DEFAULT_LIMIT
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
 
@@ -30,6 +32,17 @@ class OrganizationOut(BaseModel):
     organizationUuid: str
     name: str
     apiKey: str
+
+
+class OrganizationItem(BaseModel):
+    organizationUuid: str
+    name: str
+    createdAt: str
+
+
+class OrganizationList(BaseModel):
+    items: list[OrganizationItem]
+    nextCursor: str | None = None
 
 
 class PartnerIn(BaseModel):
@@ -60,6 +73,27 @@ async def create_organization(
     new = await organizations.create_organization(ctx.deps, actor, body.name, body.organizationUuid)
     org = new.organization
     return OrganizationOut(organizationUuid=org.id, name=org.name, apiKey=new.api_key)
+
+
+@router.get(
+    "",
+    response_model=OrganizationList,
+    summary="every organization, oldest first",
+)
+async def list_organizations(
+    ctx: Ctx,
+    actor: PlatformKey,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> OrganizationList:
+    page = await organizations.list_organizations(ctx.deps, actor, limit=limit, cursor=cursor)
+    return OrganizationList(
+        items=[
+            OrganizationItem(organizationUuid=o.id, name=o.name, createdAt=to_rfc3339(o.created_at))
+            for o in page.items
+        ],
+        nextCursor=page.next_cursor,
+    )
 
 
 @router.post(

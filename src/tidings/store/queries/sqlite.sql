@@ -54,6 +54,14 @@ INSERT INTO organizations (id, name, created_at) VALUES (:id, :name, :created_at
 -- name: get_organization
 SELECT * FROM organizations WHERE id = :id
 
+-- name: list_organizations
+-- Oldest first; the cursor is the last organization of the page before.
+SELECT * FROM organizations
+WHERE :after_id IS NULL
+   OR (created_at, id) > (SELECT created_at, id FROM organizations WHERE id = :after_id)
+ORDER BY created_at, id
+LIMIT :limit
+
 -- name: insert_api_key
 INSERT INTO api_keys (id, key_hash, kind, organization_id, created_at)
 VALUES (:id, :key_hash, :kind, :organization_id, :created_at)
