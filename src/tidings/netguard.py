@@ -25,6 +25,9 @@ from urllib.parse import urlsplit
 from tidings.ttlcache import TtlCache
 
 MAX_URL_LENGTH = 2048
+# The one setting that allows a private address, named in every refusal of one; it allows
+# http:// too, so a refusal never sends people from one setting to another.
+ALLOW_PRIVATE_HINT = "TIDINGS_ALLOW_PRIVATE_URLS=true (`tidings serve --dev` turns it on)"
 DEFAULT_CACHE_TTL_SECONDS = 60.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -116,18 +119,8 @@ def _host_name_problem(host: str, allow_private: bool) -> str | None:
     if not allow_private and (
         name in _FORBIDDEN_NAMES or name.endswith(_FORBIDDEN_SUFFIXES) or "." not in name
     ):
-        return f"URL host {name} is internal; refused unless private URLs are allowed"
+        return f"URL host {name} is internal; refused unless {ALLOW_PRIVATE_HINT}"
     return None
-
-
-def _scheme_problem(scheme: str, allow_http: bool) -> str | None:
-    if scheme == "https":
-        return None
-    if scheme == "http":
-        if allow_http:
-            return None
-        return "http:// URLs are refused; use https:// (or set TIDINGS_ALLOW_HTTP=true)"
-    return "URL scheme must be https"
 
 
 def _literal_problem(host: str, literal: IPAddress, allow_private: bool) -> str | None:
@@ -136,13 +129,14 @@ def _literal_problem(host: str, literal: IPAddress, allow_private: bool) -> str 
     if not allow_private and _forbidden(literal):
         return (
             f"URL host {host} is a loopback, private, link-local or reserved address; "
-            "refused unless TIDINGS_ALLOW_PRIVATE_URLS=true"
+            f"refused unless {ALLOW_PRIVATE_HINT}"
         )
     return None
 
 
 def check_endpoint_url(url: str, *, allow_http: bool, allow_private: bool) -> str | None:
-    """None when `url` may be registered as an endpoint, else the reason."""
+    """None when `url` may be registered as an endpoint, else the reason. The http:// rule is
+    checked last, so that the reason names the one setting that would allow the URL."""
     if not isinstance(url, str) or not url:
         return "URL must be a non-empty string"
     if len(url) > MAX_URL_LENGTH:
@@ -154,9 +148,9 @@ def check_endpoint_url(url: str, *, allow_http: bool, allow_private: bool) -> st
         port = parts.port
     except ValueError:
         return "URL is not valid (check the host and port)"
-    problem = _scheme_problem(parts.scheme.lower(), allow_http)
-    if problem is not None:
-        return problem
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        return "URL scheme must be https"
     if "@" in parts.netloc:
         return "URL must not contain a user name or password"
     if port is not None and not 1 <= port <= 65535:
@@ -168,10 +162,15 @@ def check_endpoint_url(url: str, *, allow_http: bool, allow_private: bool) -> st
         return "URL must not contain a fragment"
     literal = _parse_ip(host)
     if literal is not None:
-        return _literal_problem(host, literal, allow_private)
-    if ":" in host:
-        return "URL host is not a valid IPv6 address"
-    return _host_name_problem(host, allow_private)
+        problem = _literal_problem(host, literal, allow_private)
+    elif ":" in host:
+        problem = "URL host is not a valid IPv6 address"
+    else:
+        problem = _host_name_problem(host, allow_private)
+    if problem is None and scheme == "http" and not allow_http:
+        # last: for a private host the private rule speaks, as its setting allows http too
+        problem = "http:// URLs are refused; use https:// (or set TIDINGS_ALLOW_HTTP=true)"
+    return problem
 
 
 async def _default_resolver(host: str, port: int) -> list[str]:
@@ -203,7 +202,7 @@ async def resolve_allowed(
             if is_forbidden_address(ip):
                 raise ForbiddenAddress(
                     f"{host} resolves to a forbidden address ({ip}); refused unless "
-                    "TIDINGS_ALLOW_PRIVATE_URLS=true"
+                    + ALLOW_PRIVATE_HINT
                 )
     return ips
 

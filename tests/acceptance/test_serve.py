@@ -118,3 +118,32 @@ def test_readme_walkthrough_delivers_a_signed_event(serve_process: Any) -> None:
             assert "action" in orjson.loads(line) or "msg" in orjson.loads(line)
     finally:
         receiver.close()
+
+
+def test_serve_dev_allows_local_endpoints_and_plain_serve_names_the_setting(
+    serve_process: Any,
+) -> None:
+    def register(served: Any) -> httpx.Response:
+        key = (served.cwd / "tidings-data" / "platform-key").read_text().strip()
+        org = httpx.post(
+            served.url + "/v1/organizations",
+            json={"name": "Acme"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        return httpx.post(
+            served.url + "/v1/endpoints",
+            json={"url": "http://127.0.0.1:9000/hooks", "eventTypes": ["compliance.*"]},
+            headers={"Authorization": f"Bearer {org.json()['apiKey']}"},
+        )
+
+    plain = serve_process()
+    refused = register(plain)
+    assert refused.status_code == 422
+    message = refused.json()["error"]["message"]
+    assert "TIDINGS_ALLOW_PRIVATE_URLS=true" in message and "ALLOW_HTTP" not in message
+    assert plain.stop() == 0
+
+    dev = serve_process("--dev")
+    assert register(dev).status_code == 201
+    assert dev.stop() == 0
+    assert "dev mode" in dev.logs()

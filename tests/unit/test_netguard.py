@@ -146,6 +146,25 @@ def test_http_needs_allow_http() -> None:
     assert check_endpoint_url(url, allow_http=True, allow_private=False) is None
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:9000/hooks", "http://localhost:9000/", "http://[::1]/", "http://intranet/"],
+)
+def test_a_private_http_url_is_refused_naming_the_one_setting_that_allows_it(url: str) -> None:
+    # TIDINGS_ALLOW_PRIVATE_URLS allows http:// too: naming TIDINGS_ALLOW_HTTP first sent people
+    # to a setting after which the URL was still refused (issue 23, item 1)
+    reason = check_endpoint_url(url, allow_http=False, allow_private=False)
+    assert reason is not None and "TIDINGS_ALLOW_PRIVATE_URLS=true" in reason
+    assert "TIDINGS_ALLOW_HTTP" not in reason
+    assert check_endpoint_url(url, allow_http=True, allow_private=True) is None
+
+
+def test_a_public_http_url_is_refused_naming_allow_http() -> None:
+    reason = check_endpoint_url("http://hooks.example.com/", allow_http=False, allow_private=False)
+    assert reason is not None and "TIDINGS_ALLOW_HTTP=true" in reason
+    assert "PRIVATE" not in reason
+
+
 def test_private_urls_with_allow_private() -> None:
     for url in (
         "https://localhost:9000/hook",

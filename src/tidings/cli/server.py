@@ -49,13 +49,30 @@ def _run(
         sys.exit(130)
 
 
+DEV_NOTE = (
+    "dev mode: endpoints on this machine and on private networks are allowed "
+    "(TIDINGS_ALLOW_PRIVATE_URLS=true); never in production"
+)
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]"),
     port: int = typer.Option(None, help="Port to listen on [default: 8080]"),
+    dev: bool = typer.Option(
+        False,
+        "--dev",
+        help="For trying tidings on one machine: allow endpoints on local and private "
+        "addresses, http:// included (TIDINGS_ALLOW_PRIVATE_URLS=true)",
+    ),
 ) -> None:
     """Run the API and the delivery worker in one process (migrates an embedded database)."""
     settings = _settings(host, port)
+    if dev:
+        from dataclasses import replace
+
+        settings = replace(settings, allow_private_urls=True)
+        typer.echo(DEV_NOTE)
     _run(settings, api=True, worker=True, migrate=settings.is_sqlite)
 
 

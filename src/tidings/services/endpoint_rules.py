@@ -58,14 +58,21 @@ def dedupe(values: Sequence[T]) -> list[T]:
 
 
 async def check_url(rules: UrlRules, url: str, issues: Issues) -> None:
-    problem = check_endpoint_url(
-        url, allow_http=rules.allow_http, allow_private=rules.allow_private
-    )
+    """Everything but the scheme first, then where the host resolves, then http://: so that
+    a refusal names the one setting that would allow the URL (a host resolving to a private
+    address needs TIDINGS_ALLOW_PRIVATE_URLS, which allows http:// as well)."""
+    problem = check_endpoint_url(url, allow_http=True, allow_private=rules.allow_private)
+    if problem is None and not rules.allow_private:
+        problem = await _resolved_problem(rules, url)
+    if problem is None:
+        problem = check_endpoint_url(
+            url, allow_http=rules.allow_http, allow_private=rules.allow_private
+        )
     if problem is not None:
         issues.add("$.url", problem)
-        return
-    if rules.allow_private:
-        return
+
+
+async def _resolved_problem(rules: UrlRules, url: str) -> str | None:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
@@ -73,9 +80,10 @@ async def check_url(rules: UrlRules, url: str, issues: Issues) -> None:
         async with asyncio.timeout(DNS_TIMEOUT_SECONDS):
             await resolve_allowed(host, port, allow_private=False, resolver=rules.resolver)
     except ForbiddenAddress as exc:
-        issues.add("$.url", exc.reason)
+        return exc.reason
     except (TimeoutError, OSError, socket.gaierror, UnicodeError):
         pass  # unresolvable now; the sender's connect-time guard decides at every attempt
+    return None
 
 
 def check_event_types(catalog: Catalog, patterns: Sequence[str], issues: Issues) -> bool:

@@ -314,6 +314,15 @@ async def test_host_names_resolving_to_private_addresses_are_refused(make_api: M
     )
     assert _path(r) == "$.url"
     assert "10.0.0.7" in r.json()["error"]["message"]
+    # over http:// too, the refusal names the setting that allows it, not TIDINGS_ALLOW_HTTP
+    r = await api.client.post(
+        "/v1/endpoints",
+        json={"url": "http://rebind.example.com/x", "eventTypes": ["kyc.*"]},
+        headers=org.headers,
+    )
+    assert _path(r) == "$.url"
+    assert "TIDINGS_ALLOW_PRIVATE_URLS=true" in r.json()["error"]["message"]
+    assert "TIDINGS_ALLOW_HTTP" not in r.json()["error"]["message"]
     ok = await api.client.post(
         "/v1/endpoints",
         json={"url": "https://ok.example.com/x", "eventTypes": ["kyc.*"]},
