@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -43,7 +44,29 @@ class ApiError(ClientError):
 
     @property
     def line(self) -> str:
-        return f"error {self.status} {self.code}: {self.message}"
+        """One line, then one indented line per validation detail when there are several (the
+        message names only the first failing path)."""
+        lines = [f"error {self.status} {self.code}: {self.message}"]
+        issues = detail_lines(self.details)
+        if len(issues) > 1:
+            lines += [f"  {issue}" for issue in issues]
+        return "\n".join(lines)
+
+
+def detail_lines(details: Any) -> list[str]:
+    """`path: message` for each `{"path", "message"}` of an error's details."""
+    if not isinstance(details, list):
+        return []
+    return [
+        f"{item.get('path')}: {item.get('message')}"
+        for item in details
+        if isinstance(item, dict) and "path" in item
+    ]
+
+
+class NotTidings(ClientError):
+    """Something answered that is not the tidings API (another server at --url, a proxy's
+    error page)."""
 
 
 class ConnectionFailed(ClientError):
@@ -58,21 +81,40 @@ class UsageError(ClientError):
     exit_code = 2
 
 
-def _api_error(status: int, text: str) -> ApiError:
+def check_api_url(url: str) -> str:
+    """The API's base URL without a trailing slash; UsageError unless it is http(s)://host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"--url (TIDINGS_URL) must start with http:// or https://, not {url!r} "
+            f"(for example {DEFAULT_URL})"
+        )
+    return url.rstrip("/")
+
+
+def _not_tidings(url: str, status: int, content_type: str) -> NotTidings:
+    what = content_type.split(";")[0].strip() or "no content type"
+    return NotTidings(
+        f"{url} answered {status} ({what}), which is not an answer of the tidings API; "
+        "is --url (TIDINGS_URL) the tidings API?"
+    )
+
+
+def _api_error(status: int, text: str) -> ApiError | None:
+    """The tidings error the body holds; None when the body is not one."""
     try:
         body = json.loads(text)
     except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        err = body["error"]
-        return ApiError(
-            status,
-            str(err.get("code") or "error"),
-            str(err.get("message") or "").strip() or "no message",
-            err.get("details"),
-        )
-    excerpt = " ".join(text.split())[:200] or "no body"
-    return ApiError(status, "http_error", excerpt)
+        return None
+    if not (isinstance(body, dict) and isinstance(body.get("error"), dict)):
+        return None
+    err = body["error"]
+    return ApiError(
+        status,
+        str(err.get("code") or "error"),
+        str(err.get("message") or "").strip() or "no message",
+        err.get("details"),
+    )
 
 
 class ApiClient:
@@ -89,7 +131,7 @@ class ApiClient:
         *,
         timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.url = check_api_url(url)
         self.key = key
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.last_status = 0
@@ -142,6 +184,7 @@ class ApiClient:
                 text = await resp.text(errors="replace")
                 self.last_status = resp.status
                 self.last_headers = dict(resp.headers)
+                content_type = resp.headers.get("Content-Type", "")
         except aiohttp.ClientConnectorError as exc:
             raise ConnectionFailed(
                 f"cannot connect to {self.url} ({_reason(exc)}); is `tidings serve` running?"
@@ -152,14 +195,18 @@ class ApiClient:
             raise ConnectionFailed(f"request to {self.url} failed: {exc}") from exc
         if resp.status == 304:
             return None
+        if 300 <= resp.status < 400:  # tidings never redirects; redirects are not followed
+            raise _not_tidings(self.url, resp.status, content_type)
         if resp.status >= 400:
-            raise _api_error(resp.status, text)
+            raise _api_error(resp.status, text) or _not_tidings(self.url, resp.status, content_type)
         if not text:
             return None
+        if not content_type.startswith("application/json"):
+            raise _not_tidings(self.url, resp.status, content_type)
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise ApiError(resp.status, "bad_response", "the answer is not JSON") from exc
+            raise _not_tidings(self.url, resp.status, content_type) from exc
 
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params)
@@ -219,5 +266,7 @@ __all__ = [
     "ApiError",
     "ClientError",
     "ConnectionFailed",
+    "NotTidings",
     "UsageError",
+    "check_api_url",
 ]

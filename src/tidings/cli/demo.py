@@ -38,8 +38,8 @@ from rich.table import Table
 
 from tidings.cli import app
 from tidings.cli.apiclient import ApiClient, ClientError
-from tidings.cli.client import cell, new_table, short_time, styled_status
 from tidings.cli.listen import FORMAT_STYLE, Received, ReceiverRoute, describe, make_app
+from tidings.cli.output import cell, short_time, styled_status
 
 RETRY_SCHEDULE = (1.0, 2.0, 4.0)
 WAIT_FOR_DELIVERIES_SECONDS = 25.0
@@ -489,7 +489,7 @@ class Demo:
         return next(e.id for e in ENDPOINTS if e.name == name)
 
     async def show_state(self, api: ApiClient) -> None:
-        table = new_table("GET", "state", ids=0)
+        table = Table("GET", "state")
         hidden = {"updatedAt", "lastEventId", "orderId", "ownerId", "entitlementId", "details"}
         for path in (
             f"/v1/orders/{ORDER_ID}/compliance",

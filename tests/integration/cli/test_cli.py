@@ -66,7 +66,7 @@ def test_endpoints_publish_listen_deliveries_replay(
             "endpoints",
             "create",
             f"http://127.0.0.1:{port}/hooks",
-            "-e",
+            "--types",
             "compliance.*",
             "--format",
             "novatrade",
