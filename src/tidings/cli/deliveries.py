@@ -23,6 +23,7 @@ from tidings.cli.options import (
     call,
     fail,
     fetch_all,
+    show_items,
     shown,
     time_option,
 )
@@ -40,23 +41,18 @@ DELIVERY_COLUMNS = ["id", "status", "attempts", "last", "event", "endpoint", "cr
 DELIVERY_ID_COLUMNS = (0, 4, 5)
 
 
-def deliveries_rows(items: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The columns and rows of a deliveries table (ids in DELIVERY_ID_COLUMNS)."""
-    rows = []
-    for d in items:
-        last = d.get("lastStatusCode") or d.get("lastError") or d.get("skipReason")
-        rows.append(
-            [
-                cell(d.get("id")),
-                styled_status(d.get("status")),
-                cell(d.get("attemptCount")),
-                cell(last),
-                cell(d.get("eventId")),
-                cell(d.get("endpointId")),
-                short_time(d.get("createdAt")),
-            ]
-        )
-    return DELIVERY_COLUMNS, rows
+def delivery_row(d: dict[str, Any]) -> list[str]:
+    """One row of a deliveries table (DELIVERY_COLUMNS, ids in DELIVERY_ID_COLUMNS)."""
+    last = d.get("lastStatusCode") or d.get("lastError") or d.get("skipReason")
+    return [
+        cell(d.get("id")),
+        styled_status(d.get("status")),
+        cell(d.get("attemptCount")),
+        cell(last),
+        cell(d.get("eventId")),
+        cell(d.get("endpointId")),
+        short_time(d.get("createdAt")),
+    ]
 
 
 def milliseconds(value: Any) -> str:
@@ -109,10 +105,15 @@ def deliveries_list(
         "until": time_option(until, now),
     }
     items = fetch_all(url, key, "/v1/deliveries", limit, params)
-    if shown({"items": items}, as_json, None):
-        return
-    columns, rows = deliveries_rows(items)
-    show_table(columns, rows, empty="no deliveries", ids=DELIVERY_ID_COLUMNS, wide=wide)
+    show_items(
+        items,
+        delivery_row,
+        DELIVERY_COLUMNS,
+        empty="no deliveries",
+        as_json=as_json,
+        wide=wide,
+        ids=DELIVERY_ID_COLUMNS,
+    )
 
 
 @deliveries_app.command("get")

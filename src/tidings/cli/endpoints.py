@@ -22,9 +22,10 @@ from tidings.cli.options import (
     fetch_all,
     guarded,
     key_value_pairs,
+    show_items,
     shown,
 )
-from tidings.cli.output import cell, key_values, out, show_table, styled_status
+from tidings.cli.output import cell, key_values, out, styled_status
 
 endpoints_app = typer.Typer(
     help="Webhook endpoints of an organization (org key).", no_args_is_help=True
@@ -169,21 +170,21 @@ def endpoints_list(
 ) -> None:
     """The organization's endpoints, oldest first."""
     items = fetch_all(url, key, "/v1/endpoints", limit)
-    if shown({"items": items}, as_json, None):
-        return
-    rows = [
-        [
+    show_items(
+        items,
+        lambda e: [
             cell(e.get("id")),
             cell(e.get("url")),
             cell(e.get("format")),
             styled_status(e.get("status")),
             cell(e.get("eventTypes")),
             cell(e.get("description")),
-        ]
-        for e in items
-    ]
-    columns = ["id", "url", "format", "status", "eventTypes", "description"]
-    show_table(columns, rows, empty="no endpoints", wide=wide)
+        ],
+        ["id", "url", "format", "status", "eventTypes", "description"],
+        empty="no endpoints",
+        as_json=as_json,
+        wide=wide,
+    )
 
 
 @endpoints_app.command("get")

@@ -16,7 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tidings.cli import app
 from tidings.cli.apiclient import DEFAULT_URL, ApiClient, UsageError
-from tidings.cli.deliveries import deliveries_rows
+from tidings.cli.deliveries import (
+    DELIVERY_COLUMNS,
+    DELIVERY_ID_COLUMNS,
+    delivery_row,
+)
 from tidings.cli.options import (
     FieldOpt,
     JsonOpt,
@@ -378,8 +382,8 @@ def events_get(
         ],
     )
     out.print_json(json.dumps(event.get("data")))
-    columns, rows = deliveries_rows(event.get("deliveries", []))
-    show_table(columns, rows, empty="no deliveries", ids=(0, 4, 5), wide=wide)
+    rows = [delivery_row(d) for d in event.get("deliveries", [])]
+    show_table(DELIVERY_COLUMNS, rows, empty="no deliveries", ids=DELIVERY_ID_COLUMNS, wide=wide)
 
 
 @events_app.command("types")

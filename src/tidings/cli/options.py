@@ -158,3 +158,20 @@ def shown(answer: Any, as_json: bool, field: str | None) -> bool:
     from tidings.cli.output import emit
 
     return guarded(lambda: emit(answer, as_json, field))
+
+
+def show_items(
+    items: list[dict[str, Any]],
+    row: Callable[[dict[str, Any]], list[str]],
+    columns: list[str],
+    *,
+    empty: str,
+    as_json: bool,
+    wide: bool,
+    ids: tuple[int, ...] = (0,),
+) -> None:
+    """A list command's answer: `{"items": [...]}` as JSON, or a table of one row per item."""
+    from tidings.cli.output import show_table
+
+    if not shown({"items": items}, as_json, None):
+        show_table(columns, [row(item) for item in items], empty=empty, ids=ids, wide=wide)

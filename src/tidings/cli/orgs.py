@@ -18,9 +18,10 @@ from tidings.cli.options import (
     WideOpt,
     call,
     fetch_all,
+    show_items,
     shown,
 )
-from tidings.cli.output import cell, err, key_values, short_time, show_table
+from tidings.cli.output import cell, err, key_values, short_time
 
 orgs_app = typer.Typer(help="Organizations (tenants); platform key.", no_args_is_help=True)
 partners_app = typer.Typer(help="Partners of an organization; platform key.", no_args_is_help=True)
@@ -74,13 +75,18 @@ def orgs_list(
 ) -> None:
     """Every organization, oldest first."""
     items = fetch_all(url, key, "/v1/organizations", limit)
-    if shown({"items": items}, as_json, None):
-        return
-    rows = [
-        [cell(o.get("organizationUuid")), cell(o.get("name")), short_time(o.get("createdAt"))]
-        for o in items
-    ]
-    show_table(["organizationUuid", "name", "createdAt"], rows, empty="no organizations", wide=wide)
+    show_items(
+        items,
+        lambda o: [
+            cell(o.get("organizationUuid")),
+            cell(o.get("name")),
+            short_time(o.get("createdAt")),
+        ],
+        ["organizationUuid", "name", "createdAt"],
+        empty="no organizations",
+        as_json=as_json,
+        wide=wide,
+    )
 
 
 @partners_app.command("add")
@@ -116,10 +122,14 @@ def partners_list(
 ) -> None:
     """The partners of an organization."""
     page = call(url, key, lambda api: api.get(f"/v1/organizations/{org}/partners"))
-    if shown(page, as_json, None):
-        return
-    rows = [[cell(p.get("partnerUuid")), cell(p.get("name"))] for p in page.get("items", [])]
-    show_table(["partnerUuid", "name"], rows, empty="no partners", wide=wide)
+    show_items(
+        page.get("items", []),
+        lambda p: [cell(p.get("partnerUuid")), cell(p.get("name"))],
+        ["partnerUuid", "name"],
+        empty="no partners",
+        as_json=as_json,
+        wide=wide,
+    )
 
 
 @keys_app.command("create")
