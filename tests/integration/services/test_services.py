@@ -128,6 +128,7 @@ async def test_the_ssrf_guard_holds_for_every_face(make_world: Callable[..., Wor
     answers = {
         "rebind.example.com": ["93.184.216.34", "10.0.0.7"],
         "ok.example.com": ["93.184.216.34"],
+        "hooks.example.com": ["93.184.216.34"],  # public: refused for its http:// alone
     }
 
     async def resolver(host: str, port: int) -> list[str]:
