@@ -18,7 +18,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -28,6 +28,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from tidings.cli import app
+from tidings.cli.apiclient import DEFAULT_URL, ClientError, ConnectionFailed
+from tidings.cli.fetched_secrets import FetchedSecrets
+from tidings.cli.options import UrlOpt
 from tidings.receiver import (
     FORMATS,
     Deduplicator,
@@ -113,20 +116,27 @@ class ReceiverRoute:
     tolerance_seconds: float = 300.0
     dedup: Deduplicator = field(default_factory=lambda: Deduplicator(MemoryLRUStore()))
     failed_so_far: int = 0
+    # fetch the secrets again (`tidings listen --key`); True when worth checking again
+    refresh: Callable[[], Awaitable[bool]] | None = None
+
+    @property
+    def verifying(self) -> bool:
+        return bool(self.secrets) or self.refresh is not None
 
     def check(
         self, body: bytes, headers: Mapping[str, str]
     ) -> tuple[str | None, bool | None, str | None, WebhookEvent | None]:
         """(format, verified, reason, event): verify when there are secrets, then parse."""
         fmt = self.fmt or detect_format(headers)
+        verifying = self.verifying
         if fmt is None:
-            return None, False if self.secrets else None, "no tidings signature header", None
+            return None, False if verifying else None, "no tidings signature header", None
         verified: bool | None = None
         try:
-            if self.secrets:
+            if verifying:
                 usable = secrets_for(fmt, self.secrets)
                 if not usable:
-                    return fmt, False, f"no --secret for the {fmt} format", None
+                    return fmt, False, f"no secret for the {fmt} format", None
                 event = Verifier(fmt, usable, self.tolerance_seconds).verify_and_parse(
                     body, headers
                 )
@@ -134,10 +144,19 @@ class ReceiverRoute:
             else:
                 event = parse(fmt, body, headers)
         except WebhookPayloadError as exc:
-            return fmt, True if self.secrets else None, exc.reason + ": " + exc.message, None
+            return fmt, True if verifying else None, exc.reason + ": " + exc.message, None
         except WebhookVerificationError as exc:
             return fmt, False, exc.reason + ": " + exc.message, None
         return fmt, verified, None if verified else "not verified (no secret)", event
+
+    async def check_fresh(
+        self, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[str | None, bool | None, str | None, WebhookEvent | None]:
+        """`check`, and once more with fetched secrets when it did not verify."""
+        checked = self.check(body, headers)
+        if checked[1] is False and self.refresh is not None and await self.refresh():
+            checked = self.check(body, headers)
+        return checked
 
 
 def _typed_name(event: WebhookEvent) -> tuple[str | None, str | None]:
@@ -169,7 +188,7 @@ def make_app(
         body = await request.read()
         headers = dict(request.headers)
         counter["n"] += 1
-        fmt, verified, reason, event = route.check(body, headers)
+        fmt, verified, reason, event = await route.check_fresh(body, headers)
         typed = None
         duplicate = False
         if verified is False:
@@ -276,34 +295,60 @@ async def serve_until_stopped(
         await runner.cleanup()
 
 
+ListenKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        envvar="TIDINGS_KEY",
+        metavar="KEY",
+        help="An organization key: verify with the secrets of its endpoints that point here "
+        "(fetched again when a delivery does not verify: a new endpoint, a rotation).",
+        show_envvar=True,
+        show_default=False,
+    ),
+]
+
+
 @app.command("listen")
 def listen(
-    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = DEFAULT_PORT,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="PORT", help="Port to listen on.")
+    ] = DEFAULT_PORT,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
     secret: Annotated[
         list[str] | None,
         typer.Option(
             "--secret",
             "-s",
             envvar="TIDINGS_LISTEN_SECRET",
-            help="An endpoint secret to verify with (repeat during a rotation).",
+            metavar="SECRET",
+            help="An endpoint secret to verify with; repeat it for several endpoints or "
+            "during a rotation.",
             show_default=False,
         ),
     ] = None,
+    key: ListenKeyOpt = None,
+    url: UrlOpt = DEFAULT_URL,
     fmt: Annotated[
         str | None,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="novatrade | dlt | standard",
             show_default="detected from the signature header",
         ),
     ] = None,
     fail_first: Annotated[
         int,
-        typer.Option("--fail-first", min=0, help="Answer 500 to the first N requests."),
+        typer.Option(
+            "--fail-first", min=0, metavar="N", help="Answer 500 to the first N requests."
+        ),
     ] = 0,
     tolerance: Annotated[
-        float, typer.Option("--tolerance", min=0, help="Timestamp tolerance in seconds.")
+        float,
+        typer.Option("--tolerance", min=0, metavar="SECONDS", help="How old a signature may be."),
     ] = 300.0,
     show_data: Annotated[
         bool, typer.Option("--data/--no-data", help="Print each event's data.")
@@ -316,14 +361,17 @@ def listen(
     if fmt is not None and fmt not in FORMATS:
         typer.echo(f"error: --format must be one of {', '.join(FORMATS)}, not {fmt!r}", err=True)
         raise typer.Exit(2)
-    secrets = list(secret or [])
-    for fmt_name in [fmt] if fmt else []:
-        if secrets and not secrets_for(fmt_name, secrets):
-            typer.echo(f"error: none of the --secret values is a {fmt_name} secret", err=True)
-            raise typer.Exit(2)
+    given = list(secret or [])
+    if fmt is not None and given and not secrets_for(fmt, given):
+        typer.echo(f"error: none of the --secret values is a {fmt} secret", err=True)
+        raise typer.Exit(2)
     route = ReceiverRoute(
-        fmt=fmt, secrets=secrets, fail_first=fail_first, tolerance_seconds=tolerance
+        fmt=fmt, secrets=list(given), fail_first=fail_first, tolerance_seconds=tolerance
     )
+    fetched = None
+    if key:
+        fetched = FetchedSecrets(url, key, host, port, route.secrets, given)
+        route.refresh = fetched.refresh
     console = Console(highlight=False, soft_wrap=True)
     counts = {"received": 0, "verified": 0, "rejected": 0}
 
@@ -340,20 +388,20 @@ def listen(
             console.print(describe(received, show_data=show_data))
 
     def on_ready() -> None:
-        how = (
-            f"verifying with {len(secrets)} secret(s)"
-            if secrets
-            else "not verifying (give --secret to check signatures)"
-        )
-        message = f"listening on http://{host}:{port}/ (any path), {how}; Ctrl-C stops"
+        message = f"listening on http://{host}:{port}/ (any path), {_how(route, fetched)}"
         if as_json:
             sys.stderr.write(message + "\n")
             sys.stderr.flush()
         else:
             console.print(f"[bold]{escape(message)}[/bold]")
 
+    async def main() -> None:
+        if fetched is not None:
+            await _first_fetch(fetched)
+        await serve_until_stopped(make_app({}, on_received, route), host, port, on_ready)
+
     try:
-        asyncio.run(serve_until_stopped(make_app({}, on_received, route), host, port, on_ready))
+        asyncio.run(main())
     except OSError as exc:
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from None
@@ -362,3 +410,28 @@ def listen(
         f"{counts['rejected']} rejected"
     )
     typer.echo(summary, err=as_json)
+
+
+def _how(route: ReceiverRoute, fetched: FetchedSecrets | None) -> str:
+    if fetched is None:
+        if route.secrets:
+            return f"verifying with {len(route.secrets)} secret(s); Ctrl-C stops"
+        return "not verifying (give --key or --secret to check signatures); Ctrl-C stops"
+    if fetched.problem is not None:
+        return f"verifying, but the secrets could not be fetched yet ({fetched.problem})"
+    return (
+        f"verifying with the secrets of {fetched.endpoints} endpoint(s) pointing here "
+        "(fetched again when a delivery does not verify); Ctrl-C stops"
+    )
+
+
+async def _first_fetch(fetched: FetchedSecrets) -> None:
+    """A key the API refuses is a usage error; a server not running yet is not (the secrets
+    are fetched at the first delivery)."""
+    try:
+        await fetched.fetch()
+    except ConnectionFailed as exc:
+        fetched.problem = str(exc)
+    except ClientError as exc:
+        typer.echo(f"error: --key cannot read the endpoints' secrets: {exc.line}", err=True)
+        raise typer.Exit(2) from None

@@ -270,3 +270,60 @@ def test_events_list_follow_prints_new_events(
     wait_until(lambda: len(follow.json_lines()) >= 2, 30, "two followed events")
     assert [e["id"] for e in follow.json_lines()] == ["evt_follow_0", "evt_follow_1"]
     assert follow.interrupt() == 0
+
+
+def test_listen_with_a_key_fetches_the_secrets_of_the_endpoints_pointing_at_it(
+    server: Server, background: Callable[..., Background]
+) -> None:
+    """Issue 23, item 2: the listener verifies from its first delivery, also for an endpoint
+    created after it started and after a rotation (it fetches the secrets again)."""
+    org_id, org_key = _setup_org(server)
+    port = free_port()
+    hooks = f"http://127.0.0.1:{port}/hooks"
+
+    def create(endpoint_url: str, types: str) -> str:
+        made = server.cli(
+            "endpoints", "create", endpoint_url, "--types", types, "--field", "id", key=org_key
+        )
+        return str(_ok(made).out.strip())
+
+    first = create(hooks, "compliance.*")
+    create("http://127.0.0.1:9/x", "kyc.*")  # elsewhere: not the listener's business
+    env = clean_env(TIDINGS_URL=server.url)
+    listener = background("listen", "--port", str(port), "--key", org_key, "--json", env=env)
+    wait_until(lambda: _answers(f"http://127.0.0.1:{port}/"), 20, "tidings listen")
+    assert "secrets of 1 endpoint(s) pointing here" in "".join(listener.errors)
+
+    def publish(n: int) -> None:
+        data = json.dumps(_status_changed(f"ord_k{n}", None, "INCOMPLETE"))
+        _ok(
+            server.cli(
+                "events", "publish", "--type", "compliance.status_changed", "--org", org_id,
+                "--data", data, "--id", f"evt_key_{n}",
+            )
+        )  # fmt: skip
+
+    publish(0)
+    wait_until(lambda: len(listener.json_lines()) >= 1, 30, "the first delivery")
+    # a second endpoint on the same listener, made after it started
+    create(hooks.replace("/hooks", "/more"), "compliance.*")
+    publish(1)
+    wait_until(lambda: len(listener.json_lines()) >= 3, 30, "two more deliveries")
+    # a rotation without grace: only the new secret signs
+    _ok(server.cli("endpoints", "rotate", first, "--grace", "0", key=org_key))
+    publish(2)
+    wait_until(lambda: len(listener.json_lines()) >= 5, 30, "two deliveries after the rotation")
+    seen = listener.json_lines()
+    assert [(s["verified"], s["status"]) for s in seen] == [(True, 200)] * 5, seen
+    assert listener.interrupt() == 0
+
+
+def test_listen_refuses_a_key_that_cannot_read_endpoints(server: Server) -> None:
+    result = run_cli(
+        "listen", "--port", str(free_port()), "--key", server.key,
+        env=clean_env(TIDINGS_URL=server.url),
+    )  # fmt: skip
+    assert result.code == 2
+    assert result.err.strip().startswith(
+        "error: --key cannot read the endpoints' secrets: error 403 organization_key_required"
+    )
