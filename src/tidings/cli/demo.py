@@ -10,8 +10,9 @@ One process runs everything, on 127.0.0.1, in a temporary directory that is remo
 Through the HTTP API (the same calls the CLI makes) it creates an organization and a partner,
 registers endpoints in all three wire formats (plus one that fails twice before succeeding and
 one that answers 410 Gone), publishes a short story from both seeds, prints each delivery as it
-arrives, then shows the delivery history with attempts and the state tidings built from the
-events. Ctrl-C stops it cleanly at any moment.
+arrives, then shows the delivery history with attempts, replays what one endpoint received (its
+receiver marks the repeats as duplicates) and the state tidings built from the events. Ctrl-C
+stops it cleanly at any moment.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -346,6 +347,7 @@ class Demo:
             async with ApiClient(service_url, org_key) as api:
                 await self.register_endpoints(api)
                 chapters = story(org, partner)
+                self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
                 for number, chap in enumerate(chapters, start=3):
                     self.chapter(number, chap.title, chap.note)
                     for envelope in chap.envelopes:
@@ -357,7 +359,9 @@ class Demo:
                 await self.wait_until_settled(api)
                 self.chapter(len(chapters) + 3, "Delivery history")
                 await self.show_history(api)
-                self.chapter(len(chapters) + 4, "State tidings built from the events")
+                self.chapter(len(chapters) + 4, "Replay: the dashboard asks for it all again")
+                await self.show_replay(api)
+                self.chapter(len(chapters) + 5, "State tidings built from the events")
                 await self.show_state(api)
                 if self.keep_running:
                     self.say(
@@ -414,12 +418,18 @@ class Demo:
         )
 
     async def wait_for(self, expect: list[tuple[str, str]]) -> None:
+        def missing() -> list[str]:
+            return [f"{n} ← {t}" for n, t in expect if not self.delivered(n, t)]
+
+        await self.wait_until(missing)
+
+    async def wait_until(self, missing: Callable[[], list[str]]) -> None:
+        """Until `missing()` names nothing, or say what is still missing after a while."""
         deadline = time.monotonic() + WAIT_FOR_DELIVERIES_SECONDS
-        while not all(self.delivered(n, t) for n, t in expect):
+        while missing():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                missing = [f"{n} ← {t}" for n, t in expect if not self.delivered(n, t)]
-                self.say(f"[yellow]still waiting for: {escape(', '.join(missing))}[/yellow]")
+                self.say(f"[yellow]still waiting for: {escape(', '.join(missing()))}[/yellow]")
                 return
             self.arrived.clear()
             with contextlib.suppress(TimeoutError):
@@ -485,6 +495,34 @@ class Demo:
             f"(reason: {cell(paused.get('pauseReason'))})"
         )
 
+    async def show_replay(self, api: ApiClient) -> None:
+        """Replay every delivery the dashboard got since the story began: the receiver gets
+        them again and its deduplication marks each one."""
+        endpoint = next(e for e in ENDPOINTS if e.name == "compliance-dashboard")
+        before = len(self.received)
+        answer = await api.post(
+            f"/v1/endpoints/{endpoint.id}/replay",
+            {"since": self.started_at, "status": "succeeded"},
+        )
+        replayed = int(answer.get("replayed", 0))
+        self.say(
+            f"[bold yellow]↻ replay[/bold yellow] POST /v1/endpoints/{endpoint.id}/replay "
+            f"since {self.started_at}, status succeeded: {replayed} deliveries"
+        )
+
+        def missing() -> list[str]:
+            again = [r for r in self.received[before:] if r.path == endpoint.path]
+            left = replayed - len(again)
+            return [f"{left} replayed deliveries at {endpoint.name}"] if left > 0 else []
+
+        await self.wait_until(missing)
+        duplicates = sum(1 for r in self.received[before:] if r.duplicate)
+        self.say(
+            f"[dim]{duplicates} of {replayed} marked as duplicates by the receiver, which "
+            "deduplicates on the event id. A replay of `failed` deliveries (the default) sends "
+            "those that ran out of attempts; `tidings replay DELIVERY_ID` sends one again.[/dim]"
+        )
+
     def endpoint_id(self, name: str) -> str:
         return next(e.id for e in ENDPOINTS if e.name == name)
 
@@ -513,6 +551,7 @@ class Demo:
         )
 
     receiver_url = ""
+    started_at = ""  # RFC 3339, a second before the first event
 
 
 async def run_demo(console: Console, keep_running: bool) -> bool:
@@ -559,8 +598,8 @@ async def run_demo(console: Console, keep_running: bool) -> bool:
             f"\n[bold green]done[/bold green] in {time.monotonic() - started:.1f} s: "
             f"{len(demo.received)} requests received, "
             f"{sum(1 for r in demo.received if r.verified)} with a verified signature, in the "
-            "novatrade, dlt and standard formats.\nNext: `tidings serve`, `tidings listen`, "
-            "`tidings --help`."
+            "novatrade, dlt and standard formats.\nNext: the README's five minutes "
+            "(`tidings serve --dev`, `tidings listen --key`), `tidings --help`."
         )
     else:
         console.print("\n[bold]demo stopped[/bold] (Ctrl-C); everything it started is shut down")

@@ -1,7 +1,7 @@
 """`tidings demo` runs to completion (exit 0) and shows signed deliveries in all three formats, a
-retried delivery with its attempts, the history and the state; Ctrl-C (SIGINT) mid-story stops
-it cleanly. It runs its own embedded service (SQLite in a temp dir), so it is not
-parametrized over backends."""
+retried delivery with its attempts, the history, a replay and the state; Ctrl-C (SIGINT)
+mid-story stops it cleanly. It runs its own embedded service (SQLite in a temp dir), so it is
+not parametrized over backends."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def test_demo_runs_to_completion() -> None:
     assert re.search(r"attempt 1 at .*: 500", out) and re.search(r"attempt 3 at .*: 200", out)
     # the 410 paused the retired endpoint
     assert "legacy-crm is now paused" in out
+    # the replay: the dashboard's four deliveries again, each marked a duplicate by its receiver
+    assert re.search(r"↻ replay POST /v1/endpoints/ep_\w+/replay .*: 4 deliveries", out)
+    assert len(re.findall(r"compliance-dashboard .*→ 200 \(duplicate: already handled\)", out)) == 4
+    assert "4 of 4 marked as duplicates" in out
     assert "Delivery history" in out
     # the state tidings built from the events
     assert "decision=VALID_EXPORT" in out
