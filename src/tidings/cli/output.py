@@ -2,9 +2,8 @@
 answer (`--json`) or one field of it (`--field`), and the small cell formatters they share.
 
 Tables carry ids people copy. When a table would be wider than the terminal (80 columns is the
-case to serve), its id columns show the id's prefix and its last characters, and a note on
-stderr says that `--wide` shows them whole and `--json` gives everything; stdout stays the
-table.
+case to serve), its id columns show the id's last characters, and a note on stderr says that
+`--wide` shows them whole and `--json` gives everything; stdout stays the table.
 """
 
 from __future__ import annotations
@@ -23,8 +22,9 @@ from tidings.cli.apiclient import UsageError
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
 
-SHORT_ID_TAIL = 8  # the random end of an id; the start is its creation time, alike in a list
-SHORT_ID_MIN = 16  # shorter ids are shown as they are
+SHORT_ID_TAIL = 6  # an id's random end; its start is its creation time, alike in one list
+SHORT_ID_MIN = 12  # shorter ids (an organization's chosen one) are shown as they are
+SHORT_CELL = 12  # a column whose cells are all this short and single words is never wrapped
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -85,20 +85,27 @@ def styled_status(status: Any) -> str:
 
 
 def short_id(value: str) -> str:
-    """`dlv_01kbg7w0tq3f9c2mr8xkq4h2za` -> `dlv_…kq4h2za` (prefix and random end)."""
+    """`dlv_01kbg7w0tq3f9c2mr8xkq4h2za` -> `…q4h2za`: the column says what kind of id it is."""
     if len(value) < SHORT_ID_MIN:
         return value
-    prefix, sep, _ = value.partition("_")
-    head = prefix + sep if sep and len(prefix) <= 5 else ""
-    return f"{head}…{value[-SHORT_ID_TAIL:]}"
+    return f"…{value[-SHORT_ID_TAIL:]}"
 
 
-def _table_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+def _cell_widths(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
     widths = [len(name) for name in columns]
     for row in rows:
         for index, value in enumerate(row):
             widths[index] = max(widths[index], Text.from_markup(value).cell_len)
-    return sum(widths) + 3 * len(columns) + 1  # rich's borders and one space of padding a side
+    return widths
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    return sum(widths) + 3 * len(widths) + 1  # rich's borders and one space of padding a side
+
+
+def _short_words(index: int, rows: Sequence[Sequence[str]]) -> bool:
+    plain = [Text.from_markup(row[index]).plain for row in rows]
+    return all(len(v) <= SHORT_CELL and " " not in v for v in plain)
 
 
 def show_table(
@@ -115,16 +122,17 @@ def show_table(
     if not rows:
         out.print(f"[dim]{empty}[/dim]")
         return
-    needed = _table_width(columns, rows)
+    needed = _table_width(_cell_widths(columns, rows))
     shorten = bool(ids) and not wide and needed > out.width
+    if shorten:
+        rows = [[short_id(v) if i in ids else v for i, v in enumerate(row)] for row in rows]
     table = Table(title=title, title_justify="left")
     for index, name in enumerate(columns):
-        if index in ids:
-            table.add_column(name, no_wrap=True)
-        else:
-            table.add_column(name, overflow="fold")
+        # ids and short words (statuses, codes) stay whole; long values wrap at spaces or fold
+        keep = index in ids or _short_words(index, rows)
+        table.add_column(name, no_wrap=keep, overflow="ellipsis" if keep else "fold")
     for row in rows:
-        table.add_row(*(short_id(v) if shorten and i in ids else v for i, v in enumerate(row)))
+        table.add_row(*row)
     # --wide: as wide as the table needs, wider than the terminal if need be (lines wrap)
     console = Console(highlight=False, width=max(out.width, needed)) if wide else out
     console.print(table)

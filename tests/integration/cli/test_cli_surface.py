@@ -160,7 +160,7 @@ def test_tables_fit_80_columns_and_wide_shows_ids_whole(server: Server) -> None:
     assert narrow.code == 0, narrow
     lines = narrow.out.splitlines()
     assert len(lines) >= 6 and all(len(line) <= 80 for line in lines), narrow.out
-    assert endpoint not in narrow.out and f"ep_…{endpoint[-8:]}" in narrow.out
+    assert endpoint not in narrow.out and f"…{endpoint[-6:]}" in narrow.out
     assert "--wide shows them whole" in narrow.err
     wide = run_cli("deliveries", "list", "--wide", env=env)
     assert endpoint in wide.out and "shortened" not in wide.err
