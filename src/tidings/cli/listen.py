@@ -1,11 +1,12 @@
 """`tidings listen`: a local receiver that verifies and pretty-prints what tidings delivers.
 
 It is the receiver SDK at work (`tidings.receiver`): each request is verified with the format's
-signature scheme when a secret is given (the format comes from `--format` or from the signature
-header present), parsed into a `WebhookEvent`, checked against its typed model, and deduplicated
-on the event id. Answers: 200 (also for a duplicate), 401 for a signature that does not verify,
-400 for a body that is not an event of the format, 500 for the first `--fail-first` requests
-(to watch tidings retry).
+signature scheme when it has secrets (`--secret`, or with `--key` those of the organization's
+endpoints that point at it: `fetched_secrets.py`; the format comes from `--format` or from the
+signature header present), parsed into a `WebhookEvent`, checked against its typed model, and
+deduplicated on the event id. Answers: 200 (also for a duplicate), 401 for a signature that
+does not verify, 400 for a body that is not an event of the format, 500 for the first
+`--fail-first` requests (to watch tidings retry).
 
 `ReceiverRoute`, `Received` and `make_app` are reused by `tidings demo`.
 """
