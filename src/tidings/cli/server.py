@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Annotated
 
 import typer
 
@@ -49,6 +50,23 @@ def _run(
         sys.exit(130)
 
 
+# Settings read these from TIDINGS_HOST / TIDINGS_PORT; the options override them.
+HostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        metavar="ADDRESS",
+        help="Address to listen on (or TIDINGS_HOST)",
+        show_default="127.0.0.1",
+    ),
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--port", metavar="PORT", help="Port to listen on (or TIDINGS_PORT)", show_default="8080"
+    ),
+]
+
 DEV_NOTE = (
     "dev mode: endpoints on this machine and on private networks are allowed "
     "(TIDINGS_ALLOW_PRIVATE_URLS=true); never in production"
@@ -57,8 +75,8 @@ DEV_NOTE = (
 
 @app.command()
 def serve(
-    host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]"),
-    port: int = typer.Option(None, help="Port to listen on [default: 8080]"),
+    host: HostOpt = None,
+    port: PortOpt = None,
     dev: bool = typer.Option(
         False,
         "--dev",
@@ -78,8 +96,8 @@ def serve(
 
 @app.command()
 def api(
-    host: str = typer.Option(None, help="Address to listen on [default: 127.0.0.1]"),
-    port: int = typer.Option(None, help="Port to listen on [default: 8080]"),
+    host: HostOpt = None,
+    port: PortOpt = None,
     reuse_port: bool = typer.Option(
         False,
         "--reuse-port",

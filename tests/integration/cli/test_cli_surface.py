@@ -58,6 +58,9 @@ def test_help_names_types_and_defaults_not_python_annotations() -> None:
     replay = _help("replay")
     assert "ran out of attempts" in replay and "default: (failed)" in replay
     assert re.search(r"--since\s+TIME", replay)
+    serve = _help("serve")
+    assert re.search(r"--host\s+ADDRESS .*TIDINGS_HOST.*default: \(127\.0\.0\.1\)", serve)
+    assert re.search(r"--port\s+PORT .*default: \(8080\)", serve)
     listen = _help("listen")
     assert "repeat" in listen and "default: 4000" in listen
 
