@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tidings.auth import Actor, NewKey, hash_key, new_organization_key
 from tidings.errors import Unauthorized
+from tidings.models import ApiKey
 from tidings.services.deps import Deps
 from tidings.services.organizations import get_organization
 
@@ -31,3 +32,10 @@ async def create_organization_key(deps: Deps, actor: Actor, organization_id: str
     key = new_organization_key(organization_id, deps.clock())
     await deps.store.create_api_key(key.record, key.key_hash)
     return key
+
+
+async def list_organization_keys(deps: Deps, actor: Actor, organization_id: str) -> list[ApiKey]:
+    """An organization's keys, oldest first: what they are, never the keys themselves
+    (platform keys; 404 for an unknown organization)."""
+    await get_organization(deps, actor, organization_id)
+    return await deps.store.list_api_keys(organization_id)

@@ -207,6 +207,71 @@ async def replay_endpoint(
     return ReplayCounts(replayed=replayed + missing, missing=missing, skipped=skipped)
 
 
+PREVIEW_MISSING_CAP = 5_000  # events a preview plans at most; beyond, it says "at least"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPreview:
+    """What `replay_endpoint` with the same window would send now (it changes nothing)."""
+
+    deliveries: int  # deliveries of the window in the statuses asked
+    missing: int  # with `missing`: events never received, and skipped ones now sendable
+    missing_at_least: bool  # the preview stopped counting missing ones at PREVIEW_MISSING_CAP
+
+    @property
+    def total(self) -> int:
+        return self.deliveries + self.missing
+
+
+async def preview_replay_endpoint(
+    deps: Deps, actor: Actor, endpoint_id: str, window: ReplayWindow
+) -> ReplayPreview:
+    """`replay_endpoint`'s checks (the same 422 and 409 answers) and its counts, planned with
+    the same rules, without writing anything."""
+    organization_id = require_organization(actor)
+    since, until = window.since, window.until
+    if until is not None and until <= since:
+        raise ValidationFailed.at("$.until", "must be after since")
+    statuses = _statuses(window.status)
+    endpoint = await replayable_endpoint(deps, organization_id, endpoint_id)
+    count = await deps.store.count_replay_window(
+        organization_id, endpoint_id, since=since, until=until, statuses=statuses
+    )
+    if not window.missing:
+        return ReplayPreview(count, 0, False)
+    now = deps.clock()
+    missing = 0
+    events = await deps.store.events_without_delivery(
+        organization_id,
+        endpoint_id,
+        since=since,
+        until=until,
+        types=to_type_filter(endpoint.event_types),
+        limit=PREVIEW_MISSING_CAP + 1,
+    )
+    for event in events[:PREVIEW_MISSING_CAP]:
+        planned = plan_deliveries(event, [endpoint], deps.catalog, lambda p: new_id(p, now))
+        if planned and planned[0].status != DeliveryStatus.SKIPPED:
+            missing += 1
+    at_least = len(events) > PREVIEW_MISSING_CAP
+    flt = DeliveryFilter(
+        endpoint_id=endpoint.id,
+        status=DeliveryStatus.SKIPPED,
+        created_after=since,
+        created_before=until,
+    )
+    page = await deps.store.list_deliveries(organization_id, flt, limit=MISSING_BATCH, cursor=None)
+    found = await deps.store.get_events(organization_id, [d.event_id for d in page.items])
+    for delivery in page.items:
+        skipped_event = found.get(delivery.event_id)
+        if skipped_event is None:
+            continue
+        planned = plan_deliveries(skipped_event, [endpoint], deps.catalog, lambda p: new_id(p, now))
+        if planned and planned[0].schema_version is not None:
+            missing += 1
+    return ReplayPreview(count, missing, at_least or page.next_cursor is not None)
+
+
 async def replay_delivery(deps: Deps, actor: Actor, delivery_id: str) -> Delivery:
     """A new attempt series for the same event and endpoint (same event id, signed afresh)."""
     organization_id = require_organization(actor)

@@ -673,8 +673,11 @@ class Store:
         self, organization_id: str, flt: DeliveryFilter, *, limit: int, cursor: str | None
     ) -> Page[Delivery]:
         """Newest first."""
+        types = flt.event_types
+        by_type = {} if types is None or types.empty else r.type_params(types)
         rows = await self._db.fetch(
             _delivery_history_query(flt),
+            **by_type,
             organization_id=organization_id,
             before_seq=r.decode_cursor(cursor),
             endpoint_id=flt.endpoint_id,
@@ -830,6 +833,53 @@ class Store:
             row = await conn.fetch_one("find_portal_link", token_hash=token_hash)
         return PortalLinkUse(None if row is None else r.portal_link_from_row(row), opened=False)
 
+    # ---- the console's reads (issue 21) --------------------------------------------------------
+    async def count_replay_window(
+        self,
+        organization_id: str,
+        endpoint_id: str,
+        *,
+        since: float,
+        until: float | None,
+        statuses: Sequence[DeliveryStatus],
+    ) -> int:
+        """How many deliveries `replay_endpoint_deliveries` with the same arguments would
+        replay now (a preview; it changes nothing)."""
+        row = await self._db.fetch_one(
+            "count_replay_window",
+            organization_id=organization_id,
+            endpoint_id=endpoint_id,
+            since=since,
+            until=until,
+            statuses=[str(s) for s in statuses],
+        )
+        return 0 if row is None else int(row["n"])
+
+    async def search_organizations(
+        self, needle: str, *, limit: int, cursor: str | None
+    ) -> Page[Organization]:
+        """`list_organizations` of those whose name contains `needle` (case-insensitive) or
+        whose id is `needle`."""
+        rows = await self._db.fetch(
+            "search_organizations",
+            needle=needle.lower(),
+            after_id=r.decode_key_cursor(cursor),
+            limit=limit + 1,
+        )
+        items = [r.organization_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
+
+    async def list_api_keys(self, organization_id: str) -> list[ApiKey]:
+        """An organization's keys, oldest first (what they are, never their hashes)."""
+        rows = await self._db.fetch("list_api_keys", organization_id=organization_id)
+        return [r.api_key_from_row(row) for row in rows]
+
+    async def deliveries_per_minute(self, since: float) -> dict[int, int]:
+        """Deliveries created since `since`, by epoch minute (minutes without any left out)."""
+        rows = await self._db.fetch("deliveries_per_minute", since=since)
+        return {int(row["minute"]): int(row["n"]) for row in rows}
+
     async def purge_console_sessions(self, cutoff: float) -> int:
         """Delete sessions and portal links that expired before `cutoff`. Answers how many."""
         async with self._db.transaction() as tx:
@@ -977,6 +1027,8 @@ def _compare_and_set_rows(
 
 def _delivery_history_query(flt: DeliveryFilter) -> str:
     """The list_deliveries variant whose index fits the filter."""
+    if flt.event_types is not None and not flt.event_types.empty:
+        return "list_deliveries_of_types"
     if flt.endpoint_id is not None:
         return "list_deliveries_for_endpoint"
     if flt.event_id is not None:

@@ -87,6 +87,7 @@ class DeliveryFilter:
     status: DeliveryStatus | None = None
     created_after: float | None = None  # inclusive
     created_before: float | None = None  # exclusive
+    event_types: TypeFilter | None = None  # the event's type matches (None or empty: any)
 
 
 @dataclass(frozen=True, slots=True)

@@ -559,3 +559,50 @@ SELECT tidings_publish(:events::text::jsonb, :deliveries::json, :projections::js
 -- record_endpoint_health) as one statement (migration 0005).
 SELECT tidings_record_outcomes(:worker_id, :outcomes::json, :now, :ids::text[],
                                :endpoint_ids::text[]) AS answer
+
+-- ---- the console's reads (issue 21) -------------------------------------------------------------
+
+-- name: list_deliveries_of_types
+-- list_deliveries whose event's type matches a TypeFilter: newest first through
+-- deliveries_org_seq (or deliveries_endpoint_seq with an endpoint), each row's event by events_org_id.
+SELECT d.* FROM deliveries AS d
+JOIN events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
+WHERE d.organization_id = :organization_id
+  AND (:before_seq::bigint IS NULL OR d.seq < :before_seq)
+  AND (:endpoint_id::text IS NULL OR d.endpoint_id = :endpoint_id)
+  AND (:event_id::text IS NULL OR d.event_id = :event_id)
+  AND (:status::text IS NULL OR d.status = :status)
+  AND (:created_after::double precision IS NULL OR d.created_at >= :created_after)
+  AND (:created_before::double precision IS NULL OR d.created_at < :created_before)
+  AND (:no_types::boolean OR e.type = ANY(:exact::text[])
+       OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p WHERE starts_with(e.type, p)))
+ORDER BY d.seq DESC
+LIMIT :limit
+
+-- name: count_replay_window
+-- How many deliveries replay_endpoint_deliveries would replay (its preview).
+SELECT count(*) AS n FROM deliveries AS d
+WHERE d.endpoint_id = :endpoint_id AND d.organization_id = :organization_id
+  AND d.created_at >= :since AND (:until::double precision IS NULL OR d.created_at < :until)
+  AND d.status = ANY(:statuses::text[]) AND d.status <> 'skipped'
+
+-- name: search_organizations
+-- list_organizations whose name contains :needle (lower case) or whose id is :needle.
+SELECT * FROM organizations
+WHERE (strpos(lower(name), :needle::text) > 0 OR id = :needle::text)
+  AND (:after_id::text IS NULL
+       OR (created_at, id) > (SELECT created_at, id FROM organizations WHERE id = :after_id))
+ORDER BY created_at, id
+LIMIT :limit
+
+-- name: list_api_keys
+-- An organization's keys, oldest first (the record read from a row leaves the hash out).
+SELECT * FROM api_keys
+WHERE organization_id = :organization_id
+ORDER BY created_at, id
+
+-- name: deliveries_per_minute
+-- Deliveries created since :since, by minute (epoch minute), through deliveries_created_at.
+SELECT floor(created_at / 60)::bigint AS minute, count(*) AS n FROM deliveries
+WHERE created_at >= :since
+GROUP BY minute

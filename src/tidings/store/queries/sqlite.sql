@@ -513,3 +513,52 @@ DELETE FROM console_sessions WHERE expires_at < :cutoff
 
 -- name: purge_portal_links
 DELETE FROM portal_links WHERE expires_at < :cutoff
+
+-- ---- the console's reads (issue 21) -------------------------------------------------------------
+
+-- name: list_deliveries_of_types
+-- list_deliveries whose event's type matches a TypeFilter: newest first through
+-- deliveries_org_seq (or deliveries_endpoint_seq with an endpoint), each row's event by events_org_id.
+SELECT d.* FROM deliveries AS d
+JOIN events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
+WHERE d.organization_id = :organization_id
+  AND (:before_seq IS NULL OR d.seq < :before_seq)
+  AND (:endpoint_id IS NULL OR d.endpoint_id = :endpoint_id)
+  AND (:event_id IS NULL OR d.event_id = :event_id)
+  AND (:status IS NULL OR d.status = :status)
+  AND (:created_after IS NULL OR d.created_at >= :created_after)
+  AND (:created_before IS NULL OR d.created_at < :created_before)
+  AND (:no_types
+       OR e.type IN (SELECT value FROM json_each(:exact))
+       OR EXISTS (SELECT 1 FROM json_each(:prefixes) AS p
+                  WHERE substr(e.type, 1, length(p.value)) = p.value))
+ORDER BY d.seq DESC
+LIMIT :limit
+
+-- name: count_replay_window
+-- How many deliveries replay_endpoint_deliveries would replay (its preview).
+SELECT count(*) AS n FROM deliveries AS d
+WHERE d.endpoint_id = :endpoint_id AND d.organization_id = :organization_id
+  AND d.created_at >= :since AND (:until IS NULL OR d.created_at < :until)
+  AND d.status IN (SELECT value FROM json_each(:statuses)) AND d.status <> 'skipped'
+
+-- name: search_organizations
+-- list_organizations whose name contains :needle (lower case) or whose id is :needle.
+SELECT * FROM organizations
+WHERE (instr(lower(name), :needle) > 0 OR id = :needle)
+  AND (:after_id IS NULL
+       OR (created_at, id) > (SELECT created_at, id FROM organizations WHERE id = :after_id))
+ORDER BY created_at, id
+LIMIT :limit
+
+-- name: list_api_keys
+-- An organization's keys, oldest first (the record read from a row leaves the hash out).
+SELECT * FROM api_keys
+WHERE organization_id = :organization_id
+ORDER BY created_at, id
+
+-- name: deliveries_per_minute
+-- Deliveries created since :since, by minute (epoch minute), through deliveries_created_at.
+SELECT CAST(created_at / 60 AS INTEGER) AS minute, count(*) AS n FROM deliveries
+WHERE created_at >= :since
+GROUP BY minute
