@@ -16,6 +16,13 @@ Pages now:
 - catalog: every event type with its description, schemas per version and examples
 - endpoints: the organization's endpoints, keyset-paginated, with pause and resume
 - endpoint_form: register an endpoint (the API's validation beside each field; the secret once)
+- deliveries: the history (filters: endpoint, event type, status, time), one delivery with the
+  request as sent and every attempt, replay one
+- replay: replay an endpoint's window (since, until, status, missing) after a preview count
+- events: the organization's feed; one event with its delivery to each endpoint
+- state: an order's compliance rollup, an owner's locks, an entitlement
+- organizations: the operator's organizations (search, create), one with its partners, API keys
+  and "open as this organization" (a portal link, read-only by default)
 """
 
 from __future__ import annotations
@@ -30,12 +37,25 @@ CONSOLE_PATH = "/console"
 
 
 def create_console(context: ConsoleContext) -> FastAPI:
-    from tidings.console.pages import catalog, endpoint_form, endpoints, home, sign_in
+    from tidings.console.pages import (
+        catalog,
+        deliveries,
+        endpoint_form,
+        endpoints,
+        events,
+        home,
+        organizations,
+        replay,
+        sign_in,
+        state,
+    )
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.console = context
     install_error_pages(app)
-    for module in (sign_in, home, catalog, endpoints, endpoint_form):
+    pages = [sign_in, home, catalog, endpoints, endpoint_form]
+    pages += [deliveries, replay, events, state, organizations]
+    for module in pages:
         app.include_router(module.router)
     app.mount("/static", static_files(), name="static")
     app.add_middleware(SecurityHeaders, frame_ancestors=context.settings.console_frame_ancestors)

@@ -70,3 +70,48 @@ def bar_chart(
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def series_chart(
+    points: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    label_every: int = 10,
+    width: int = 600,
+    height: int = 160,
+) -> Markup:
+    """A time series as thin bars (a minute each, say), labelled every `label_every` points and
+    at the last, with the largest value written at the top of the axis. Same text alternative
+    as `bar_chart`."""
+    plot_height = height - LABEL_HEIGHT - VALUE_HEIGHT
+    peak = max((v for _, v in points), default=0.0)
+    top = _nice_max(peak)
+    slot = width / max(1, len(points))
+    bar_width = max(1.0, slot * (1 - BAR_GAP))
+    desc = ", ".join(f"{label}: {value:g}" for label, value in points) or "no data"
+    base = VALUE_HEIGHT + plot_height
+    parts = [
+        f'<svg class="chart chart-series" role="img" viewBox="0 0 {width} {height}" '
+        f'width="100%" preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(title)}</title>",
+        f"<desc>{escape(desc)}</desc>",
+        f'<line class="axis" x1="0" y1="{base}" x2="{width}" y2="{base}"/>',
+        f'<text class="value" x="2" y="{VALUE_HEIGHT - 4}">{top:g}</text>',
+    ]
+    last = len(points) - 1
+    for i, (label, value) in enumerate(points):
+        bar_height = plot_height * (value / top) if value > 0 else 0.0
+        x = i * slot + (slot - bar_width) / 2
+        parts.append(
+            f'<rect class="bar bar-series" x="{x:.1f}" y="{base - bar_height:.1f}" '
+            f'width="{bar_width:.1f}" height="{bar_height:.1f}"/>'
+        )
+        if i == last or (i % label_every == 0 and last - i >= label_every // 2):
+            anchor = "end" if i == last else "start"
+            x_text = width if i == last else i * slot
+            parts.append(
+                f'<text class="label" x="{x_text:.1f}" y="{height - 4}" '
+                f'text-anchor="{anchor}">{escape(label)}</text>'
+            )
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidings.clock import parse_rfc3339
 from tidings.errors import Issues, ValidationFailed
 
 _FIRST_SEGMENT = re.compile(r"^\$\.([A-Za-z0-9_]+)(?:\[(\d+)\])?")
@@ -90,3 +91,23 @@ def header_lines(text: str, path: str, issues: Issues) -> dict[str, str]:
             continue
         headers[name.strip()] = value.strip()
     return headers
+
+
+_AGE = re.compile(r"(\d{1,6})\s*([mhd])")
+_AGE_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def time_field(text: str, path: str, issues: Issues, now: float) -> float | None:
+    """A time typed in a filter: RFC 3339 (`2026-01-01T00:00:00Z`), a date and time taken as
+    UTC (`2026-01-01 10:00`), or an age before `now` (`30m`, `2h`, `7d`); empty: None."""
+    value = text.strip()
+    if not value:
+        return None
+    age = _AGE.fullmatch(value)
+    if age is not None:
+        return now - int(age.group(1)) * _AGE_SECONDS[age.group(2)]
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        issues.add(path, "not a time: write 2026-01-01T10:00:00Z, 2026-01-01 10:00 (UTC) or 2h")
+        return None

@@ -27,6 +27,8 @@ FLASH_MESSAGES = {
     "portal_opened": "Welcome: this console was opened from a portal link.",
     "paused": "The endpoint is paused: its deliveries are held until you resume it.",
     "resumed": "The endpoint is active again: {count} held {deliveries} will go out now.",
+    "replayed": "Replay started: the delivery is on its way again (a new attempt series).",
+    "replay_started": "Replay started: {count} {deliveries} on {their} way again.",
 }
 
 
@@ -43,11 +45,20 @@ def flash_message(value: str | None) -> str | None:
     if template is None or (count and not count.isdigit()):
         return None
     n = int(count or 0)
-    return template.format(count=n, deliveries="delivery" if n == 1 else "deliveries")
+    return template.format(
+        count=n,
+        deliveries="delivery" if n == 1 else "deliveries",
+        their="its" if n == 1 else "their",
+    )
 
 
 def _when(ts: float | None) -> str:
     return "never" if ts is None else to_rfc3339(ts).replace("T", " ").replace("Z", " UTC")
+
+
+def _minute_points(series: list[tuple[float, int]]) -> list[tuple[str, float]]:
+    """(minute start, count) pairs labelled HH:MM UTC, for a chart's axis."""
+    return [(to_rfc3339(ts)[11:16], float(n)) for ts, n in series]
 
 
 def _duration(seconds: float) -> str:
@@ -61,11 +72,12 @@ def _duration(seconds: float) -> str:
 
 
 def page_url(base: str, params: Mapping[str, Any], cursor: str | None = None) -> str:
-    """`base` with the page's non-empty filters (and the cursor), encoded."""
-    query = {k: v for k, v in params.items() if v not in (None, "")}
+    """`base` with the page's non-empty filters (and the cursor), encoded; a list value is
+    repeated (`status=failed&status=held`)."""
+    query = {k: v for k, v in params.items() if v not in (None, "", [], ())}
     if cursor is not None:
         query["cursor"] = cursor
-    return f"{base}?{urlencode(query)}" if query else base
+    return f"{base}?{urlencode(query, doseq=True)}" if query else base
 
 
 @cache
@@ -79,6 +91,8 @@ def environment() -> jinja2.Environment:
     )
     env.globals["static_url"] = static_url
     env.globals["bar_chart"] = charts.bar_chart
+    env.globals["series_chart"] = charts.series_chart
+    env.globals["minute_points"] = _minute_points
     env.globals["page_url"] = page_url
     env.filters["when"] = _when
     env.filters["duration"] = _duration
