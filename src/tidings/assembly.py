@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # imported where used: `tidings worker` never loads FastAPI, 
 
     from tidings.catalog import Catalog
     from tidings.delivery import Worker
+    from tidings.health_port import HealthPort
     from tidings.publishing import EventPublisher
 
 log = logging.getLogger("tidings.service")
@@ -231,22 +232,30 @@ async def run(settings: Settings, roles: Roles, *, migrate: bool, reuse_port: bo
     raises ServiceError before anything runs; a role that dies stops the others, and its error
     is raised once they have stopped."""
     sock = bind_listener(settings.host, settings.port, reuse_port=reuse_port) if roles.api else None
+    health_sock = None
     try:
+        if roles.worker and not roles.api and settings.worker_health_port is not None:
+            health_sock = bind_listener(settings.host, settings.worker_health_port)
         store = await open_ready_store(settings, migrate=migrate)
         try:
-            await _run_roles(settings, roles, store, sock)
+            await _run_roles(settings, roles, store, sock, health_sock)
         finally:
             try:
                 await store.close()
             except StoreError:  # pragma: no cover - closing a broken connection
                 log.warning("store close failed", extra={"action": "store.close"})
     finally:
-        if sock is not None:
-            sock.close()
+        for s in (sock, health_sock):
+            if s is not None:
+                s.close()
 
 
 async def _run_roles(
-    settings: Settings, roles: Roles, store: Store, sock: socket.socket | None
+    settings: Settings,
+    roles: Roles,
+    store: Store,
+    sock: socket.socket | None,
+    health_sock: socket.socket | None = None,
 ) -> None:
     from tidings.catalog import Catalog
     from tidings.publishing import Publisher
@@ -262,10 +271,14 @@ async def _run_roles(
         await _install_platform_key(settings, store)
     tasks: list[asyncio.Task[None]] = []
     server: _QuietServer | None = None
+    health: HealthPort | None = None
     if roles.worker:
         worker = build_worker(settings, store, catalog, publisher)
         await store.listen()
-        tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
+        worker_task = asyncio.create_task(worker.run(stop), name="worker")
+        tasks.append(worker_task)
+        if health_sock is not None:
+            health = await start_health_port(settings, store, health_sock, worker_task)
     if sock is not None:
         server = _QuietServer(build_app(settings, store, catalog, publisher), settings, sock)
         tasks.append(asyncio.create_task(server.serve(), name="api"))
@@ -280,9 +293,36 @@ async def _run_roles(
     if server is not None:
         server.stop()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if health is not None:
+        await health.stop()
     for task in done:
         if task is not stop_wait and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def start_health_port(
+    settings: Settings, store: Store, sock: socket.socket, worker_task: asyncio.Task[None]
+) -> HealthPort:
+    """A worker-only process's /healthz, /readyz and /metrics (TIDINGS_WORKER_HEALTH_PORT)."""
+    from tidings.delivery import metrics
+    from tidings.health_port import HealthPort, health_app
+
+    async def render_metrics() -> tuple[bytes, str]:
+        return await metrics.render(store, system_clock())
+
+    app = health_app(
+        store, render_metrics, settings.metrics_token, alive=lambda: not worker_task.done()
+    )
+    port = HealthPort(app, sock)
+    await port.start()
+    log.info(
+        "health port listening",
+        extra={
+            "action": "worker.health_port",
+            "url": f"http://{settings.host}:{settings.worker_health_port}",
+        },
+    )
+    return port
 
 
 async def _install_platform_key(settings: Settings, store: Store) -> None:

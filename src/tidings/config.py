@@ -37,6 +37,7 @@ WORKER_CONCURRENCY = 256
 CLAIM_BATCH_SIZE = 200
 LEASE_MARGIN_SECONDS = 30.0
 CONSOLE_FRAME_ANCESTORS = "'none'"
+METRICS_ENDPOINTS = 50
 
 
 class SettingsError(ValueError):
@@ -100,6 +101,12 @@ class Settings:
     console_frame_ancestors: str = CONSOLE_FRAME_ANCESTORS
     # where people reach this service (portal links are made under it); default: the request's
     public_url: str | None = None
+    # who may read /metrics: anyone when unset, else `Authorization: Bearer <token>`
+    metrics_token: str | None = None
+    # `tidings worker` answers /healthz, /readyz and /metrics on this port (off when unset)
+    worker_health_port: int | None = None
+    # per-endpoint metric series: at most this many endpoints labelled (0: none)
+    metrics_endpoints: int = METRICS_ENDPOINTS
 
     @property
     def max_attempts(self) -> int:
@@ -130,6 +137,20 @@ def _str(value: str, name: str) -> str:
 
 def _int(value: str, name: str) -> int:
     return int(_float(value, name))
+
+
+def _port(value: str, name: str) -> int:
+    port = _int(value, name)
+    if not 0 < port < 65536:
+        raise SettingsError(f"{name} must be a port number (1-65535), not {value!r}")
+    return port
+
+
+def _count(value: str, name: str) -> int:
+    n = _int(value, name)
+    if n < 0:
+        raise SettingsError(f"{name} must be 0 or more, not {value!r}")
+    return n
 
 
 def _pem_file(value: str, name: str) -> str:
@@ -192,4 +213,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_CA_BUNDLE": ("ca_bundle", _pem_file),
     "TIDINGS_CONSOLE_FRAME_ANCESTORS": ("console_frame_ancestors", _frame_ancestors),
     "TIDINGS_PUBLIC_URL": ("public_url", _public_url),
+    "TIDINGS_METRICS_TOKEN": ("metrics_token", _str),
+    "TIDINGS_WORKER_HEALTH_PORT": ("worker_health_port", _port),
+    "TIDINGS_METRICS_ENDPOINTS": ("metrics_endpoints", _count),
 }

@@ -22,7 +22,7 @@ PACKAGE = "tidings"
 FLOORS: list[str | set[str]] = [
     "tidings.cli",
     "tidings.assembly",
-    {"tidings.api", "tidings.console", "tidings.delivery"},
+    {"tidings.api", "tidings.console", "tidings.delivery", "tidings.health_port"},
     "tidings.services",
     "tidings.publishing",
     "tidings.store",

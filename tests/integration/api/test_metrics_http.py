@@ -60,3 +60,21 @@ async def test_metrics_endpoint_reports_delivery_health(store: Store) -> None:
     assert "tidings_delivery_lag_seconds" in text
     streak = [ln for ln in text.splitlines() if ln.startswith("tidings_endpoint_failure_streak{")]
     assert len(streak) == 1 and down.id in streak[0] and streak[0].endswith(" 1.0")
+
+
+async def test_metrics_token_guards_metrics_but_not_the_probes(store: Store) -> None:
+    catalog = real_catalog()
+    app = build_app(Settings(metrics_token="scrape-me"), store, catalog, Publisher(store, catalog))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        refused = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer scrape-you"})
+        bare = await client.get("/metrics", headers={"Authorization": "scrape-me"})
+        ok = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        ready = await client.get("/readyz")
+    assert refused.status_code == wrong.status_code == bare.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    assert "TIDINGS_METRICS_TOKEN" in refused.json()["error"]["message"]
+    assert ok.status_code == 200 and "tidings_delivery_backlog" in ok.text
+    assert ready.status_code == 200
