@@ -132,7 +132,12 @@ def build_worker(
         settings, worker_id=settings.worker_id or default_worker_id()
     )
     worker = Worker(
-        store, catalog, publisher, sender, worker_settings, metrics=DeliveryMetrics.shared()
+        store,
+        catalog,
+        publisher,
+        sender,
+        worker_settings,
+        metrics=DeliveryMetrics.shared(settings.metrics_endpoints),
     )
     store.add_wakeup_listener(worker.wake)
     return worker
@@ -147,7 +152,8 @@ def build_app(
     from tidings.web import with_console
 
     async def render_metrics() -> tuple[bytes, str]:
-        return await metrics.render(store, system_clock())
+        shown = metrics.DeliveryMetrics.shared(settings.metrics_endpoints)
+        return await metrics.render(store, system_clock(), shown)
 
     return with_console(create_app(settings, store, catalog, publisher, metrics=render_metrics))
 
@@ -308,7 +314,8 @@ async def start_health_port(
     from tidings.health_port import HealthPort, health_app
 
     async def render_metrics() -> tuple[bytes, str]:
-        return await metrics.render(store, system_clock())
+        shown = metrics.DeliveryMetrics.shared(settings.metrics_endpoints)
+        return await metrics.render(store, system_clock(), shown)
 
     app = health_app(
         store, render_metrics, settings.metrics_token, alive=lambda: not worker_task.done()

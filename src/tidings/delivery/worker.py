@@ -237,7 +237,7 @@ class Worker:
         pacer.sending(endpoint_id, started_at)
         try:
             result = await self._attempter.send(claim, started_at)
-            self.metrics.observe_attempt(result.status_code, result.duration_ms)
+            self.metrics.observe_attempt(result.status_code, result.duration_ms, endpoint_id)
             pacer.answered(endpoint_id, result.status_code, result.duration_ms)
             self._outcomes.add(self._attempter.decide(claim, result, started_at))
         except asyncio.CancelledError:

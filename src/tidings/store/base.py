@@ -55,6 +55,7 @@ from tidings.store.types import (
     BacklogStats,
     Conflict,
     DeliveryFilter,
+    EndpointBacklog,
     MigrationStatus,
     NotFound,
     PortalLinkUse,
@@ -644,6 +645,21 @@ class Store:
         rows = await self._db.fetch("count_endpoints_by_status")
         return {row["status"]: int(row["n"]) for row in rows}
 
+    async def endpoint_backlogs(self, limit: int) -> list[EndpointBacklog]:
+        """The `limit` endpoints with the most deliveries pending or held, most first."""
+        rows = await self._db.fetch("endpoint_backlogs", limit=limit)
+        return [
+            EndpointBacklog(
+                organization_id=row["organization_id"],
+                endpoint_id=row["id"],
+                pending=int(row["pending"]),
+                held=int(row["held"]),
+                last_success_at=row["last_success_at"],
+                created_at=row["created_at"],
+            )
+            for row in rows
+        ]
+
     async def worst_endpoints(self, limit: int) -> list[tuple[str, str, int]]:
         """(organization_id, endpoint_id, failure_streak) with the longest streaks, > 0."""
         rows = await self._db.fetch("worst_endpoints", limit=limit)
@@ -1096,6 +1112,7 @@ __all__ = [
     "BacklogStats",
     "Conflict",
     "DeliveryFilter",
+    "EndpointBacklog",
     "MigrationStatus",
     "NotFound",
     "PortalLinkUse",

@@ -130,3 +130,15 @@ class PortalLinkUse:
 
 
 WakeupCallback = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class EndpointBacklog:
+    """What one endpoint has waiting, for the per-endpoint gauges of /metrics."""
+
+    organization_id: str
+    endpoint_id: str
+    pending: int
+    held: int
+    last_success_at: float | None
+    created_at: float

@@ -60,6 +60,22 @@ async def test_metrics_endpoint_reports_delivery_health(store: Store) -> None:
     assert "tidings_delivery_lag_seconds" in text
     streak = [ln for ln in text.splitlines() if ln.startswith("tidings_endpoint_failure_streak{")]
     assert len(streak) == 1 and down.id in streak[0] and streak[0].endswith(" 1.0")
+    # per endpoint: the worker's attempts and durations, and what waits (read at scrape time)
+    lines = set(text.splitlines())
+    assert f'tidings_endpoint_attempts_total{{endpoint_id="{down.id}",status_class="5xx"}} 1.0' in (
+        lines
+    )
+    assert (
+        f'tidings_endpoint_attempt_duration_seconds_count{{endpoint_id="{down.id}"}} 1.0' in lines
+    )
+    labels = f'endpoint_id="{down.id}",organization_id="{org}"'
+    # the failed first attempt waits for its retry, and the new event's delivery is due
+    assert f"tidings_endpoint_pending{{{labels}}} 2.0" in lines
+    assert f"tidings_endpoint_held{{{labels}}} 0.0" in lines
+    since = [
+        ln for ln in lines if ln.startswith(f"tidings_endpoint_seconds_since_success{{{labels}}}")
+    ]
+    assert len(since) == 1 and float(since[0].rsplit(" ", 1)[1]) >= 0
 
 
 async def test_metrics_token_guards_metrics_but_not_the_probes(store: Store) -> None:

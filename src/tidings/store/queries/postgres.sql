@@ -447,6 +447,23 @@ SELECT status, count(*) AS n FROM deliveries GROUP BY status
 -- name: count_endpoints_by_status
 SELECT status, count(*) AS n FROM endpoints WHERE deleted_at IS NULL GROUP BY status
 
+-- name: endpoint_backlogs
+-- The endpoints with the most deliveries waiting (pending or held), for the per-endpoint gauges
+-- of /metrics: bounded by :limit, so the series stay few whatever the number of endpoints.
+SELECT e.organization_id, e.id, e.last_success_at, e.created_at, b.pending, b.held
+FROM (
+    SELECT endpoint_id,
+           SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending,
+           SUM(CASE WHEN status = 'held' THEN 1 ELSE 0 END) AS held
+    FROM deliveries
+    WHERE status IN ('pending', 'held')
+    GROUP BY endpoint_id
+    ORDER BY count(*) DESC, endpoint_id
+    LIMIT :limit
+) AS b
+JOIN endpoints AS e ON e.id = b.endpoint_id
+ORDER BY b.pending + b.held DESC, e.id
+
 -- name: worst_endpoints
 SELECT organization_id, id, failure_streak FROM endpoints
 WHERE failure_streak > 0 AND deleted_at IS NULL
