@@ -107,6 +107,8 @@ class Endpoint:
     description: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     rate_limit_per_second: float | None = None
+    # send the attempt's W3C trace context (traceparent) when tracing is on
+    trace_context: bool = False
     pause_reason: str | None = None
     failure_streak: int = 0  # consecutive failed attempts
     failing_since: float | None = None  # first failure after the last success

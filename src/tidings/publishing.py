@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tidings import tracing
 from tidings.catalog import Catalog
 from tidings.clock import Clock, parse_rfc3339, system_clock
 from tidings.envelope import FIELDS as ENVELOPE_FIELDS
@@ -265,6 +266,14 @@ class Publisher:
         return result
 
     async def publish(self, envelope: Any, *, idempotency_key: str | None = None) -> PublishResult:
+        if tracing.enabled:
+            with tracing.publish_span(batch=False) as span:
+                result = await self._publish(envelope, idempotency_key)
+                tracing.published(span, [result.event])
+                return result
+        return await self._publish(envelope, idempotency_key)
+
+    async def _publish(self, envelope: Any, idempotency_key: str | None) -> PublishResult:
         now = self.clock()
         candidate = await self.validate(envelope, idempotency_key=idempotency_key, now=now)
         result = await self._singles.submit((candidate, now))
@@ -273,6 +282,14 @@ class Publisher:
     async def publish_batch(self, envelopes: Sequence[Any]) -> list[PublishResult | ApiError]:
         """Each envelope on its own (an invalid one does not stop the others); the valid ones
         are stored in one transaction. Answers, in order, a result or the error of each."""
+        if tracing.enabled:
+            with tracing.publish_span(batch=True) as span:
+                answers = await self._publish_batch(envelopes)
+                tracing.published(span, [a.event for a in answers if isinstance(a, PublishResult)])
+                return answers
+        return await self._publish_batch(envelopes)
+
+    async def _publish_batch(self, envelopes: Sequence[Any]) -> list[PublishResult | ApiError]:
         now = self.clock()
         answers: list[PublishResult | ApiError | None] = []
         candidates: list[_Candidate] = []

@@ -50,6 +50,7 @@ def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "description": endpoint.description,
         "headers": dict(endpoint.headers),
         "rateLimitPerSecond": endpoint.rate_limit_per_second,
+        "traceContext": endpoint.trace_context,
         "failureStreak": endpoint.failure_streak,
         "failingSince": iso(endpoint.failing_since),
         "lastSuccessAt": iso(endpoint.last_success_at),

@@ -100,9 +100,12 @@ class Attempter:
         self._rng = rng
         self._bodies: OrderedDict[tuple[str, str, str, int], bytes] = OrderedDict()
 
-    async def send(self, claim: ClaimedDelivery, now: float) -> SendResult:
+    async def send(
+        self, claim: ClaimedDelivery, now: float, trace_headers: dict[str, str] | None = None
+    ) -> SendResult:
         """Render, sign and send one attempt that starts at `now`; never raises but for
-        cancellation."""
+        cancellation. `trace_headers` (traceparent, tracestate) go out unsigned, beside the
+        endpoint's own headers."""
         delivery, event, endpoint = claim.delivery, claim.event, claim.endpoint
         try:
             version = delivery.schema_version or event.schema_version
@@ -128,6 +131,8 @@ class Attempter:
                 },
             )
             return SendResult(None, describe_error(exc), None, 0.0)
+        if trace_headers:
+            headers = {**headers, **trace_headers}
         return await self._sender.send(endpoint.url, body, headers)
 
     def decide(self, claim: ClaimedDelivery, result: SendResult, started_at: float) -> Finished:

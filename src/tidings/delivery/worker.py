@@ -25,8 +25,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from tidings import tracing
 from tidings.catalog import Catalog
 from tidings.clock import Clock, system_clock
 from tidings.delivery.aftermath import Aftermath, PauseStore
@@ -41,6 +42,9 @@ from tidings.delivery.sender import Sender
 from tidings.delivery.settings import STORE_RETRY_SECONDS, WorkerSettings
 from tidings.models import ClaimedDelivery, EndpointStatus
 from tidings.store.base import StoreError
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = logging.getLogger("tidings.delivery.worker")
 
@@ -165,13 +169,22 @@ class Worker:
             limit = min(self._claim_batch_size, free)
             self._wakeup.clear()
             now = self.clock()
+            span = (
+                tracing.start_claim_span(limit, self.settings.worker_id)
+                if tracing.enabled
+                else None
+            )
             try:
                 claims = await claimer.claim(limit, now)
             except StoreError:
+                if span is not None:
+                    tracing.end_claim_span(span, None)
                 log.warning("claim failed", exc_info=True, extra={"action": "worker.claim_failed"})
                 await self._wait_any(stop, self._wakeup, STORE_RETRY_SECONDS)
                 continue
-            started = self._dispatch(claims, now) if claims else 0
+            if span is not None:
+                tracing.end_claim_span(span, len(claims))
+            started = self._dispatch(claims, now, span) if claims else 0
             if len(claims) < limit:
                 await self._wait_any(stop, self._wakeup, claimer.idle_wait())
             elif started == 0:
@@ -188,7 +201,7 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
 
-    def _dispatch(self, claims: list[ClaimedDelivery], now: float) -> int:
+    def _dispatch(self, claims: list[ClaimedDelivery], now: float, span: Span | None = None) -> int:
         """Start what may start now, give the rest back; answers how many started."""
         sendable: list[ClaimedDelivery] = []
         not_active: list[str] = []
@@ -202,7 +215,7 @@ class Worker:
                 sendable.append(claim)
         start, defer = self.pacer.admit(sendable, asyncio.get_running_loop().time())
         for claim in start:
-            self._start(claim)
+            self._start(claim, span)
         back = [(claim.delivery.id, now + delay) for claim, delay in defer]
         poll = self.settings.poll_interval_seconds
         back += [(delivery_id, now + poll) for delivery_id in not_active]
@@ -212,9 +225,11 @@ class Worker:
         return len(start)
 
     # ---- one delivery ----------------------------------------------------------------------
-    def _start(self, claim: ClaimedDelivery) -> None:
+    def _start(self, claim: ClaimedDelivery, claim_span: Span | None = None) -> None:
         self.pacer.started(claim.delivery.endpoint_id)
-        task = asyncio.create_task(self._deliver(claim), name=f"deliver:{claim.delivery.id}")
+        task = asyncio.create_task(
+            self._deliver(claim, claim_span), name=f"deliver:{claim.delivery.id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -230,13 +245,29 @@ class Worker:
                 extra={"action": "worker.task_crashed"},
             )
 
-    async def _deliver(self, claim: ClaimedDelivery) -> None:
+    async def _deliver(self, claim: ClaimedDelivery, claim_span: Span | None = None) -> None:
         endpoint_id = claim.delivery.endpoint_id
         started_at = self.clock()
         pacer = self.pacer
         pacer.sending(endpoint_id, started_at)
+        span: Span | None = None
         try:
-            result = await self._attempter.send(claim, started_at)
+            if tracing.enabled:
+                span = tracing.start_attempt_span(
+                    claim_span,
+                    claim.event.id,
+                    endpoint_id,
+                    claim.delivery.id,
+                    claim.delivery.attempt_count + 1,
+                )
+                asked = claim.endpoint.trace_context
+                result = await self._attempter.send(
+                    claim, started_at, tracing.trace_headers(span) if asked else None
+                )
+                tracing.end_attempt_span(span, result.status_code, result.error)
+                span = None
+            else:
+                result = await self._attempter.send(claim, started_at)
             self.metrics.observe_attempt(result.status_code, result.duration_ms, endpoint_id)
             pacer.answered(endpoint_id, result.status_code, result.duration_ms)
             self._outcomes.add(self._attempter.decide(claim, result, started_at))
@@ -244,6 +275,8 @@ class Worker:
             self._abandoned.append(claim.delivery.id)
             raise
         finally:
+            if span is not None:  # cancelled mid-attempt
+                tracing.end_attempt_span(span, None, "cancelled")
             pacer.finished(endpoint_id, started_at)
 
     def _free(self) -> int:

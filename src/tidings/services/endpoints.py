@@ -50,6 +50,7 @@ class EndpointInput:
     description: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     rate_limit_per_second: float | None = None
+    trace_context: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class EndpointPatch:
     description: str | Unset | None = UNSET
     headers: Mapping[str, str] | Unset | None = UNSET
     rate_limit_per_second: float | Unset | None = UNSET
+    trace_context: bool | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,7 @@ async def create_endpoint(deps: Deps, actor: Actor, given: EndpointInput) -> End
         description=given.description,
         headers=dict(given.headers),
         rate_limit_per_second=given.rate_limit_per_second,
+        trace_context=given.trace_context,
         created_at=now,
         updated_at=now,
     )
@@ -188,6 +191,8 @@ def _patched(current: Endpoint, patch: EndpointPatch, now: float) -> Endpoint:
         changes["description"] = patch.description
     if not isinstance(patch.rate_limit_per_second, Unset):
         changes["rate_limit_per_second"] = patch.rate_limit_per_second
+    if not isinstance(patch.trace_context, Unset):
+        changes["trace_context"] = bool(patch.trace_context)  # null: back to the default
     return replace(current, **changes)
 
 

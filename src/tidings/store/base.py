@@ -283,7 +283,8 @@ class Store:
     async def update_endpoint(self, endpoint: Endpoint) -> None:
         """Write the endpoint's configuration fields (url, event_types, format, partner_ids,
         accepted_schema_versions, sources, description, headers, rate_limit_per_second,
-        secrets, updated_at). Status and failure bookkeeping have their own methods."""
+        trace_context, secrets, updated_at). Status and failure bookkeeping have their own
+        methods."""
         if await self._db.execute("update_endpoint", **r.endpoint_params(endpoint)) == 0:
             raise NotFound(f"endpoint {endpoint.id} not found")
 

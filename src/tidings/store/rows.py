@@ -156,6 +156,7 @@ def endpoint_from_row(r: Row) -> Endpoint:
         description=r["description"],
         headers=dict(loads(r["headers"]) or {}),
         rate_limit_per_second=r["rate_limit_per_second"],
+        trace_context=bool(r["trace_context"]),
         pause_reason=r["pause_reason"],
         failure_streak=r["failure_streak"],
         failing_since=r["failing_since"],

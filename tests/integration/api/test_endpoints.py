@@ -26,6 +26,7 @@ FIELDS = {
     "description",
     "headers",
     "rateLimitPerSecond",
+    "traceContext",
     "failureStreak",
     "failingSince",
     "lastSuccessAt",
@@ -46,6 +47,7 @@ async def test_create_answers_201_with_id_status_secret_and_every_field(api: Api
         "description": "compliance desk",
         "headers": {"X-Team": "desk"},
         "rateLimitPerSecond": 5,
+        "traceContext": True,
     }
     r = await api.client.post("/v1/endpoints", json=body, headers=org.headers)
     assert r.status_code == 201, r.text
@@ -59,6 +61,7 @@ async def test_create_answers_201_with_id_status_secret_and_every_field(api: Api
         assert created[name] == body[name], name
     assert created["headers"] == {"X-Team": "desk"}
     assert created["rateLimitPerSecond"] == 5
+    assert created["traceContext"] is True
 
     r = await api.client.get(f"/v1/endpoints/{created['id']}", headers=org.headers)
     assert r.status_code == 200

@@ -60,6 +60,10 @@ class EndpointIn(BaseModel):
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
     headers: dict[str, str] = Field(default_factory=dict)
     rateLimitPerSecond: float | None = Field(default=None, gt=0, le=MAX_RATE_PER_SECOND)
+    traceContext: bool = Field(
+        default=False,
+        description="send each attempt's W3C trace context (traceparent) when tidings traces",
+    )
 
     def to_input(self) -> endpoints.EndpointInput:
         return endpoints.EndpointInput(
@@ -72,6 +76,7 @@ class EndpointIn(BaseModel):
             description=self.description,
             headers=self.headers,
             rate_limit_per_second=self.rateLimitPerSecond,
+            trace_context=self.traceContext,
         )
 
 
@@ -88,6 +93,7 @@ class EndpointPatch(BaseModel):
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
     headers: dict[str, str] | None = None
     rateLimitPerSecond: float | None = Field(default=None, gt=0, le=MAX_RATE_PER_SECOND)
+    traceContext: bool | None = None
 
     def to_patch(self) -> endpoints.EndpointPatch:
         """The fields the request gave (an explicit null included), and only those."""
@@ -110,6 +116,7 @@ _PATCH_FIELDS = {
     "description": "description",
     "headers": "headers",
     "rateLimitPerSecond": "rate_limit_per_second",
+    "traceContext": "trace_context",
 }
 
 

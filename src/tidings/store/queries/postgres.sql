@@ -111,12 +111,12 @@ SELECT * FROM partners WHERE organization_id = :organization_id ORDER BY created
 -- name: insert_endpoint
 INSERT INTO endpoints (
     id, organization_id, url, event_types, format, secrets, status, partner_ids,
-    accepted_schema_versions, sources, description, headers, rate_limit_per_second, pause_reason,
-    failure_streak, failing_since, last_success_at, created_at, updated_at, deleted_at
+    accepted_schema_versions, sources, description, headers, rate_limit_per_second, trace_context,
+    pause_reason, failure_streak, failing_since, last_success_at, created_at, updated_at, deleted_at
 ) VALUES (
     :id, :organization_id, :url, :event_types, :format, :secrets, :status, :partner_ids,
     :accepted_schema_versions, :sources, :description, :headers, :rate_limit_per_second,
-    :pause_reason, :failure_streak, :failing_since, :last_success_at, :created_at, :updated_at,
+    :trace_context, :pause_reason, :failure_streak, :failing_since, :last_success_at, :created_at, :updated_at,
     :deleted_at
 )
 
@@ -153,7 +153,8 @@ UPDATE endpoints SET
     url = :url, event_types = :event_types, format = :format, partner_ids = :partner_ids,
     accepted_schema_versions = :accepted_schema_versions, sources = :sources,
     description = :description, headers = :headers,
-    rate_limit_per_second = :rate_limit_per_second, secrets = :secrets, updated_at = :updated_at
+    rate_limit_per_second = :rate_limit_per_second, trace_context = :trace_context,
+    secrets = :secrets, updated_at = :updated_at
 WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 
 -- name: set_endpoint_secrets
