@@ -263,9 +263,12 @@ async def _run_roles(
     sock: socket.socket | None,
     health_sock: socket.socket | None = None,
 ) -> None:
+    from tidings import tracing
     from tidings.catalog import Catalog
     from tidings.publishing import Publisher
 
+    if tracing.configure_from_env():
+        log.info("tracing on (OTEL_* variables)", extra={"action": "tracing.start"})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -301,6 +304,7 @@ async def _run_roles(
     await asyncio.gather(*tasks, return_exceptions=True)
     if health is not None:
         await health.stop()
+    tracing.shutdown()
     for task in done:
         if task is not stop_wait and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]

@@ -39,6 +39,7 @@ ATTR_ATTEMPT = "tidings.attempt"
 
 enabled = False
 _tracer: Tracer = trace.get_tracer(TRACER_NAME)
+_provider: Any = None
 
 
 def wanted(env: Mapping[str, str] | None = None) -> bool:
@@ -86,26 +87,45 @@ def configure_from_env(env: Mapping[str, str] | None = None) -> bool:
 
 def use(provider: Any) -> None:
     """Trace through `provider` from now on (tests hand one with an in-memory exporter)."""
-    global enabled, _tracer
+    global enabled, _tracer, _provider
+    _provider = provider
     _tracer = provider.get_tracer(TRACER_NAME)
     enabled = True
 
 
 def disable() -> None:
-    global enabled, _tracer
+    global enabled, _tracer, _provider
     enabled = False
+    _provider = None
     _tracer = trace.get_tracer(TRACER_NAME)
+
+
+def shutdown() -> None:
+    """Export what is still buffered (at the process's end)."""
+    if _provider is not None:
+        _provider.shutdown()
+    disable()
 
 
 def tracer() -> Tracer:
     return _tracer
 
 
-def context_from_headers(headers: Mapping[str, str]) -> otel_context.Context | None:
-    """The caller's trace context from W3C `traceparent`/`tracestate` headers, if any."""
-    if "traceparent" not in headers:
-        return None
-    return propagate.extract(dict(headers))
+@contextlib.contextmanager
+def caller_context(headers: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, the caller's trace (W3C `traceparent`/`tracestate` request headers) is
+    the current one, so a publish span becomes its child. Nothing when tracing is off or the
+    request carries no trace."""
+    if not enabled or "traceparent" not in headers:
+        yield
+        return
+    token = otel_context.attach(
+        propagate.extract({k: headers[k] for k in ("traceparent", "tracestate") if k in headers})
+    )
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 @contextlib.contextmanager
@@ -185,14 +205,15 @@ def trace_headers(span: Span) -> dict[str, str]:
 
 
 __all__ = [
+    "caller_context",
     "configure_from_env",
-    "context_from_headers",
     "disable",
     "enabled",
     "end_attempt_span",
     "end_claim_span",
     "publish_span",
     "published",
+    "shutdown",
     "start_attempt_span",
     "start_claim_span",
     "trace_headers",
