@@ -153,21 +153,22 @@ def published(span: Span, events: list[Any]) -> None:
         span.set_attribute("tidings.event_ids", [e.id for e in events[:100]])
 
 
-def start_claim_span(limit: int, worker_id: str) -> Span:
-    return _tracer.start_span(
+def claim_span(began_ns: int, limit: int, worker_id: str, claimed: int | None) -> Span:
+    """The (ended) span of one claim that began at `began_ns` and brought `claimed` deliveries
+    (None: it failed). Made once the claim has answered, so that an idle worker's empty claims,
+    one every poll, leave no span at all."""
+    span = _tracer.start_span(
         "tidings.claim",
         kind=SpanKind.INTERNAL,
+        start_time=began_ns,
         attributes={"tidings.claim.limit": limit, "tidings.worker_id": worker_id},
     )
-
-
-def end_claim_span(span: Span, claimed: int | None) -> None:
-    """`claimed` None: the claim failed."""
     if claimed is None:
         span.set_status(Status(StatusCode.ERROR, "claim failed"))
     else:
         span.set_attribute("tidings.claim.claimed", claimed)
     span.end()
+    return span
 
 
 def start_attempt_span(
@@ -206,16 +207,15 @@ def trace_headers(span: Span) -> dict[str, str]:
 
 __all__ = [
     "caller_context",
+    "claim_span",
     "configure_from_env",
     "disable",
     "enabled",
     "end_attempt_span",
-    "end_claim_span",
     "publish_span",
     "published",
     "shutdown",
     "start_attempt_span",
-    "start_claim_span",
     "trace_headers",
     "tracer",
     "use",

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from typing import TYPE_CHECKING, Protocol
 
 from tidings import tracing
@@ -169,21 +170,20 @@ class Worker:
             limit = min(self._claim_batch_size, free)
             self._wakeup.clear()
             now = self.clock()
-            span = (
-                tracing.start_claim_span(limit, self.settings.worker_id)
-                if tracing.enabled
-                else None
-            )
+            began = time.time_ns() if tracing.enabled else 0
             try:
                 claims = await claimer.claim(limit, now)
             except StoreError:
-                if span is not None:
-                    tracing.end_claim_span(span, None)
+                if tracing.enabled:
+                    tracing.claim_span(began, limit, self.settings.worker_id, None)
                 log.warning("claim failed", exc_info=True, extra={"action": "worker.claim_failed"})
                 await self._wait_any(stop, self._wakeup, STORE_RETRY_SECONDS)
                 continue
-            if span is not None:
-                tracing.end_claim_span(span, len(claims))
+            span = (
+                tracing.claim_span(began, limit, self.settings.worker_id, len(claims))
+                if tracing.enabled and claims
+                else None
+            )
             started = self._dispatch(claims, now, span) if claims else 0
             if len(claims) < limit:
                 await self._wait_any(stop, self._wakeup, claimer.idle_wait())
