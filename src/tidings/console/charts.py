@@ -77,8 +77,8 @@ def series_chart(
     *,
     title: str,
     label_every: int = 10,
-    width: int = 600,
-    height: int = 160,
+    width: int = 760,
+    height: int = 150,
 ) -> Markup:
     """A time series as thin bars (a minute each, say), labelled every `label_every` points and
     at the last, with the largest value written at the top of the axis. Same text alternative
