@@ -504,6 +504,13 @@ async def sender_pyreqwest(scale: float, receiver: str) -> list[Figure]:
     return figures
 
 
+async def console(scale: float, receiver: str) -> list[Figure]:
+    from bench.console import console as run
+
+    figures: list[Figure] = await run(scale, receiver)
+    return figures
+
+
 SCENARIOS = {
     "throughput-pg": throughput_pg,
     "throughput-pg-2": throughput_pg_2,
@@ -517,4 +524,5 @@ SCENARIOS = {
     "peer-celery": peer_celery,
     "ceilings": ceilings,
     "sender-pyreqwest": sender_pyreqwest,
+    "console": console,
 }

@@ -21,7 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize(
     "scenario",
-    ["throughput-pg-2", "throughput-sqlite", "fan-out", "wan", "ceilings", "peer-celery"],
+    [
+        "throughput-pg-2",
+        "throughput-sqlite",
+        "fan-out",
+        "wan",
+        "ceilings",
+        "peer-celery",
+        "console",
+    ],
 )
 def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
     done = subprocess.run(
