@@ -101,6 +101,8 @@ class FakeStore:
         self.writes: list[list[AttemptOutcome]] = []
         self.released: list[tuple[list[str], float]] = []
         self.paused: list[tuple[str, str]] = []
+        self.seen: list[tuple[str, float]] = []  # (worker_id, now) of each presence upsert
+        self.gone: list[str] = []
 
     async def claim_due(
         self,
@@ -149,6 +151,14 @@ class FakeStore:
         self._fail_if("pause_endpoint")
         self.paused.append((endpoint_id, reason))
         return self.pause_changes
+
+    async def worker_seen(
+        self, worker_id: str, started_at: float, now: float, *, forget_before: float
+    ) -> None:
+        self.seen.append((worker_id, now))
+
+    async def worker_gone(self, worker_id: str) -> None:
+        self.gone.append(worker_id)
 
     async def purge_history(self, cutoff: float, batch_size: int) -> int:
         return 0  # the unit tests run with retention off

@@ -38,6 +38,7 @@ from tidings.delivery.meta import MetaPublisher
 from tidings.delivery.metrics import DeliveryMetrics
 from tidings.delivery.outcomes import OutcomeStore, OutcomeWriter
 from tidings.delivery.pacing import EndpointPacer
+from tidings.delivery.presence import PresenceStore, run_presence
 from tidings.delivery.retention import HistoryStore, run_retention
 from tidings.delivery.sender import Sender
 from tidings.delivery.settings import STORE_RETRY_SECONDS, WorkerSettings
@@ -54,7 +55,7 @@ log = logging.getLogger("tidings.delivery.worker")
 CLAIM_COALESCE_SECONDS = 0.01
 
 
-class WorkerStore(ClaimStore, OutcomeStore, PauseStore, HistoryStore, Protocol):
+class WorkerStore(ClaimStore, OutcomeStore, PauseStore, HistoryStore, PresenceStore, Protocol):
     """Everything the worker asks of the store."""
 
 
@@ -133,6 +134,12 @@ class Worker:
                     name="tidings.worker.retention",
                 )
             )
+        background.append(
+            asyncio.create_task(
+                run_presence(self._store, self.clock, settings.worker_id, stop),
+                name="tidings.worker.presence",
+            )
+        )
         log.info(
             "worker started", extra={"action": "worker.start", "worker_id": settings.worker_id}
         )

@@ -897,6 +897,28 @@ class Store:
         rows = await self._db.fetch("deliveries_per_minute", since=since)
         return {int(row["minute"]): int(row["n"]) for row in rows}
 
+    # ---- workers seen (the overview's "workers seen recently") ------------------------------
+    async def worker_seen(
+        self, worker_id: str, started_at: float, now: float, *, forget_before: float
+    ) -> None:
+        """The worker is alive at `now`; rows of workers last seen before `forget_before`
+        go (a worker that died without stopping)."""
+        async with self._db.transaction() as tx:
+            await tx.execute("worker_seen", worker_id=worker_id, started_at=started_at, now=now)
+            await tx.execute("purge_workers_seen", cutoff=forget_before)
+
+    async def worker_gone(self, worker_id: str) -> None:
+        """The worker stopped (gracefully)."""
+        await self._db.execute("worker_gone", worker_id=worker_id)
+
+    async def workers_seen(self, since: float) -> list[tuple[str, float, float]]:
+        """(worker_id, started_at, last_seen_at) of the workers seen since `since`, oldest
+        started first."""
+        rows = await self._db.fetch("workers_seen_since", since=since)
+        return [
+            (row["worker_id"], float(row["started_at"]), float(row["last_seen_at"])) for row in rows
+        ]
+
     async def purge_console_sessions(self, cutoff: float) -> int:
         """Delete sessions and portal links that expired before `cutoff`. Answers how many."""
         async with self._db.transaction() as tx:

@@ -66,6 +66,7 @@ async def test_both_backends_have_the_same_tables_and_columns(
         "console_sessions",
         "portal_links",
         "schema_migrations",
+        "workers_seen",
     } == set(sqlite_cols)
 
 

@@ -624,3 +624,19 @@ ORDER BY created_at, id
 SELECT floor(created_at / 60)::bigint AS minute, count(*) AS n FROM deliveries
 WHERE created_at >= :since
 GROUP BY minute
+
+-- ---- workers seen (migration 0017) --------------------------------------------------------------
+
+-- name: worker_seen
+INSERT INTO workers_seen (worker_id, started_at, last_seen_at)
+VALUES (:worker_id, :started_at, :now)
+ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+
+-- name: purge_workers_seen
+DELETE FROM workers_seen WHERE last_seen_at < :cutoff
+
+-- name: worker_gone
+DELETE FROM workers_seen WHERE worker_id = :worker_id
+
+-- name: workers_seen_since
+SELECT * FROM workers_seen WHERE last_seen_at >= :since ORDER BY started_at, worker_id
