@@ -194,6 +194,8 @@ def test_operator_creates_an_organization_and_a_partner_and_mints_a_portal_link(
 ) -> None:
     sign_in_with_keyboard(page, console)
     expect(page.get_by_role("img", name="Deliveries per minute, last hour (UTC)")).to_be_visible()
+    # `tidings serve` runs a worker: the overview has seen it
+    expect(page.get_by_role("table", name="Workers seen in the last minute")).to_be_visible()
     nav(page, "Organizations")
     page.get_by_label("Name").fill("Acme Exports")
     page.get_by_role("button", name="Create the organization").click()

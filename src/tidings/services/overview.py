@@ -1,6 +1,7 @@
 """The system at a glance, for the operator (platform keys): deliveries and endpoints by status,
-the backlog due now, deliveries made per minute over the last hour, and the endpoints failing
-longest. The console's overview shows it; /metrics reads the same store counts for Prometheus."""
+the backlog due now, deliveries made per minute over the last hour, the endpoints failing
+longest, and the workers seen in the last minute. The console's overview shows it; /metrics
+reads the same store counts for Prometheus."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tidings.services.deps import Deps
 
 PER_MINUTE_SPAN = 60
 FAILING_SHOWN = 10
+WORKERS_SEEN_SECONDS = 60.0  # four presence intervals (delivery.presence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,13 @@ class FailingEndpoint:
     organization_id: str
     endpoint_id: str
     failure_streak: int  # failed attempts in a row
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSeen:
+    worker_id: str
+    started_at: float
+    last_seen_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,8 @@ class SystemOverview:
     # oldest first, the current (partial) minute last
     deliveries_per_minute: list[tuple[float, int]] = field(default_factory=list)
     failing: list[FailingEndpoint] = field(default_factory=list)  # longest streak first
+    # workers that said they were alive in the last WORKERS_SEEN_SECONDS, oldest started first
+    workers: list[WorkerSeen] = field(default_factory=list)
 
 
 async def system_overview(deps: Deps, actor: Actor) -> SystemOverview:
@@ -55,4 +66,7 @@ async def system_overview(deps: Deps, actor: Actor) -> SystemOverview:
         oldest_due_seconds=oldest,
         deliveries_per_minute=per_minute,
         failing=failing,
+        workers=[
+            WorkerSeen(*seen) for seen in await deps.store.workers_seen(now - WORKERS_SEEN_SECONDS)
+        ],
     )

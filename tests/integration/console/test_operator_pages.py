@@ -152,3 +152,14 @@ async def test_a_fake_clock_is_what_the_overview_reads(make_web: MakeWeb) -> Non
     page = await browser.get("/console/overview-panel")
     assert page.status_code == 200
     assert "23:59" in html.unescape(page.text) and "00:00" in html.unescape(page.text)
+
+
+async def test_the_overview_shows_the_workers_seen_in_the_last_minute(both: Both) -> None:
+    store, now = both.api.store, both.clock()
+    await store.worker_seen("wrk_alive", now - 600, now - 10, forget_before=0.0)
+    await store.worker_seen("wrk_quiet", now - 900, now - 120, forget_before=0.0)
+    browser = await both.web.sign_in(PLATFORM_KEY)
+    page = await browser.get("/console/overview-panel")
+    assert page.status_code == 200
+    assert "wrk_alive" in page.text and "wrk_quiet" not in page.text
+    assert re.search(r'stat-value">1</span><span class="stat-label">workers seen', page.text)
