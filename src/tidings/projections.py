@@ -8,7 +8,12 @@ publishing transaction:
   `account_locks.*` events and the lock outcomes of the EDD (`adhoc_edd.*`) and RFI (`rfi.*`)
   entitlement results.
 - `entitlement` per dlt `attributes.entitlement_id`: started, pending_requirements, completed,
-  failed, with the last notification and its details.
+  failed, with the last notification and its details, the owner and the trigger that started it,
+  and `locked_until` when a failure locks the owner out until a date (the derivatives
+  blacklist's `lock_release_date`); whether that lock still holds is computed when read
+  (`public_state`, handed `now`).
+- `owner` per dlt owner: `owner_type` and `external_id` (the integrator's own id), from every
+  dlt event about the owner, so an owner can be found by its external id.
 
 Out of order: each field remembers the `createdAt` of the event that set it (`_at`), and an event
 older than that does not move the field back; an event that changes nothing answers None (state,
@@ -17,6 +22,7 @@ version and ETag stay as they are).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +33,11 @@ from tidings.store.base import ProjectionUpdate
 COMPLIANCE = "compliance"
 LOCKS = "locks"
 ENTITLEMENT = "entitlement"
+OWNER = "owner"
+
+# The details field of a failure that locks the owner out of the entitlement until a date
+# (`retailDerivatives30DaysBlacklist`; the error-code reference names it as `locksUntil`).
+LOCK_RELEASE_FIELD = "lock_release_date"
 
 _TIMES = "_at"  # field -> createdAt (epoch seconds) of the event that set it
 
@@ -128,13 +139,33 @@ def _entitlement(
         "entitlementId": entitlement_id,
         "workflow": workflow,
         "ownerId": attributes.get("owner_id"),
+        "triggerId": attributes.get("entitlement_trigger_id"),
         "lastNotification": notification,
         "details": dict(data),
     }
     status = ENTITLEMENT_STATUS.get(notification)
     if status is not None:
         fields["status"] = status
+    release = data.get(LOCK_RELEASE_FIELD)
+    if isinstance(release, str) and _release_time(release) is not None:
+        fields["locked_until"] = release
     return [_update(ENTITLEMENT, entitlement_id, event, fields)]
+
+
+def _owner(attributes: Mapping[str, Any], owner_id: str, event: Event) -> list[ProjectionUpdate]:
+    fields: dict[str, JSON] = {"ownerId": owner_id}
+    for name in ("owner_type", "external_id"):
+        if isinstance(attributes.get(name), str):
+            fields[name] = attributes[name]
+    return [_update(OWNER, owner_id, event, fields)]
+
+
+def _release_time(date: str) -> float | None:
+    """The start (00:00 UTC) of a `YYYY-MM-DD` release date: from then on the lock is over."""
+    try:
+        return dt.datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def projection_updates(event: Event) -> list[ProjectionUpdate]:
@@ -146,11 +177,17 @@ def projection_updates(event: Event) -> list[ProjectionUpdate]:
     owner_id = attributes.get("owner_id")
     if not isinstance(owner_id, str):
         return []
-    return _locks(event, data, owner_id) + _entitlement(event, data, attributes)
+    return (
+        _locks(event, data, owner_id)
+        + _entitlement(event, data, attributes)
+        + _owner(attributes, owner_id, event)
+    )
 
 
-def public_state(projection: Projection) -> dict[str, JSON]:
-    """The state as the API shows it: internal bookkeeping removed, defaults filled in."""
+def public_state(projection: Projection, now: float) -> dict[str, JSON]:
+    """The state as the API shows it: internal bookkeeping removed, defaults filled in, and for
+    an entitlement with `locked_until`, `locked`: true while its last outcome is the failure
+    that locked the owner out and the release date has not begun (at `now`)."""
     state = {k: v for k, v in projection.state.items() if k != _TIMES}
     state.setdefault("lastEventId", projection.last_event_id)
     if projection.kind == LOCKS:
@@ -161,4 +198,16 @@ def public_state(projection: Projection) -> dict[str, JSON]:
         state.setdefault("decision", None)
     if projection.kind == ENTITLEMENT:
         state.setdefault("status", None)
+        state.setdefault("triggerId", None)
+        until = state.get("locked_until")
+        if isinstance(until, str):
+            release = _release_time(until)
+            state["locked"] = state["status"] == "failed" and release is not None and now < release
     return state
+
+
+def lock_holds(projection: Projection, now: float) -> bool | None:
+    """Whether an entitlement's lock-out holds at `now` (None: it has none). What the clock
+    changes in a state without an event: part of its ETag."""
+    locked = public_state(projection, now).get("locked")
+    return locked if isinstance(locked, bool) else None

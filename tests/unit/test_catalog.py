@@ -188,9 +188,15 @@ def test_blacklist_dates_are_checked_as_dates() -> None:
     missing = {"code": "retailDerivatives30DaysBlacklist", "description": "locked"}
     issues = CATALOG.validate_data("derivatives.entitlementFailed", 1, missing)
     assert paths(issues) == ["$.data.lock_date", "$.data.lock_release_date"]
-    bad_code = {"code": "nonsense", "description": "x"}
-    issues = CATALOG.validate_data("derivatives.entitlementFailed", 1, bad_code)
-    assert paths(issues) == ["$.data.code"]
+    # error codes are open (issue 26): one the reference does not list is accepted (and
+    # flagged by Catalog.warnings), an empty or non-string one is not
+    unknown_code = {"code": "retailDerivatives90DaysBlacklist", "description": "x"}
+    assert CATALOG.validate_data("derivatives.entitlementFailed", 1, unknown_code) == []
+    for bad in ("", 7):
+        issues = CATALOG.validate_data(
+            "derivatives.entitlementFailed", 1, {"code": bad, "description": "x"}
+        )
+        assert paths(issues) == ["$.data.code"]
 
 
 def test_date_time_format_is_enforced() -> None:

@@ -9,6 +9,7 @@ from tidings.models import Event
 
 
 def test_the_event_view_answers_the_envelopes_fields_in_order() -> None:
+    """...then `warnings`, what the catalog flags in the stored event (read-only)."""
     event = Event(
         id="evt_1",
         organization_id="org",
@@ -18,7 +19,7 @@ def test_the_event_view_answers_the_envelopes_fields_in_order() -> None:
         created_at=1_767_225_600.0,
         data={},
     )
-    assert list(event_view(event)) == list(envelope.FIELD_SCHEMAS)
+    assert list(event_view(event)) == [*envelope.FIELD_SCHEMAS, "warnings"]
 
 
 def test_the_schema_requires_what_publishing_requires() -> None:

@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tidings.models import Event, Projection
-from tidings.projections import COMPLIANCE, ENTITLEMENT, LOCKS, projection_updates, public_state
+from tidings.projections import (
+    COMPLIANCE,
+    ENTITLEMENT,
+    LOCKS,
+    OWNER,
+    lock_holds,
+    projection_updates,
+    public_state,
+)
 
 ATTRS = {
     "owner_id": "own_1",
@@ -72,7 +80,7 @@ def test_compliance_status_then_decision() -> None:
             ev("compliance.decision_made", {"orderId": "o1", "decision": "VALID_EXPORT"}, 3, {}),
         ]
     )
-    view = public_state(states[(COMPLIANCE, "o1")])
+    view = public_state(states[(COMPLIANCE, "o1")], 0.0)
     assert view["status"] == "VALID"
     assert view["previousStatus"] == "INCOMPLETE"
     assert view["decision"] == "VALID_EXPORT"
@@ -85,7 +93,7 @@ def test_an_older_status_does_not_move_state_back_but_a_missing_field_is_filled(
     newest = status("o1", "VALID", "ON_HOLD", 5)
     decision = ev("compliance.decision_made", {"orderId": "o1", "decision": "NO"}, 1, {})
     states = fold([newest, late, decision])
-    view = public_state(states[(COMPLIANCE, "o1")])
+    view = public_state(states[(COMPLIANCE, "o1")], 0.0)
     assert view["status"] == "ON_HOLD"
     assert view["decision"] == "NO"  # older, but nothing newer set it
     assert view["lastEventId"] == newest.id
@@ -108,17 +116,17 @@ def test_lock_events_and_edd_rfi_outcomes() -> None:
             ev("account_locks.releaseTradingLock", {}, 3),
         ]
     )
-    assert public_state(states[(LOCKS, "own_1")])["funding_locked"] is True
-    assert public_state(states[(LOCKS, "own_1")])["trading_locked"] is False
+    assert public_state(states[(LOCKS, "own_1")], 0.0)["funding_locked"] is True
+    assert public_state(states[(LOCKS, "own_1")], 0.0)["trading_locked"] is False
     edd = {"outcome": "failed", "funding_locked": True, "trading_locked": True}
     states = fold([ev("adhoc_edd.entitlementFailed", edd, 1)])
-    view = public_state(states[(LOCKS, "own_1")])
+    view = public_state(states[(LOCKS, "own_1")], 0.0)
     assert view["funding_locked"] is True and view["trading_locked"] is True
     rfi = {"outcome": "passed", "funding_locked": False, "trading_locked": False}
     states = fold(
         [ev("adhoc_edd.entitlementFailed", edd, 1), ev("rfi.entitlementCompleted", rfi, 2)]
     )
-    view = public_state(states[(LOCKS, "own_1")])
+    view = public_state(states[(LOCKS, "own_1")], 0.0)
     assert view["funding_locked"] is False and view["trading_locked"] is False
 
 
@@ -134,18 +142,56 @@ def test_entitlement_lifecycle() -> None:
         ev("onboarding.requirementsQuestionnaire", q, 1),
         ev("onboarding.failedIDV", {"status": "failed", "messages": []}, 2),
     ]
-    view = public_state(fold(events)[(ENTITLEMENT, "ent_1")])
+    view = public_state(fold(events)[(ENTITLEMENT, "ent_1")], 0.0)
     assert view["status"] == "pending_requirements"
     assert view["lastNotification"] == "failedIDV"
     assert view["workflow"] == "onboarding"
     done = ev("onboarding.entitlementCompleted", {"riskScore": 15}, 3)
-    view = public_state(fold([*events, done])[(ENTITLEMENT, "ent_1")])
+    view = public_state(fold([*events, done])[(ENTITLEMENT, "ent_1")], 0.0)
     assert view["status"] == "completed"
     assert view["details"] == {"riskScore": 15}
     failed = ev("onboarding.entitlementFailed", {"code": "FL0001"}, 3)
-    assert public_state(fold([*events, failed])[(ENTITLEMENT, "ent_1")])["status"] == "failed"
+    assert public_state(fold([*events, failed])[(ENTITLEMENT, "ent_1")], 0.0)["status"] == "failed"
     started = ev("rfi.entitlementStarted", {"description": "x"}, 1)
-    assert public_state(fold([started])[(ENTITLEMENT, "ent_1")])["status"] == "started"
+    assert public_state(fold([started])[(ENTITLEMENT, "ent_1")], 0.0)["status"] == "started"
+
+
+def test_an_entitlement_knows_its_owner_and_trigger_and_an_owner_its_ids() -> None:
+    states = fold([ev("rfi.entitlementStarted", {"description": "x"}, 1)])
+    view = public_state(states[(ENTITLEMENT, "ent_1")], 0.0)
+    assert (view["ownerId"], view["triggerId"]) == ("own_1", "trg_1")
+    owner = public_state(states[(OWNER, "own_1")], 0.0)
+    assert (owner["owner_type"], owner["external_id"]) == ("person", "ext_1")
+    # a lock event is about the owner too
+    assert (OWNER, "own_1") in fold([ev("account_locks.applyFundingLock", {}, 1)])
+
+
+BLACKLIST = {
+    "code": "retailDerivatives30DaysBlacklist",
+    "description": "locked for 30 days",
+    "lock_date": "2024-10-29",
+    "lock_release_date": "2024-11-28",
+}
+RELEASE = 1_732_752_000.0  # 2024-11-28T00:00:00Z
+
+
+def test_the_derivatives_blacklist_holds_until_its_release_date_begins() -> None:
+    states = fold([ev("derivatives.entitlementFailed", BLACKLIST, 1)])
+    entitlement = states[(ENTITLEMENT, "ent_1")]
+    before = public_state(entitlement, RELEASE - 1)
+    assert before["locked_until"] == "2024-11-28" and before["locked"] is True
+    after = public_state(entitlement, RELEASE)
+    assert after["locked_until"] == "2024-11-28" and after["locked"] is False
+    assert (lock_holds(entitlement, RELEASE - 1), lock_holds(entitlement, RELEASE)) == (True, False)
+    # access granted later: the lock-out is over whatever the date
+    granted = ev("derivatives.entitlementCompleted", {}, 2)
+    later = fold([ev("derivatives.entitlementFailed", BLACKLIST, 1), granted])
+    assert public_state(later[(ENTITLEMENT, "ent_1")], RELEASE - 1)["locked"] is False
+    # an entitlement without a lock-out has neither field
+    plain = fold([ev("derivatives.entitlementFailed", {"code": "R0003", "description": "x"}, 1)])
+    view = public_state(plain[(ENTITLEMENT, "ent_1")], 0.0)
+    assert "locked" not in view and "locked_until" not in view
+    assert lock_holds(plain[(ENTITLEMENT, "ent_1")], 0.0) is None
 
 
 LOCK_TYPES = [
@@ -177,7 +223,7 @@ def histories(draw: st.DrawFn) -> list[Event]:
 
 
 def _public(states: dict[tuple[str, str], Projection]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {k: public_state(v) for k, v in states.items()}
+    return {k: public_state(v, 0.0) for k, v in states.items()}
 
 
 @settings(max_examples=200, deadline=None)

@@ -14,8 +14,9 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else to_rfc3339(ts)
 
 
-def event_view(event: Event) -> dict[str, Any]:
-    """The stored envelope as contract section 2 shows it, with `createdAt`."""
+def event_view(event: Event, warnings: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The stored envelope as contract section 2 shows it, with `createdAt` and what the catalog
+    flags in it (`Catalog.warnings`: an error code the reference does not know)."""
     return {
         "id": event.id,
         "type": event.type,
@@ -27,6 +28,7 @@ def event_view(event: Event) -> dict[str, Any]:
         "attributes": event.attributes,
         "data": event.data,
         "createdAt": to_rfc3339(event.created_at),
+        "warnings": warnings or [],
     }
 
 

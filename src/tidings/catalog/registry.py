@@ -24,13 +24,14 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
 from tidings.catalog.conversions import apply_ops, check_op
+from tidings.catalog.error_codes import ERROR_CODES_FILE, ErrorCode, code_warnings, load_error_codes
 
 _TYPE_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
 )
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DISCRIMINATORS = {"const", "enum", "pattern"}
+_DISCRIMINATORS = {"const", "enum", "pattern", "not"}
 _ALLOWED_KEYS = {
     "type",
     "catalog",
@@ -247,7 +248,7 @@ def _error_issues(error: ValidationError, root: str) -> list[ValidationIssue]:
 class Catalog:
     """Every event type tidings knows, indexed by name."""
 
-    def __init__(self, types: Iterable[EventType]) -> None:
+    def __init__(self, types: Iterable[EventType], error_codes: Iterable[ErrorCode] = ()) -> None:
         self._types: dict[str, EventType] = {}
         for event_type in types:
             if event_type.name in self._types:
@@ -255,6 +256,8 @@ class Catalog:
             self._types[event_type.name] = event_type
         self._names = sorted(self._types)
         self._best: dict[tuple[str, int, tuple[int, ...] | None], int | None] = {}
+        self._codes = {c.code: c for c in error_codes}
+        self._coded_types = frozenset(_coded_types(self._types.values()))
 
     # ---- loading --------------------------------------------------------------------------
 
@@ -279,7 +282,14 @@ class Catalog:
                     types.append(_load_file(file, label, folder.name))
         if not types:
             raise CatalogError(f"catalog directory {root} holds no event type files")
-        return cls(types)
+        codes_file = root.joinpath(ERROR_CODES_FILE)
+        if not codes_file.is_file():
+            return cls(types)
+        try:
+            codes = load_error_codes(codes_file, _coded_types(types))
+        except ValueError as exc:
+            raise CatalogError(str(exc)) from None
+        return cls(types, codes)
 
     # ---- lookups --------------------------------------------------------------------------
 
@@ -397,6 +407,22 @@ class Catalog:
             result = apply_ops(result, conversion.ops)
         return result
 
+    # ---- error codes ----------------------------------------------------------------------
+
+    def error_codes(self, type_name: str | None = None) -> list[ErrorCode]:
+        """The error-code reference, sorted by code; with `type_name`, the codes its events
+        carry."""
+        codes = sorted(self._codes.values(), key=lambda c: c.code)
+        return codes if type_name is None else [c for c in codes if type_name in c.event_types]
+
+    def error_code(self, code: str) -> ErrorCode | None:
+        return self._codes.get(code)
+
+    def warnings(self, type_name: str, data: object) -> list[dict[str, str]]:
+        """What is worth flagging in a stored event of this type (an error code the reference
+        does not know); empty for almost every event."""
+        return code_warnings(type_name, data, self._codes, self._coded_types)
+
     # ---- listing --------------------------------------------------------------------------
 
     def to_json(self) -> list[dict[str, Any]]:
@@ -419,8 +445,26 @@ class Catalog:
             }
             if event_type.attributes_schema is not None:
                 item["attributes"] = event_type.attributes_schema
+            if event_type.name in self._coded_types:
+                item["errorCodes"] = [c.to_json() for c in self.error_codes(event_type.name)]
             items.append(item)
         return items
+
+    def type_json(self, type_name: str) -> dict[str, Any] | None:
+        """One ``GET /v1/event-types/{type}`` item; None for a type no catalog has."""
+        if type_name not in self._types:
+            return None
+        return next(item for item in self.to_json() if item["type"] == type_name)
+
+
+def _coded_types(types: Iterable[EventType]) -> list[str]:
+    """The types whose data has a ``code`` property in some version (failures that carry an
+    error code)."""
+    return [
+        t.name
+        for t in types
+        if any("code" in v.schema.get("properties", {}) for v in t.versions.values())
+    ]
 
 
 @functools.cache

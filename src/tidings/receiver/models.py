@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
+from tidings.receiver import error_codes
 from tidings.receiver.errors import WebhookPayloadError
 
 _MISSING: Any = dataclasses.MISSING
@@ -406,6 +407,12 @@ class EntitlementFailed(EventData):
     code: str = wire("code")
     description: str = wire("description")
 
+    @property
+    def meaning(self) -> str | None:
+        """The code's meaning from the error-code reference; None for a code it does not list
+        (accepted and delivered all the same, flagged by the server as ``unknown_error_code``)."""
+        return error_codes.meaning(self.code)
+
 
 @register
 @dataclass(frozen=True, kw_only=True)
@@ -428,6 +435,11 @@ class PosofEntitlementFailed(EventData):
 
     code: str | None = wire("code", default=None)
     description: str | None = wire("description", default=None)
+
+    @property
+    def meaning(self) -> str | None:
+        """The code's meaning from the error-code reference (None: no code, or not listed)."""
+        return error_codes.meaning(self.code)
 
 
 @register

@@ -13,7 +13,7 @@ from typing import Any
 
 from tidings.auth import Actor, require_organization, require_platform
 from tidings.config import MAX_BATCH_EVENTS
-from tidings.errors import ApiError, ValidationFailed
+from tidings.errors import ApiError, NotFoundError, ValidationFailed
 from tidings.models import Event, Page
 from tidings.services.deps import Deps
 from tidings.services.paging import check_page
@@ -87,3 +87,24 @@ async def feed_page(deps: Deps, page: Feed) -> Page[Event]:
 def event_types(deps: Deps, actor: Actor) -> list[dict[str, Any]]:
     """Every type of every catalog with its versions, schemas and examples (any key)."""
     return deps.catalog.to_json()
+
+
+def event_type(deps: Deps, actor: Actor, type_name: str) -> dict[str, Any]:
+    """One type with its versions, schemas, examples and, for failures, its error codes."""
+    item = deps.catalog.type_json(type_name)
+    if item is None:
+        raise NotFoundError(f"no event type {type_name} in any catalog")
+    return item
+
+
+def error_codes(deps: Deps, actor: Actor, type_name: str | None = None) -> list[dict[str, Any]]:
+    """The error-code reference (any key); with `type_name`, the codes that type carries (an
+    unknown type is a 422 on `query.type`)."""
+    if type_name is not None and deps.catalog.get(type_name) is None:
+        raise ValidationFailed.at("query.type", f"no event type {type_name} in any catalog")
+    return [c.to_json() for c in deps.catalog.error_codes(type_name)]
+
+
+def warnings(deps: Deps, event: Event) -> list[dict[str, str]]:
+    """What the catalog flags in a stored event (an error code its reference does not know)."""
+    return deps.catalog.warnings(event.type, event.data)

@@ -60,6 +60,7 @@ from tidings.store.types import (
     NotFound,
     PortalLinkUse,
     PremiseFailed,
+    ProjectionLookup,
     ProjectionUpdate,
     PublishItem,
     PublishResult,
@@ -823,6 +824,53 @@ class Store:
         )
         return None if row is None else r.projection_from_row(row)
 
+    async def list_projections(
+        self,
+        organization_id: str,
+        kind: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        lookup: ProjectionLookup | None = None,
+    ) -> Page[Projection]:
+        """One kind's states in change order (`updated_at`, then key), filtered by `lookup`.
+        An owner or trigger id (entitlements) and an external id (owners) read through their
+        own indexes; the other filters narrow what those (or the change-order index) give.
+        ValueError for a cursor the store did not make."""
+        look = lookup or ProjectionLookup()
+        after_at, after_key = r.decode_change_cursor(cursor)
+        if look.external_id is not None:
+            query = "owners_by_external_id"
+        elif look.owner_id is not None:
+            query = "entitlements_of_owner"
+        elif look.trigger_id is not None:
+            query = "entitlements_of_trigger"
+        else:
+            query = "projections_changed"
+        rows = await self._db.fetch(
+            query,
+            organization_id=organization_id,
+            kind=kind,
+            owner_id=look.owner_id,
+            trigger_id=look.trigger_id,
+            external_id=look.external_id,
+            status=look.status,
+            decision=look.decision,
+            changed_since=look.changed_since,
+            after_at=after_at,
+            after_key=after_key,
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1] if more else None
+        return Page(
+            items=[r.projection_from_row(row) for row in rows],
+            next_cursor=None
+            if last is None
+            else r.encode_change_cursor(last["updated_at"], last["key"]),
+        )
+
     # ---- console sessions and portal links ------------------------------------------------------
     # Looked up by the SHA-256 of their token; deleting the key behind one deletes it.
     async def create_console_session(self, session: ConsoleSession, token_hash: str) -> None:
@@ -1139,6 +1187,7 @@ __all__ = [
     "MigrationStatus",
     "NotFound",
     "PortalLinkUse",
+    "ProjectionLookup",
     "ProjectionUpdate",
     "PublishItem",
     "PublishResult",

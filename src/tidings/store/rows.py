@@ -90,6 +90,31 @@ def decode_cursor(cursor: str | None) -> int | None:
     return int(raw)
 
 
+def encode_change_cursor(updated_at: float, key: str) -> str:
+    """A keyset cursor over (updated_at, key): the change order of projections."""
+    raw = orjson.dumps([updated_at, key])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_change_cursor(cursor: str | None) -> tuple[float | None, str | None]:
+    """(None, None) for no cursor; ValueError for anything `encode_change_cursor` did not make."""
+    if cursor is None:
+        return None, None
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("malformed cursor") from exc
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int | float)
+        or isinstance(value[0], bool)
+        or not isinstance(value[1], str)
+    ):
+        raise ValueError("malformed cursor")
+    return float(value[0]), value[1]
+
+
 # ---- rows to records -------------------------------------------------------------------------
 # A record's fields are its table's columns, by name; `_record` reads them, and each mapper
 # says only what is not a plain column (an enum, a JSON column, a column of another name).

@@ -142,3 +142,17 @@ class EndpointBacklog:
     held: int
     last_success_at: float | None
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionLookup:
+    """What `Store.list_projections` narrows a kind's states by (None: any). `owner_id`,
+    `trigger_id` and `status` are an entitlement's; `external_id` an owner's; `status`,
+    `decision` and `changed_since` (a time, epoch seconds) a compliance rollup's."""
+
+    owner_id: str | None = None
+    trigger_id: str | None = None
+    external_id: str | None = None
+    status: str | None = None
+    decision: str | None = None
+    changed_since: float | None = None

@@ -323,3 +323,37 @@ async def test_the_operator_has_no_history_pages(both: Both) -> None:
     browser = await both.web.sign_in(PLATFORM_KEY)
     for path in ("/console/deliveries", "/console/events", "/console/state", "/console/replay"):
         assert (await browser.get(path)).status_code == 404, path
+
+
+async def test_an_event_with_an_unknown_error_code_is_flagged_on_its_page(both: Both) -> None:
+    api, web = both.api, both.web
+    org = await api.org("acme")
+    attrs = {
+        "owner_id": "own_1",
+        "owner_type": "person",
+        "external_id": "ext_1",
+        "entitlement_trigger_id": "trg_1",
+        "entitlement_id": "ent_1",
+    }
+    ids = []
+    for code in ("FL0001", "FL9999"):
+        r = await api.client.post(
+            "/v1/events",
+            json={
+                "type": "onboarding.entitlementFailed",
+                "schemaVersion": 1,
+                "source": "SYSTEM",
+                "organizationUuid": org.id,
+                "data": {"code": code, "description": "x"},
+                "attributes": attrs,
+            },
+            headers=api.platform,
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    browser = await web.sign_in(org.key)
+    known = await browser.get(f"/console/events/{ids[0]}")
+    assert known.status_code == 200 and 'class="notice"' not in known.text
+    unknown = await browser.get(f"/console/events/{ids[1]}")
+    assert 'class="notice"' in unknown.text
+    assert "Unknown error code" in unknown.text and "FL9999" in html.unescape(unknown.text)

@@ -13,7 +13,7 @@ from tidings.api.views import attempt_view, delivery_view, event_view
 from tidings.clock import parse_rfc3339
 from tidings.errors import ValidationFailed
 from tidings.models import DeliveryStatus
-from tidings.services import deliveries, replay
+from tidings.services import deliveries, events, replay
 from tidings.services.paging import DEFAULT_LIMIT
 from tidings.store.base import DeliveryFilter
 
@@ -94,4 +94,7 @@ async def replay_delivery(delivery_id: Id, ctx: Ctx, actor: OrgKey) -> dict[str,
 )
 async def get_event(event_id: Id, ctx: Ctx, actor: OrgKey) -> dict[str, Any]:
     found = await deliveries.get_event(ctx.deps, actor, event_id)
-    return {**event_view(found.event), "deliveries": [delivery_view(d) for d in found.deliveries]}
+    return {
+        **event_view(found.event, events.warnings(ctx.deps, found.event)),
+        "deliveries": [delivery_view(d) for d in found.deliveries],
+    }

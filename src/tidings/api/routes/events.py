@@ -55,7 +55,7 @@ async def publish_event(
             ctx.deps, actor, envelope, idempotency_key=idempotency_key
         )
     return Response(
-        orjson.dumps(event_view(result.event)),
+        orjson.dumps(event_view(result.event, events.warnings(ctx.deps, result.event))),
         status_code=201 if result.created else 200,
         media_type="application/json",
     )
@@ -104,7 +104,8 @@ async def list_events(
     if matches(request, etag):
         return not_modified(etag)
     page = await events.feed_page(ctx.deps, feed)
-    body = {"items": [event_view(e) for e in page.items], "nextCursor": page.next_cursor}
+    items = [event_view(e, events.warnings(ctx.deps, e)) for e in page.items]
+    body = {"items": items, "nextCursor": page.next_cursor}
     return Response(
         content=orjson.dumps(body), media_type="application/json", headers={"ETag": etag}
     )
@@ -113,3 +114,24 @@ async def list_events(
 @router.get("/v1/event-types", summary="every event type of every catalog", response_model=None)
 async def event_types(ctx: Ctx, actor: AnyKey) -> dict[str, Any]:
     return {"items": events.event_types(ctx.deps, actor), "nextCursor": None}
+
+
+@router.get(
+    "/v1/event-types/{type_name}",
+    summary="one event type: versions, schemas, examples and the error codes it carries",
+    response_model=None,
+)
+async def event_type(type_name: str, ctx: Ctx, actor: AnyKey) -> dict[str, Any]:
+    return events.event_type(ctx.deps, actor, type_name)
+
+
+@router.get(
+    "/v1/error-codes",
+    summary="the error-code reference (code, meaning, category, workflows, event types)",
+    description="With `type`, the codes that type's failures carry.",
+    response_model=None,
+)
+async def error_codes(
+    ctx: Ctx, actor: AnyKey, type_name: Annotated[str | None, Query(alias="type")] = None
+) -> dict[str, Any]:
+    return {"items": events.error_codes(ctx.deps, actor, type_name), "nextCursor": None}

@@ -74,7 +74,8 @@ async def events_list(
 @router.get("/events/{event_id}", include_in_schema=False)
 async def event_page(request: Request, organization_id: OrgId, event_id: EventId) -> Response:
     viewer = request.state.viewer
-    found = await deliveries.get_event(console_context(request).deps, viewer.actor, event_id)
+    deps = console_context(request).deps
+    found = await deliveries.get_event(deps, viewer.actor, event_id)
     event = found.event
     return render(
         request,
@@ -86,5 +87,6 @@ async def event_page(request: Request, organization_id: OrgId, event_id: EventId
             "data": _pretty(event.data),
             "attributes": _pretty(event.attributes) if event.attributes else None,
             "deliveries": found.deliveries,
+            "warnings": events.warnings(deps, event),
         },
     )

@@ -14,8 +14,8 @@ from tidings.console.context import console_context
 from tidings.console.templating import render
 from tidings.console.viewer import OrgId
 from tidings.errors import NotFoundError
-from tidings.projections import COMPLIANCE, ENTITLEMENT, LOCKS, public_state
-from tidings.services.state import get_state
+from tidings.projections import COMPLIANCE, ENTITLEMENT, LOCKS
+from tidings.services.state import get_state, state_view
 
 router = APIRouter()
 
@@ -41,10 +41,10 @@ async def state_page(
     status_code = 200
     if key.strip():
         try:
-            projection = await get_state(
-                console_context(request).deps, viewer.actor, kind, key.strip()
-            )
-            found = orjson.dumps(public_state(projection), option=orjson.OPT_INDENT_2).decode()
+            deps = console_context(request).deps
+            projection = await get_state(deps, viewer.actor, kind, key.strip())
+            shown = state_view(deps, projection)
+            found = orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode()
         except NotFoundError:
             missing = "No state for this key yet: no event about it reached this organization."
             status_code = 404

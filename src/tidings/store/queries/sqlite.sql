@@ -496,6 +496,45 @@ ON CONFLICT (organization_id, kind, key) DO UPDATE SET
 -- name: get_projection
 SELECT * FROM projections WHERE organization_id = :organization_id AND kind = :kind AND key = :key
 
+-- name: projections_changed
+-- One kind's states in change order (`updated_at`, then key), after a keyset cursor; the
+-- compliance rollups "changed since" for an integrator that lost a webhook (issue 26).
+SELECT * FROM projections
+WHERE organization_id = :organization_id AND kind = :kind
+  AND (:changed_since IS NULL OR updated_at >= :changed_since)
+  AND (:after_at IS NULL OR (updated_at, key) > (:after_at, :after_key))
+  AND (:status IS NULL OR json_extract(state, '$.status') = :status)
+  AND (:decision IS NULL OR json_extract(state, '$.decision') = :decision)
+ORDER BY updated_at, key
+LIMIT :limit
+
+-- name: entitlements_of_owner
+SELECT * FROM projections
+WHERE organization_id = :organization_id AND kind = 'entitlement'
+  AND json_extract(state, '$.ownerId') = :owner_id
+  AND (:trigger_id IS NULL OR json_extract(state, '$.triggerId') = :trigger_id)
+  AND (:status IS NULL OR json_extract(state, '$.status') = :status)
+  AND (:after_at IS NULL OR (updated_at, key) > (:after_at, :after_key))
+ORDER BY updated_at, key
+LIMIT :limit
+
+-- name: entitlements_of_trigger
+SELECT * FROM projections
+WHERE organization_id = :organization_id AND kind = 'entitlement'
+  AND json_extract(state, '$.triggerId') = :trigger_id
+  AND (:status IS NULL OR json_extract(state, '$.status') = :status)
+  AND (:after_at IS NULL OR (updated_at, key) > (:after_at, :after_key))
+ORDER BY updated_at, key
+LIMIT :limit
+
+-- name: owners_by_external_id
+SELECT * FROM projections
+WHERE organization_id = :organization_id AND kind = 'owner'
+  AND json_extract(state, '$.external_id') = :external_id
+  AND (:after_at IS NULL OR (updated_at, key) > (:after_at, :after_key))
+ORDER BY updated_at, key
+LIMIT :limit
+
 -- ---- console sessions and portal links ------------------------------------------------------------
 
 -- name: insert_console_session
