@@ -52,6 +52,8 @@ class EventPublisher(Protocol):
 
     async def publish_batch(self, envelopes: Sequence[Any]) -> list[PublishResult | ApiError]: ...
 
+    async def publish_to_one(self, envelope: Any, endpoint_id: str) -> PublishResult | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
@@ -278,6 +280,27 @@ class Publisher:
         candidate = await self.validate(envelope, idempotency_key=idempotency_key, now=now)
         result = await self._singles.submit((candidate, now))
         return self._check_repeat(result, candidate)
+
+    async def publish_to_one(self, envelope: Any, endpoint_id: str) -> PublishResult | None:
+        """A test event (the console's "send a test event"): validated and stored like any
+        event, but delivered to `endpoint_id` alone and changing no state (no projection
+        update). None, with nothing stored, when that endpoint would not receive it (not
+        subscribed to the type, or not to the envelope's source or partner)."""
+        now = self.clock()
+        event = (await self.validate(envelope, now=now)).event
+        for tries_left in range(PLAN_TRIES - 1, -1, -1):
+            planned = await self.store.subscribed_endpoints(event.organization_id)
+            endpoint = [e for e in planned.endpoints if e.id == endpoint_id]
+            targets = plan_targets(event, endpoint, self.catalog)
+            if not targets:
+                return None
+            item = PublishItem(event, deliveries_for(targets, self.new_id), (), planned.version)
+            try:
+                return (await self.store.publish([item], now=now))[0]
+            except SubscribersChanged:
+                if not tries_left:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def publish_batch(self, envelopes: Sequence[Any]) -> list[PublishResult | ApiError]:
         """Each envelope on its own (an invalid one does not stop the others); the valid ones

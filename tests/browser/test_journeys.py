@@ -186,6 +186,13 @@ def test_pause_holds_deliveries_and_resume_sends_them(
         while len(receiver.requests) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(receiver.requests) == 2, console.served.logs()
+        # the worker hands its counts over every few seconds: the table's health shows them
+        deadline = time.monotonic() + 20
+        while "100%" not in page.content() and time.monotonic() < deadline:
+            time.sleep(1)
+            page.reload()
+        expect(page.get_by_role("cell", name="100% of 2")).to_be_visible()
+        expect(page.get_by_role("cell", name="HTTP 200", exact=False)).to_be_visible()
         shot(page, "integrator-endpoints-resumed")
     finally:
         receiver.close()

@@ -28,6 +28,7 @@ from tidings.models import (
     Event,
 )
 from tidings.store.base import StoreError
+from tidings.store.types import EndpointHour
 
 # No event type at all: the worker's unit tests never convert a version or raise a meta event.
 EMPTY_CATALOG = Catalog([])
@@ -103,6 +104,7 @@ class FakeStore:
         self.paused: list[tuple[str, str]] = []
         self.seen: list[tuple[str, float]] = []  # (worker_id, now) of each presence upsert
         self.gone: list[str] = []
+        self.stats: list[EndpointHour] = []
 
     async def claim_due(
         self,
@@ -159,6 +161,12 @@ class FakeStore:
 
     async def worker_gone(self, worker_id: str) -> None:
         self.gone.append(worker_id)
+
+    async def add_endpoint_stats(
+        self, hours: Sequence[EndpointHour], *, forget_before: float
+    ) -> None:
+        self._fail_if("add_endpoint_stats")
+        self.stats.extend(hours)
 
     async def purge_history(self, cutoff: float, batch_size: int) -> int:
         return 0  # the unit tests run with retention off

@@ -40,6 +40,7 @@ def create_console(context: ConsoleContext) -> FastAPI:
     from tidings.console.pages import (
         catalog,
         deliveries,
+        endpoint,
         endpoint_form,
         endpoints,
         events,
@@ -48,12 +49,14 @@ def create_console(context: ConsoleContext) -> FastAPI:
         replay,
         sign_in,
         state,
+        test_event,
     )
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.console = context
     install_error_pages(app)
-    pages = [sign_in, home, catalog, endpoints, endpoint_form]
+    # endpoint_form's /endpoints/new before endpoint's /endpoints/{endpoint_id}
+    pages = [sign_in, home, catalog, endpoints, endpoint_form, endpoint, test_event]
     pages += [deliveries, replay, events, state, organizations]
     for module in pages:
         app.include_router(module.router)

@@ -17,6 +17,7 @@ from tidings.clock import to_rfc3339
 from tidings.console import charts
 from tidings.console.cookies import clear_cookie, set_cookie
 from tidings.console.security import static_url
+from tidings.endpoint_health import bucket_label
 
 FLASH_COOKIE = "tidings_flash"
 # Flash messages travel as a code (and at most a count), never as text from a request:
@@ -29,6 +30,8 @@ FLASH_MESSAGES = {
     "resumed": "The endpoint is active again: {count} held {deliveries} will go out now.",
     "replayed": "Replay started: the delivery is on its way again (a new attempt series).",
     "replay_started": "Replay started: {count} {deliveries} on {their} way again.",
+    "updated": "The endpoint is changed: deliveries from now on follow its new settings.",
+    "deleted": "The endpoint is deleted: its history stays, its waiting deliveries failed.",
 }
 
 
@@ -96,6 +99,7 @@ def environment() -> jinja2.Environment:
     env.globals["page_url"] = page_url
     env.filters["when"] = _when
     env.filters["duration"] = _duration
+    env.filters["bucket"] = bucket_label
     return env
 
 

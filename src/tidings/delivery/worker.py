@@ -42,6 +42,8 @@ from tidings.delivery.presence import PresenceStore, run_presence
 from tidings.delivery.retention import HistoryStore, run_retention
 from tidings.delivery.sender import Sender
 from tidings.delivery.settings import STORE_RETRY_SECONDS, WorkerSettings
+from tidings.delivery.stats import StatsStore, run_stats
+from tidings.endpoint_health import Recorder
 from tidings.models import ClaimedDelivery, EndpointStatus
 from tidings.store.base import StoreError
 
@@ -55,7 +57,9 @@ log = logging.getLogger("tidings.delivery.worker")
 CLAIM_COALESCE_SECONDS = 0.01
 
 
-class WorkerStore(ClaimStore, OutcomeStore, PauseStore, HistoryStore, PresenceStore, Protocol):
+class WorkerStore(
+    ClaimStore, OutcomeStore, PauseStore, HistoryStore, PresenceStore, StatsStore, Protocol
+):
     """Everything the worker asks of the store."""
 
 
@@ -75,6 +79,7 @@ class Worker:
         metrics: DeliveryMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.stats = Recorder()
         self.clock = clock
         self.metrics = metrics if metrics is not None else DeliveryMetrics.shared()
         self._store = store
@@ -138,6 +143,12 @@ class Worker:
             asyncio.create_task(
                 run_presence(self._store, self.clock, settings.worker_id, stop),
                 name="tidings.worker.presence",
+            )
+        )
+        background.append(
+            asyncio.create_task(
+                run_stats(self._store, self.clock, self.stats, stop),
+                name="tidings.worker.stats",
             )
         )
         log.info(
@@ -276,6 +287,14 @@ class Worker:
             else:
                 result = await self._attempter.send(claim, started_at)
             self.metrics.observe_attempt(result.status_code, result.duration_ms, endpoint_id)
+            self.stats.record(
+                endpoint_id,
+                claim.delivery.organization_id,
+                started_at,
+                result.duration_ms,
+                result.status_code,
+                result.error,
+            )
             pacer.answered(endpoint_id, result.status_code, result.duration_ms)
             self._outcomes.add(self._attempter.decide(claim, result, started_at))
         except asyncio.CancelledError:

@@ -15,15 +15,17 @@ from typing import Any, Final
 
 from tidings.auth import Actor, require_organization
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
+from tidings.endpoint_health import HEALTH_WINDOW_SECONDS, Health, hour_of, summarize
 from tidings.errors import NotFoundError, ValidationFailed
 from tidings.ids import new_id
-from tidings.models import DEFAULT_SOURCES, Endpoint, EndpointSecret, Page
+from tidings.models import DEFAULT_SOURCES, Endpoint, EndpointSecret, EndpointStatus, Page
 from tidings.policies import PAUSE_BY_HAND
 from tidings.services.deps import Deps
 from tidings.services.endpoint_rules import check_endpoint, dedupe
 from tidings.services.paging import check_page
 from tidings.signing import generate_secret, secret_fits_format
 from tidings.store.base import NotFound
+from tidings.store.types import EndpointHour
 
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 
@@ -280,3 +282,21 @@ async def rotate_secret(
     except NotFound as exc:
         raise NotFoundError(f"no endpoint {endpoint_id}") from exc
     return _signing(await _owned(deps, organization_id, endpoint_id), now)
+
+
+async def health_of(deps: Deps, actor: Actor, shown: Sequence[Endpoint]) -> dict[str, Health]:
+    """The health at a glance of endpoints the actor already read (a page of them): the last
+    24 hours' attempts, success rate, p50/p95 durations and last attempt as the workers
+    recorded them, and held deliveries (paused endpoints)."""
+    organization_id = require_organization(actor)
+    ids = [e.id for e in shown if e.organization_id == organization_id]
+    now = deps.clock()
+    hours = await deps.store.endpoint_stats(
+        organization_id, ids, hour_of(now - HEALTH_WINDOW_SECONDS)
+    )
+    paused = [e.id for e in shown if e.id in ids and e.status == EndpointStatus.PAUSED]
+    held = await deps.store.held_counts(organization_id, paused)
+    by_endpoint: dict[str, list[EndpointHour]] = {i: [] for i in ids}
+    for h in hours:
+        by_endpoint[h.endpoint_id].append(h)
+    return {i: summarize(by_endpoint[i], now, held.get(i, 0)) for i in ids}

@@ -52,10 +52,12 @@ from tidings.store import rows as r
 from tidings.store.connector import Connection, Connector
 from tidings.store.sql import FAST_PATHS, load_migrations
 from tidings.store.types import (
+    DURATION_COLUMNS,
     BacklogStats,
     Conflict,
     DeliveryFilter,
     EndpointBacklog,
+    EndpointHour,
     MigrationStatus,
     NotFound,
     PortalLinkUse,
@@ -955,6 +957,71 @@ class Store:
             await tx.execute("worker_seen", worker_id=worker_id, started_at=started_at, now=now)
             await tx.execute("purge_workers_seen", cutoff=forget_before)
 
+    # ---- endpoint stats (the console's health at a glance) --------------------------------------
+    async def add_endpoint_stats(
+        self, hours: Sequence[EndpointHour], *, forget_before: float
+    ) -> None:
+        """Add each endpoint's hour to what is recorded (workers add theirs every few seconds);
+        hours before `forget_before` go."""
+        if not hours:
+            return
+        rows = [
+            {
+                "endpoint_id": h.endpoint_id,
+                "organization_id": h.organization_id,
+                "hour": h.hour,
+                "attempts": h.attempts,
+                "successes": h.successes,
+                **dict(zip(DURATION_COLUMNS, h.durations, strict=True)),
+                "last_attempt_at": h.last_attempt_at,
+                "last_status_code": h.last_status_code,
+                "last_error": h.last_error,
+            }
+            for h in sorted(hours, key=lambda h: (h.endpoint_id, h.hour))  # one lock order
+        ]
+        async with self._db.transaction() as tx:
+            for row in rows:
+                await tx.execute("add_endpoint_stats", **row)
+            await tx.execute("purge_endpoint_stats", cutoff=forget_before)
+
+    async def endpoint_stats(
+        self, organization_id: str, endpoint_ids: Sequence[str], since: float
+    ) -> list[EndpointHour]:
+        """The recorded hours since `since` of the endpoints asked, by endpoint then hour."""
+        if not endpoint_ids:
+            return []
+        rows = await self._db.fetch(
+            "endpoint_stats",
+            organization_id=organization_id,
+            endpoint_ids=list(endpoint_ids),
+            since=since,
+        )
+        return [
+            EndpointHour(
+                endpoint_id=row["endpoint_id"],
+                organization_id=row["organization_id"],
+                hour=float(row["hour"]),
+                attempts=int(row["attempts"]),
+                successes=int(row["successes"]),
+                durations=tuple(int(row[c]) for c in DURATION_COLUMNS),
+                last_attempt_at=float(row["last_attempt_at"]),
+                last_status_code=row["last_status_code"],
+                last_error=row["last_error"],
+            )
+            for row in rows
+        ]
+
+    async def held_counts(
+        self, organization_id: str, endpoint_ids: Sequence[str]
+    ) -> dict[str, int]:
+        """Held deliveries of each endpoint asked that has any."""
+        if not endpoint_ids:
+            return {}
+        rows = await self._db.fetch(
+            "held_counts", organization_id=organization_id, endpoint_ids=list(endpoint_ids)
+        )
+        return {row["endpoint_id"]: int(row["held"]) for row in rows}
+
     async def worker_gone(self, worker_id: str) -> None:
         """The worker stopped (gracefully)."""
         await self._db.execute("worker_gone", worker_id=worker_id)
@@ -1184,6 +1251,7 @@ __all__ = [
     "Conflict",
     "DeliveryFilter",
     "EndpointBacklog",
+    "EndpointHour",
     "MigrationStatus",
     "NotFound",
     "PortalLinkUse",

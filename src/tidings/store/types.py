@@ -156,3 +156,28 @@ class ProjectionLookup:
     status: str | None = None
     decision: str | None = None
     changed_since: float | None = None
+
+
+# Attempt-duration buckets of `endpoint_stats` (upper bounds, ms; the last bucket is "over").
+DURATION_BOUNDS_MS: tuple[int, ...] = (10, 50, 100, 250, 500, 1000, 5000)
+DURATION_COLUMNS: tuple[str, ...] = (
+    *(f"ms_le_{b}" for b in DURATION_BOUNDS_MS),
+    f"ms_over_{DURATION_BOUNDS_MS[-1]}",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHour:
+    """One endpoint's attempts in one hour (`hour`: epoch seconds of its start): counts,
+    successes (2xx), durations per DURATION_BOUNDS_MS bucket (then over the last bound), and
+    the hour's last attempt."""
+
+    endpoint_id: str
+    organization_id: str
+    hour: float
+    attempts: int
+    successes: int
+    durations: tuple[int, ...]
+    last_attempt_at: float
+    last_status_code: int | None = None
+    last_error: str | None = None

@@ -24,7 +24,7 @@ from tidings.console.forms import (
 from tidings.console.templating import render
 from tidings.console.viewer import Change, OrgId
 from tidings.errors import Issues, ValidationFailed
-from tidings.models import DEFAULT_SOURCES, SOURCES
+from tidings.models import DEFAULT_SOURCES, SOURCES, Endpoint
 from tidings.services import endpoints
 
 router = APIRouter()
@@ -62,6 +62,23 @@ class EndpointForm:
         sources = tuple(s for s in form.getlist("sources") if isinstance(s, str))
         return cls(sources=sources, **texts)
 
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> EndpointForm:
+        """An endpoint's configuration as its edit form shows it."""
+        versions = endpoint.accepted_schema_versions
+        rate = endpoint.rate_limit_per_second
+        return cls(
+            url=endpoint.url,
+            eventTypes="\n".join(endpoint.event_types),
+            format=endpoint.format,
+            sources=tuple(endpoint.sources),
+            partnerIds="\n".join(endpoint.partner_ids or ()),
+            acceptedSchemaVersions=", ".join(str(v) for v in versions or ()),
+            description=endpoint.description or "",
+            headers="\n".join(f"{k}: {v}" for k, v in endpoint.headers.items()),
+            rateLimitPerSecond="" if rate is None else f"{rate:g}",
+        )
+
     def read(self, issues: Issues) -> endpoints.EndpointInput:
         """The service's input; what cannot be read goes into `issues` at its path."""
         return endpoints.EndpointInput(
@@ -84,16 +101,23 @@ class EndpointForm:
 FIELDS = tuple(EndpointForm.__dataclass_fields__)
 
 
-def _page(
-    request: Request, form: EndpointForm, errors: FormErrors, status_code: int = 200
+def form_page(
+    request: Request,
+    form: EndpointForm,
+    errors: FormErrors,
+    *,
+    editing: Endpoint | None = None,
+    status_code: int = 200,
 ) -> Response:
+    """The form to register an endpoint, or to change `editing`."""
     names = console_context(request).deps.catalog.names()
     return render(
         request,
         "pages/endpoint_form.html",
         {
-            "title": "Register an endpoint",
+            "title": "Register an endpoint" if editing is None else f"Change {editing.url}",
             "section": "endpoints",
+            "editing": editing,
             "form": form,
             "errors": errors,
             "format_options": FORMAT_OPTIONS,
@@ -107,7 +131,7 @@ def _page(
 
 @router.get("/endpoints/new", include_in_schema=False)
 async def new_endpoint(request: Request, organization_id: OrgId) -> Response:
-    return _page(request, EndpointForm(), FormErrors())
+    return form_page(request, EndpointForm(), FormErrors())
 
 
 @router.post("/endpoints", include_in_schema=False)
@@ -121,7 +145,7 @@ async def create_endpoint(request: Request, organization_id: OrgId, viewer: Chan
             console_context(request).deps, viewer.actor, given
         )
     except ValidationFailed as exc:
-        return _page(request, form, field_errors(exc, FIELDS), status_code=422)
+        return form_page(request, form, field_errors(exc, FIELDS), status_code=422)
     return render(
         request,
         "pages/endpoint_created.html",

@@ -679,3 +679,47 @@ DELETE FROM workers_seen WHERE worker_id = :worker_id
 
 -- name: workers_seen_since
 SELECT * FROM workers_seen WHERE last_seen_at >= :since ORDER BY started_at, worker_id
+
+-- ---- endpoint stats (the console's health at a glance) ----------------------------------------
+
+-- name: add_endpoint_stats
+-- One endpoint's hour, added to what other workers (and this one, earlier) recorded.
+INSERT INTO endpoint_stats (
+    endpoint_id, organization_id, hour, attempts, successes, ms_le_10, ms_le_50, ms_le_100, ms_le_250, ms_le_500, ms_le_1000, ms_le_5000, ms_over_5000,
+    last_attempt_at, last_status_code, last_error
+) VALUES (
+    :endpoint_id, :organization_id, :hour, :attempts, :successes, :ms_le_10, :ms_le_50, :ms_le_100, :ms_le_250, :ms_le_500, :ms_le_1000, :ms_le_5000, :ms_over_5000,
+    :last_attempt_at, :last_status_code, :last_error
+)
+ON CONFLICT (endpoint_id, hour) DO UPDATE SET
+    attempts = endpoint_stats.attempts + excluded.attempts,
+    successes = endpoint_stats.successes + excluded.successes,
+    ms_le_10 = endpoint_stats.ms_le_10 + excluded.ms_le_10,
+    ms_le_50 = endpoint_stats.ms_le_50 + excluded.ms_le_50,
+    ms_le_100 = endpoint_stats.ms_le_100 + excluded.ms_le_100,
+    ms_le_250 = endpoint_stats.ms_le_250 + excluded.ms_le_250,
+    ms_le_500 = endpoint_stats.ms_le_500 + excluded.ms_le_500,
+    ms_le_1000 = endpoint_stats.ms_le_1000 + excluded.ms_le_1000,
+    ms_le_5000 = endpoint_stats.ms_le_5000 + excluded.ms_le_5000,
+    ms_over_5000 = endpoint_stats.ms_over_5000 + excluded.ms_over_5000,
+    last_status_code = CASE WHEN excluded.last_attempt_at >= endpoint_stats.last_attempt_at
+        THEN excluded.last_status_code ELSE endpoint_stats.last_status_code END,
+    last_error = CASE WHEN excluded.last_attempt_at >= endpoint_stats.last_attempt_at
+        THEN excluded.last_error ELSE endpoint_stats.last_error END,
+    last_attempt_at = CASE WHEN excluded.last_attempt_at >= endpoint_stats.last_attempt_at
+        THEN excluded.last_attempt_at ELSE endpoint_stats.last_attempt_at END
+
+-- name: purge_endpoint_stats
+DELETE FROM endpoint_stats WHERE hour < :cutoff
+
+-- name: endpoint_stats
+-- The hours since :since of the endpoints asked (the rows of a console page's endpoints).
+SELECT * FROM endpoint_stats
+WHERE organization_id = :organization_id AND endpoint_id = ANY(:endpoint_ids::text[]) AND hour >= :since
+ORDER BY endpoint_id, hour
+
+-- name: held_counts
+-- Held deliveries per endpoint asked (only paused endpoints have any).
+SELECT endpoint_id, count(*) AS held FROM deliveries
+WHERE organization_id = :organization_id AND endpoint_id = ANY(:endpoint_ids::text[]) AND status = 'held'
+GROUP BY endpoint_id
