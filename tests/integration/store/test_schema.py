@@ -67,6 +67,7 @@ async def test_both_backends_have_the_same_tables_and_columns(
         "portal_links",
         "schema_migrations",
         "workers_seen",
+        "endpoint_stats",
     } == set(sqlite_cols)
 
 
