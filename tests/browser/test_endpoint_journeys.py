@@ -18,7 +18,7 @@ from tests.acceptance.test_serve import _Receiver as Receiver
 from tidings.receiver.errors import WebhookVerificationError
 from tidings.receiver.verify import verify
 
-from .conftest import Console
+from .conftest import NARROW, Console
 from .test_journeys import sign_in_with_keyboard
 
 
@@ -150,3 +150,36 @@ def test_another_organizations_endpoint_and_delivery_are_not_found(
         assert response is not None and response.status == 404, path
         expect(page.get_by_role("heading", level=1)).to_contain_text("not found", ignore_case=True)
         expect(page.locator("body")).not_to_contain_text("http://127.0.0.1:9/other")
+
+
+def test_an_integrators_pages_fit_a_400_px_screen(page: Any, console: Console) -> None:
+    org = console.org()
+    made = console.api(
+        "POST",
+        "/v1/endpoints",
+        key=org["apiKey"],
+        json={
+            "url": "http://127.0.0.1:9/a/rather/long/path/that/an/integrator/might/register",
+            "eventTypes": ["compliance.*", "kyc.*"],
+        },
+    )
+    assert made.status_code == 201, made.text
+    endpoint = f"/console/endpoints/{made.json()['id']}"
+    page.set_viewport_size(NARROW)
+    sign_in_with_keyboard(page, console, org["apiKey"], "Endpoints")
+    for path in (
+        "/console/endpoints",
+        endpoint,
+        f"{endpoint}/edit",
+        f"{endpoint}/test",
+        f"{endpoint}/delete",
+        "/console/endpoints/new",
+        "/console/deliveries",
+        "/console/events",
+        "/console/state",
+    ):
+        page.goto(console.url + path)
+        overflow = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow} px wider than the screen"
