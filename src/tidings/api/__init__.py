@@ -19,8 +19,10 @@ from fastapi import FastAPI
 
 from tidings import __version__
 from tidings.api.context import AppContext, MetricsRenderer
+from tidings.api.docs import install_docs
 from tidings.api.errors import install_error_handlers
 from tidings.api.limits import BodyLimitMiddleware
+from tidings.api.openapi import install_openapi
 from tidings.catalog import Catalog
 from tidings.clock import Clock, system_clock
 from tidings.config import Settings
@@ -50,6 +52,11 @@ def create_app(
             "Self-hosted webhooks for compliance, KYC and onboarding platforms: publish events, "
             "manage endpoints, read delivery history, replay, and poll state."
         ),
+        # operation ids are the routes' names (publish_event, list_deliveries, ...): what a
+        # generated client calls its functions
+        generate_unique_id_function=lambda route: route.name,
+        docs_url=None,  # served by install_docs from files in the package, no CDN
+        redoc_url=None,
     )
     deps = Deps(
         store=store,
@@ -60,6 +67,8 @@ def create_app(
     )
     app.state.tidings = AppContext(settings=settings, deps=deps, metrics=metrics)
     install_error_handlers(app)
+    install_docs(app)
+    install_openapi(app, catalog)
     for module in (health, admin, portal, events, endpoints, deliveries, state):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

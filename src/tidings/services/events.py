@@ -72,16 +72,26 @@ def feed(actor: Actor, *, after: str | None, types: str | None, limit: int) -> F
 async def feed_version(deps: Deps, page: Feed) -> tuple[object, ...]:
     """What identifies the page's content without loading it: equal while nothing in it
     changed (the API's ETag)."""
-    count, last_seq = await deps.store.events_page_fingerprint(
-        page.organization_id, after=page.after, types=page.types, limit=page.limit
-    )
+    try:
+        count, last_seq = await deps.store.events_page_fingerprint(
+            page.organization_id, after=page.after, types=page.types, limit=page.limit
+        )
+    except ValueError:
+        raise _bad_after() from None
     return ("events", page.organization_id, page.after, page.types_key, page.limit, count, last_seq)
 
 
 async def feed_page(deps: Deps, page: Feed) -> Page[Event]:
-    return await deps.store.list_events(
-        page.organization_id, after=page.after, types=page.types, limit=page.limit
-    )
+    try:
+        return await deps.store.list_events(
+            page.organization_id, after=page.after, types=page.types, limit=page.limit
+        )
+    except ValueError:
+        raise _bad_after() from None
+
+
+def _bad_after() -> ValidationFailed:
+    return ValidationFailed.at("query.after", "not a cursor this API made")
 
 
 def event_types(deps: Deps, actor: Actor) -> list[dict[str, Any]]:
