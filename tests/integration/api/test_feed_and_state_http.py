@@ -280,3 +280,15 @@ async def test_304_is_answered_without_loading_the_page(api: Api) -> None:
         r = await api.client.get("/v1/events", headers={**org.headers, "If-None-Match": etag})
         assert r.status_code == 304
     assert loads == 1  # the fingerprint answered; no page was read or serialized
+
+
+async def test_a_feed_cursor_not_made_by_the_api_is_a_422(api: Api) -> None:
+    """Found by schemathesis (issue 23): a made-up `after` was a 500, with or without an ETag."""
+    org = await api.org()
+    for headers in ({}, {"If-None-Match": "*"}):
+        for after in ("abc", "%F0%94%BB%8C", "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM"):
+            r = await api.client.get(
+                f"/v1/events?after={after}", headers={**org.headers, **headers}
+            )
+            assert r.status_code == 422, (after, r.text)
+            assert r.json()["error"]["details"][0]["path"] == "query.after"
