@@ -347,6 +347,53 @@ async def _install_platform_key(settings: Settings, store: Store) -> None:
         await register_platform_key(store, key)
 
 
+async def create_platform_key_in_database(
+    settings: Settings,
+    *,
+    name: str | None = None,
+    scope: str | None = None,
+    expiresAt: str | None = None,
+) -> dict[str, Any]:
+    """A platform key written straight into the database (`tidings keys create --platform`):
+    the way back in when no platform key works; run where the database is. Answers what
+    `POST /v1/api-keys` answers."""
+    from tidings.auth import make_key
+    from tidings.clock import parse_rfc3339, to_rfc3339
+    from tidings.errors import ValidationFailed
+    from tidings.models import SCOPES_OF_KIND, KeyScope
+
+    allowed = [str(s) for s in SCOPES_OF_KIND["platform"]]
+    if scope is not None and scope not in allowed:
+        raise ValidationFailed.at("--scope", f"must be one of {', '.join(allowed)}")
+    try:
+        expires = None if expiresAt is None else parse_rfc3339(expiresAt)
+    except ValueError:
+        raise ValidationFailed.at("--expires", "must be an RFC 3339 time") from None
+    store = await open_ready_store(settings, migrate=False)
+    try:
+        now = system_clock()
+        key = make_key(
+            KeyKind.PLATFORM,
+            None,
+            now,
+            name=name,
+            scope=None if scope is None else KeyScope(scope),
+            expires_at=expires,
+        )
+        await store.create_api_key(key.record, key.key_hash)
+    finally:
+        await store.close()
+    return {
+        "id": key.record.id,
+        "apiKey": key.api_key,
+        "name": name,
+        "scope": str(key.record.effective_scope),
+        "prefix": key.record.prefix,
+        "createdAt": to_rfc3339(now),
+        "expiresAt": None if expires is None else to_rfc3339(expires),
+    }
+
+
 async def migrate_only(settings: Settings) -> list[int]:
     store = open_store(settings.database_url)
     await store.connect()

@@ -107,6 +107,11 @@ class Settings:
     worker_health_port: int | None = None
     # per-endpoint metric series: at most this many endpoints labelled (0: none)
     metrics_endpoints: int = METRICS_ENDPOINTS
+    # inbound requests per second per API key and process (0: no limit), the burst allowed,
+    # and whether platform keys (the platform's own publisher) are limited too
+    api_rate_per_second: float = 0.0
+    api_rate_burst: float | None = None  # default: max(1, 2 x the rate)
+    api_rate_platform_keys: bool = False
 
     @property
     def max_attempts(self) -> int:
@@ -216,4 +221,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_METRICS_TOKEN": ("metrics_token", _str),
     "TIDINGS_WORKER_HEALTH_PORT": ("worker_health_port", _port),
     "TIDINGS_METRICS_ENDPOINTS": ("metrics_endpoints", _count),
+    "TIDINGS_API_RATE_PER_SECOND": ("api_rate_per_second", _float),
+    "TIDINGS_API_RATE_BURST": ("api_rate_burst", _float),
+    "TIDINGS_API_RATE_PLATFORM_KEYS": ("api_rate_platform_keys", _bool),
 }

@@ -60,6 +60,18 @@ class Gone(ApiError):
 Issue = dict[str, str]  # {"path": "$.data.orderId", "message": "..."}
 
 
+class RateLimited(ApiError):
+    """429: the key's requests go faster than TIDINGS_API_RATE_PER_SECOND; `retry_after` is
+    the seconds until one more may go."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, details={"retryAfterSeconds": round(retry_after, 3)})
+        self.retry_after = retry_after
+
+
 class ValidationFailed(ApiError):
     """422. details is a list of issues, {"path": "$.data.orderId", "message": "..."}; the
     message is the first issue's "path: message"."""

@@ -54,12 +54,45 @@ class Organization:
     created_at: float
 
 
+class KeyScope(StrEnum):
+    """What a key may do (issue 22): platform keys `admin` (everything) or `publish` (publish
+    only); organization keys `write` (everything of its organization) or `read` (reads only)."""
+
+    ADMIN = "admin"
+    PUBLISH = "publish"
+    WRITE = "write"
+    READ = "read"
+
+
+SCOPES_OF_KIND = {
+    "platform": (KeyScope.ADMIN, KeyScope.PUBLISH),
+    "organization": (KeyScope.WRITE, KeyScope.READ),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
+    """A key's record; the key itself is never stored (only its hash, beside this)."""
+
     id: str
     kind: KeyKind
     organization_id: str | None  # None for platform keys
     created_at: float
+    name: str | None = None
+    prefix: str | None = None  # its first characters, shown to tell keys apart
+    scope: KeyScope | None = None  # None: the kind's full powers (admin / write)
+    last_used_at: float | None = None  # written at most once a minute
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+    @property
+    def effective_scope(self) -> KeyScope:
+        if self.scope is not None:
+            return self.scope
+        return KeyScope.ADMIN if self.kind == KeyKind.PLATFORM else KeyScope.WRITE
+
+    def usable_at(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)

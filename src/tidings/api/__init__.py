@@ -28,6 +28,7 @@ from tidings.clock import Clock, system_clock
 from tidings.config import Settings
 from tidings.netguard import Resolver
 from tidings.publishing import EventPublisher
+from tidings.rate_limit import TokenBuckets
 from tidings.services.deps import Deps, UrlRules
 from tidings.store.base import Store
 
@@ -43,7 +44,16 @@ def create_app(
     resolver: Resolver | None = None,
 ) -> FastAPI:
     """`resolver` answers the DNS questions of the endpoint URL rules (None: the system's)."""
-    from tidings.api.routes import admin, deliveries, endpoints, events, health, portal, state
+    from tidings.api.routes import (
+        admin,
+        deliveries,
+        endpoints,
+        events,
+        health,
+        keys,
+        portal,
+        state,
+    )
 
     app = FastAPI(
         title="tidings",
@@ -65,11 +75,15 @@ def create_app(
         clock=clock,
         urls=UrlRules.from_settings(settings, resolver),
     )
-    app.state.tidings = AppContext(settings=settings, deps=deps, metrics=metrics)
+    rate = settings.api_rate_per_second
+    limiter = (
+        TokenBuckets(rate, max(1.0, settings.api_rate_burst or 2 * rate)) if rate > 0 else None
+    )
+    app.state.tidings = AppContext(settings=settings, deps=deps, metrics=metrics, limiter=limiter)
     install_error_handlers(app)
     install_docs(app)
     install_openapi(app, catalog)
-    for module in (health, admin, portal, events, endpoints, deliveries, state):
+    for module in (health, admin, keys, portal, events, endpoints, deliveries, state):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

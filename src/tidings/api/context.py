@@ -15,9 +15,17 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from tidings.auth import Actor, require_organization, require_platform
+from tidings.auth import (
+    Actor,
+    require_admin,
+    require_organization,
+    require_publisher,
+    require_writer,
+)
 from tidings.config import Settings
-from tidings.errors import Unauthorized
+from tidings.errors import RateLimited, Unauthorized
+from tidings.models import KeyKind
+from tidings.rate_limit import TokenBuckets
 from tidings.services.deps import Deps
 from tidings.services.keys import authenticate
 from tidings.services.paging import MAX_LIMIT
@@ -30,6 +38,7 @@ class AppContext:
     settings: Settings
     deps: Deps
     metrics: MetricsRenderer | None = None
+    limiter: TokenBuckets | None = None  # None: no inbound limit
 
 
 async def get_context(request: Request) -> AppContext:
@@ -48,6 +57,17 @@ async def get_actor(request: Request, ctx: Ctx) -> Actor:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
     actor = await authenticate(ctx.deps, token)
+    limiter = ctx.limiter
+    if limiter is not None and (
+        actor.kind is KeyKind.ORGANIZATION or ctx.settings.api_rate_platform_keys
+    ):
+        wait = limiter.take(actor.key_id, ctx.deps.clock())
+        if wait is not None:
+            raise RateLimited(
+                f"this key sends more than {limiter.rate:g} requests a second: "
+                f"retry in {wait:.1f} s",
+                wait,
+            )
     client = request.client
     return actor if client is None else replace(actor, client_address=client.host)
 
@@ -56,16 +76,31 @@ AnyKey = Annotated[Actor, Depends(get_actor)]
 
 
 async def platform_actor(actor: AnyKey) -> Actor:
-    require_platform(actor)
+    """A platform key with scope admin."""
+    require_admin(actor)
     return actor
 
 
-async def organization_actor(actor: AnyKey) -> Actor:
-    require_organization(actor)
+async def publisher_actor(actor: AnyKey) -> Actor:
+    """A platform key that may publish (scope admin or publish)."""
+    require_publisher(actor)
+    return actor
+
+
+READS = frozenset({"GET", "HEAD"})
+
+
+async def organization_actor(request: Request, actor: AnyKey) -> Actor:
+    """An organization key; scope write for anything but a read."""
+    if request.method in READS:
+        require_organization(actor)
+    else:
+        require_writer(actor)
     return actor
 
 
 PlatformKey = Annotated[Actor, Depends(platform_actor)]
+PublishKey = Annotated[Actor, Depends(publisher_actor)]
 OrgKey = Annotated[Actor, Depends(organization_actor)]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]

@@ -13,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tidings.errors import ApiError
+from tidings.errors import ApiError, RateLimited
+from tidings.rate_limit import retry_after_header
 
 log = logging.getLogger("tidings.api")
 
@@ -59,7 +60,12 @@ def json_path(loc: Sequence[int | str]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message, exc.details)
+        headers = (
+            {"Retry-After": retry_after_header(exc.retry_after)}
+            if isinstance(exc, RateLimited)
+            else None
+        )
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -23,7 +23,7 @@ from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
 from tidings.api import schemas as s
-from tidings.api.context import get_actor, organization_actor, platform_actor
+from tidings.api.context import get_actor, organization_actor, platform_actor, publisher_actor
 from tidings.catalog import Catalog
 
 REF = "#/components/schemas/{model}"
@@ -78,36 +78,63 @@ CONFLICTS = {
     ("post", "/v1/organizations/{organization_uuid}/partners"): "the partner exists",
     ("post", "/v1/endpoints/{endpoint_id}/replay"): "the endpoint is paused or disabled",
     ("post", "/v1/deliveries/{delivery_id}/replay"): "the endpoint is paused, gone or skipped",
+    ("delete", "/v1/api-keys/{key_id}"): "the last platform key that works cannot be revoked",
 }
 # Operations that read the raw body as JSON themselves (400 `invalid_json`).
 RAW_JSON = {("post", "/v1/events"), ("post", "/v1/events/batch")}
 MESSAGES = {
     "400": "The body is not JSON (`invalid_json`).",
     "401": "No API key, or one tidings does not know (`unauthorized`).",
-    "403": "A key of the wrong kind for this operation (`forbidden`).",
+    "403": "A key of the wrong kind (`platform_key_required`, `organization_key_required`) "
+    "or without the scope this operation needs (`insufficient_scope`).",
     "404": "No such resource in the key's organization (another organization's is a 404 too).",
     "409": "Conflict",
     "413": "The body is larger than TIDINGS_MAX_BODY_BYTES (`payload_too_large`).",
     "422": "Invalid input: `details` lists each failing path (`validation_failed`).",
+    "429": "The key sends more than TIDINGS_API_RATE_PER_SECOND (`rate_limited`; only when "
+    "set, and for platform keys only with TIDINGS_API_RATE_PLATFORM_KEYS).",
     "503": "The database does not answer (`not_ready`).",
 }
 KEY_KINDS = {
     get_actor: ["platform", "organization"],
     platform_actor: ["platform"],
+    publisher_actor: ["platform"],
     organization_actor: ["organization"],
 }
+# The key scopes each dependency takes (organization keys: `read` for reads only).
+KEY_SCOPES: dict[Callable[..., Any], list[str]] = {
+    get_actor: ["admin", "publish", "write", "read"],
+    platform_actor: ["admin"],
+    publisher_actor: ["admin", "publish"],
+    organization_actor: ["write", "read"],
+}
+
+
+def _key_dependency(dependant: Dependant) -> Callable[..., Any] | None:
+    """The route's key dependency (None: it takes no key)."""
+    for dep in dependant.dependencies:
+        call: Callable[..., Any] | None = dep.call
+        if call in KEY_KINDS:
+            return call
+        found = _key_dependency(dep)
+        if found is not None:
+            return found
+    return None
 
 
 def _key_kinds(dependant: Dependant) -> list[str] | None:
     """The key kinds the route's key dependency takes (None: no key)."""
-    for dep in dependant.dependencies:
-        call: Callable[..., Any] | None = dep.call
-        if call in KEY_KINDS:
-            return KEY_KINDS[call]
-        found = _key_kinds(dep)
-        if found is not None:
-            return found
-    return None
+    call = _key_dependency(dependant)
+    return None if call is None else KEY_KINDS[call]
+
+
+def _key_scopes(dependant: Dependant, method: str) -> list[str] | None:
+    call = _key_dependency(dependant)
+    if call is None:
+        return None
+    if call is organization_actor and method not in ("get", "head"):
+        return ["write"]
+    return KEY_SCOPES[call]
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -188,8 +215,10 @@ def _describe(
         op["x-tidings-keys"] = takes
         op["description"] = (op.get("description", "") + f"\n\nKeys: {', '.join(takes)}.").strip()
         responses["401"] = _error(MESSAGES["401"])
-        if len(takes) == 1:
-            responses["403"] = _error(MESSAGES["403"])
+        responses["403"] = _error(MESSAGES["403"])
+        limited = _error(MESSAGES["429"])
+        limited["headers"] = {"Retry-After": _header("Whole seconds until one more may go.")}
+        responses["429"] = limited
     _errors(op, key)
     if key in CONDITIONAL:
         op.setdefault("parameters", []).append(
@@ -264,10 +293,17 @@ def build(app: FastAPI, catalog: Catalog) -> dict[str, Any]:
         for path, methods, route in _routes(app)
         for method in methods
     }
+    scopes = {
+        (method.lower(), path): _key_scopes(route.dependant, method.lower())
+        for path, methods, route in _routes(app)
+        for method in methods
+    }
     examples = _examples(catalog)
     for path, item in spec["paths"].items():
         for method, op in item.items():
             _describe(op, (method, path), kinds.get((method, path)), examples)
+            if scopes.get((method, path)):
+                op["x-tidings-scopes"] = scopes[(method, path)]
     return spec
 
 

@@ -15,9 +15,9 @@ import secrets
 from dataclasses import dataclass
 
 from tidings.auth import Actor, hash_key, require_platform
-from tidings.errors import Gone, NotFoundError, ValidationFailed
+from tidings.errors import Forbidden, Gone, NotFoundError, ValidationFailed
 from tidings.ids import new_id
-from tidings.models import ConsoleSession, KeyKind, PortalLink
+from tidings.models import ConsoleSession, KeyKind, KeyScope, PortalLink
 from tidings.services.deps import Deps
 from tidings.services.keys import authenticate
 from tidings.services.organizations import get_organization
@@ -77,14 +77,21 @@ def session_actor(session: ConsoleSession, client_address: str | None = None) ->
 
 
 async def sign_in(deps: Deps, presented_key: str) -> OpenedSession:
-    """A session with the powers of the key (401 for a key tidings does not know)."""
+    """A session with the powers of the key (401 for a key tidings does not know, revoked or
+    expired): a `read` key's session is read-only; a `publish` key cannot sign in (403), the
+    console being no place to publish from."""
     actor = await authenticate(deps, presented_key.strip())
+    if actor.effective_scope is KeyScope.PUBLISH:
+        raise Forbidden(
+            "a publish key cannot sign in to the console: use an admin key",
+            code="insufficient_scope",
+        )
     return await _open(
         deps,
         key_id=actor.key_id,
         kind=actor.kind,
         organization_id=actor.organization_id,
-        read_only=False,
+        read_only=actor.effective_scope is KeyScope.READ,
     )
 
 

@@ -41,6 +41,7 @@ from tidings.models import (
     EndpointSecret,
     EndpointStatus,
     Event,
+    KeyKind,
     NewDelivery,
     Organization,
     Page,
@@ -182,7 +183,7 @@ class Store:
         """Organization and its first key, in one transaction."""
         async with self._db.transaction() as tx:
             await tx.execute("insert_organization", **r.as_row(org))
-            await tx.execute("insert_api_key", key_hash=key_hash, **r.as_row(first_key))
+            await tx.execute("insert_api_key", key_hash=key_hash, **r.api_key_row(first_key))
 
     async def get_organization(self, organization_id: str) -> Organization | None:
         row = await self._db.fetch_one("get_organization", id=organization_id)
@@ -200,15 +201,49 @@ class Store:
         return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
 
     async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
-        await self._db.execute("insert_api_key", key_hash=key_hash, **r.as_row(key))
+        await self._db.execute("insert_api_key", key_hash=key_hash, **r.api_key_row(key))
 
     async def ensure_platform_key(self, key: ApiKey, key_hash: str) -> None:
         """Insert the platform key with this hash unless one with the same hash exists."""
-        await self._db.execute("ensure_platform_key", key_hash=key_hash, **r.as_row(key))
+        await self._db.execute("ensure_platform_key", key_hash=key_hash, **r.api_key_row(key))
 
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
         row = await self._db.fetch_one("find_api_key", key_hash=key_hash)
         return None if row is None else r.api_key_from_row(row)
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        row = await self._db.fetch_one("get_api_key", id=key_id)
+        return None if row is None else r.api_key_from_row(row)
+
+    async def api_keys_page(
+        self, organization_id: str | None, *, limit: int, cursor: str | None
+    ) -> Page[ApiKey]:
+        """An organization's keys, or the platform keys (`organization_id` None), oldest first,
+        revoked ones included; ValueError for a cursor the store did not make."""
+        rows = await self._db.fetch(
+            "api_keys_page",
+            organization_id=organization_id,
+            after_id=r.decode_key_cursor(cursor),
+            limit=limit + 1,
+        )
+        items = [r.api_key_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
+
+    async def revoke_api_key(self, key: ApiKey, now: float) -> bool:
+        """Revoke `key` (False: it was revoked already). The last platform key that still
+        works is never revoked (Conflict): an operator must not lock themselves out."""
+        async with self._db.transaction() as tx:
+            if key.kind == KeyKind.PLATFORM:
+                await tx.execute("lock_api_keys")
+                row = await tx.fetch_one("count_usable_platform_keys", except_id=key.id, now=now)
+                if row is None or int(row["n"]) == 0:
+                    raise Conflict("the last platform key cannot be revoked")
+            return await tx.execute("revoke_api_key", id=key.id, now=now) > 0
+
+    async def touch_api_key(self, key_id: str, now: float) -> None:
+        """Record that the key was used (the row is written at most once a minute)."""
+        await self._db.execute("touch_api_key", id=key_id, now=now)
 
     async def create_partner(self, partner: Partner) -> None:
         """Raise Conflict if the organization already has this partner_uuid."""

@@ -25,6 +25,7 @@ from tidings.models import (
     EndpointStatus,
     Event,
     KeyKind,
+    KeyScope,
     NewDelivery,
     Organization,
     Partner,
@@ -143,8 +144,17 @@ def organization_from_row(r: Row) -> Organization:
     return _record(Organization, r)
 
 
+def api_key_row(key: ApiKey) -> dict[str, Any]:
+    """A key's record as its row (the scope written out: a record without one has its kind's
+    full powers)."""
+    return {**as_row(key), "scope": str(key.effective_scope)}
+
+
 def api_key_from_row(r: Row) -> ApiKey:
-    return _record(ApiKey, r, kind=KeyKind(r["kind"]))
+    scope = r["scope"]
+    return _record(
+        ApiKey, r, kind=KeyKind(r["kind"]), scope=None if scope is None else KeyScope(scope)
+    )
 
 
 def console_session_from_row(r: Row) -> ConsoleSession:

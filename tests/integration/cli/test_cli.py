@@ -327,3 +327,41 @@ def test_listen_refuses_a_key_that_cannot_read_endpoints(server: Server) -> None
     assert result.err.strip().startswith(
         "error: --key cannot read the endpoints' secrets: error 403 organization_key_required"
     )
+
+
+def test_keys_create_list_revoke_and_a_platform_key_made_in_the_database(
+    server: Server, database_url: str
+) -> None:
+    """Issue 22: `tidings keys` (scopes, names, the listing without the keys themselves,
+    revocation refused at once), and the way back in: `keys create --platform` writes a
+    platform key straight into the database the running service uses."""
+    org_id, org_key = _setup_org(server)
+    reader = _ok(
+        server.cli("keys", "create", org_id, "--scope", "read", "--name", "bi", "--json")
+    ).json()
+    assert reader["scope"] == "read" and reader["name"] == "bi"
+    listed = _ok(server.cli("keys", "list", "--json", key=org_key)).json()["items"]
+    assert [k["scope"] for k in listed] == ["write", "read"]
+    assert reader["apiKey"] not in json.dumps(listed)
+    table = _ok(server.cli("keys", "list", key=org_key)).out
+    assert reader["prefix"] in table and "bi" in table
+    assert _ok(server.cli("endpoints", "list", "--json", key=reader["apiKey"])).json()
+    revoked = _ok(server.cli("keys", "revoke", reader["id"], "--json", key=org_key)).json()
+    assert revoked["status"] == "revoked"
+    refused = server.cli("endpoints", "list", key=reader["apiKey"])
+    assert refused.code != 0 and "401" in refused.err
+    made = run_cli(
+        "keys",
+        "create",
+        "--platform",
+        "--name",
+        "recovery",
+        "--json",
+        env=clean_env(TIDINGS_DATABASE_URL=database_url),
+    )
+    assert made.code == 0, made.err
+    recovery = json.loads(made.out)
+    assert recovery["scope"] == "admin" and recovery["apiKey"].startswith("tdk_platform_")
+    assert _ok(server.cli("orgs", "list", "--json", key=recovery["apiKey"])).json()["items"]
+    usage = run_cli("keys", "create")
+    assert usage.code == 2 and "--platform" in usage.err

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.api.context import Ctx, Limit, PlatformKey
+from tidings.api.routes.keys import KeyCreated, KeyIn, created_view, expiry
 from tidings.clock import to_rfc3339
 from tidings.services import keys, organizations
 from tidings.services.paging import DEFAULT_LIMIT
@@ -59,11 +60,6 @@ class PartnerOut(BaseModel):
 class PartnerList(BaseModel):
     items: list[PartnerOut]
     nextCursor: str | None = None
-
-
-class ApiKeyOut(BaseModel):
-    id: str
-    apiKey: str
 
 
 @router.post("", status_code=201, response_model=OrganizationOut, summary="create an organization")
@@ -126,9 +122,18 @@ async def list_partners(organization_uuid: OrgUuid, ctx: Ctx, actor: PlatformKey
 @router.post(
     "/{organization_uuid}/api-keys",
     status_code=201,
-    response_model=ApiKeyOut,
-    summary="issue another organization key",
+    response_model=KeyCreated,
+    summary="issue another organization key (name, scope write or read, expiry)",
 )
-async def create_api_key(organization_uuid: OrgUuid, ctx: Ctx, actor: PlatformKey) -> ApiKeyOut:
-    key = await keys.create_organization_key(ctx.deps, actor, organization_uuid)
-    return ApiKeyOut(id=key.record.id, apiKey=key.api_key)
+async def create_api_key(
+    organization_uuid: OrgUuid, ctx: Ctx, actor: PlatformKey, body: KeyIn | None = None
+) -> KeyCreated:
+    key = await keys.create_key(
+        ctx.deps,
+        actor,
+        organization_uuid,
+        name=None if body is None else body.name,
+        scope=None if body is None else body.scope,
+        expires_at=expiry(body),
+    )
+    return created_view(key)

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from tidings import tracing
-from tidings.api.context import AnyKey, Ctx, Limit, OrgKey, PlatformKey
+from tidings.api.context import AnyKey, Ctx, Limit, OrgKey, PublishKey
 from tidings.api.etag import matches, not_modified, strong_etag
 from tidings.api.views import event_view
 from tidings.config import MAX_BATCH_EVENTS
@@ -46,7 +46,7 @@ async def _json_body(request: Request) -> Any:
 async def publish_event(
     request: Request,
     ctx: Ctx,
-    actor: PlatformKey,
+    actor: PublishKey,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     envelope = await _json_body(request)
@@ -72,7 +72,7 @@ def _batch_item(answer: PublishResult | ApiError) -> dict[str, Any]:
     summary=f"publish up to {MAX_BATCH_EVENTS} events; each answered on its own",
     response_model=None,
 )
-async def publish_batch(request: Request, ctx: Ctx, actor: PlatformKey) -> Response:
+async def publish_batch(request: Request, ctx: Ctx, actor: PublishKey) -> Response:
     envelopes = await _json_body(request)
     with tracing.caller_context(request.headers):
         answers = await events.publish_batch(ctx.deps, actor, envelopes)

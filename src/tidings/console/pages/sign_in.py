@@ -21,7 +21,7 @@ from tidings.console.viewer import (
     SignInForm,
     sign_in_csrf,
 )
-from tidings.errors import Unauthorized
+from tidings.errors import Forbidden, Unauthorized
 from tidings.services import console_sessions
 from tidings.services.console_sessions import OpenedSession
 
@@ -65,7 +65,11 @@ async def sign_in(request: Request, api_key: Annotated[str, Form(max_length=200)
     try:
         opened = await console_sessions.sign_in(console_context(request).deps, api_key)
     except Unauthorized:
-        return _sign_in_page(request, "This key is not known here. Check it and try again.", 401)
+        return _sign_in_page(
+            request, "This key is not known here (or was revoked). Check it and try again.", 401
+        )
+    except Forbidden as exc:
+        return _sign_in_page(request, exc.message, 403)
     return await _into_console(request, opened, "signed_in")
 
 

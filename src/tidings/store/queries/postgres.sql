@@ -88,12 +88,12 @@ ORDER BY created_at, id
 LIMIT :limit
 
 -- name: insert_api_key
-INSERT INTO api_keys (id, key_hash, kind, organization_id, created_at)
-VALUES (:id, :key_hash, :kind, :organization_id, :created_at)
+INSERT INTO api_keys (id, key_hash, kind, organization_id, created_at, name, prefix, scope, expires_at)
+VALUES (:id, :key_hash, :kind, :organization_id, :created_at, :name, :prefix, :scope, :expires_at)
 
 -- name: ensure_platform_key
-INSERT INTO api_keys (id, key_hash, kind, organization_id, created_at)
-VALUES (:id, :key_hash, :kind, :organization_id, :created_at)
+INSERT INTO api_keys (id, key_hash, kind, organization_id, created_at, name, prefix, scope, expires_at)
+VALUES (:id, :key_hash, :kind, :organization_id, :created_at, :name, :prefix, :scope, :expires_at)
 ON CONFLICT (key_hash) DO NOTHING
 
 -- name: find_api_key
@@ -576,7 +576,11 @@ INSERT INTO console_sessions (
 )
 
 -- name: find_console_session
-SELECT * FROM console_sessions WHERE token_hash = :token_hash AND expires_at > :now
+-- A session lives only while the key behind it works (revoked or expired: signed out).
+SELECT s.* FROM console_sessions AS s
+JOIN api_keys AS k ON k.id = s.key_id
+WHERE s.token_hash = :token_hash AND s.expires_at > :now
+  AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > :now)
 
 -- name: delete_console_session
 DELETE FROM console_sessions WHERE token_hash = :token_hash
@@ -657,6 +661,37 @@ LIMIT :limit
 SELECT * FROM api_keys
 WHERE organization_id = :organization_id
 ORDER BY created_at, id
+
+-- name: api_keys_page
+-- An organization's keys, or (:organization_id null) the platform keys, oldest first, after a
+-- keyset cursor (the last key of the page before).
+SELECT * FROM api_keys
+WHERE (organization_id = :organization_id OR (:organization_id::text IS NULL AND organization_id IS NULL))
+  AND (:after_id::text IS NULL
+       OR (created_at, id) > (SELECT created_at, id FROM api_keys WHERE id = :after_id))
+ORDER BY created_at, id
+LIMIT :limit
+
+-- name: lock_api_keys
+-- Two revocations of the last two platform keys must not both pass the count (SQLite
+-- serializes writers already).
+LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE
+
+-- name: get_api_key
+SELECT * FROM api_keys WHERE id = :id
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL
+
+-- name: count_usable_platform_keys
+-- Platform keys that still work, but the one about to go.
+SELECT count(*) AS n FROM api_keys
+WHERE kind = 'platform' AND revoked_at IS NULL AND id <> :except_id
+  AND (expires_at IS NULL OR expires_at > :now)
+
+-- name: touch_api_key
+UPDATE api_keys SET last_used_at = :now
+WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :now - 60)
 
 -- name: deliveries_per_minute
 -- Deliveries created since :since, by minute (epoch minute), through deliveries_created_at.
