@@ -4,6 +4,7 @@ the real Publisher, tidings processes (`worker`, `serve`, `api`), and waiting fo
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import shutil
@@ -177,6 +178,10 @@ async def settle(url: str) -> None:
         await conn.close()
 
 
+# every bench process shares one key-encryption key (PostgreSQL needs it set)
+ENCRYPTION_KEY = base64.urlsafe_b64encode(b"tidings bench key-encryption key").decode()
+
+
 def tidings_env(url: str, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -184,6 +189,7 @@ def tidings_env(url: str, **extra: str) -> dict[str, str]:
         "TIDINGS_ALLOW_PRIVATE_URLS": "true",
         "TIDINGS_LOG_LEVEL": "WARNING",
         "TIDINGS_PLATFORM_KEY": PLATFORM_KEY,
+        "TIDINGS_ENCRYPTION_KEY": ENCRYPTION_KEY,
     }
     env.update(extra)
     return env

@@ -34,10 +34,12 @@ if TYPE_CHECKING:  # imported where used: `tidings worker` never loads FastAPI, 
     from tidings.delivery import Worker
     from tidings.health_port import HealthPort
     from tidings.publishing import EventPublisher
+    from tidings.secret_box import SecretBox
 
 log = logging.getLogger("tidings.service")
 
 PLATFORM_KEY_FILE = "platform-key"
+ENCRYPTION_KEY_FILE = "encryption-key"
 LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
@@ -77,6 +79,50 @@ def ensure_local_platform_key(settings: Settings) -> tuple[str, Path | None]:
     return key, key_path
 
 
+def secret_box(settings: Settings) -> SecretBox:
+    """The endpoint secrets' key-encryption key: TIDINGS_ENCRYPTION_KEY (with the old keys of a
+    rotation); on SQLite, unset, one generated into a 0600 file beside the database, like the
+    platform key; on PostgreSQL it must be set (every process must share it). The key is never
+    logged; only where it is kept."""
+    from tidings.secret_box import SecretBox, SecretKeyError, new_key
+
+    key = settings.encryption_key
+    if not key:
+        data_dir = sqlite_data_dir(settings.database_url)
+        if data_dir is None:
+            raise ServiceError(
+                "TIDINGS_ENCRYPTION_KEY must be set for this database: every process must "
+                "share it (make one with `tidings encryption new-key`)"
+            )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key_path = data_dir / ENCRYPTION_KEY_FILE
+        if key_path.exists():
+            key = key_path.read_text().strip()
+        else:
+            key = new_key()
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+    try:
+        return SecretBox.from_texts(key, settings.encryption_keys_old)
+    except SecretKeyError as exc:
+        raise ServiceError(f"TIDINGS_ENCRYPTION_KEY: {exc}") from None
+
+
+async def seal_secrets(store: Store, settings: Settings) -> int:
+    """Encrypt endpoint secrets from now on, and re-wrap those stored plain (a database from
+    before encryption) or under an old key (a rotation). A key that cannot open what is stored
+    stops the process here, not at the first delivery. Answers how many endpoints were
+    re-wrapped."""
+    from tidings.secret_box import SecretKeyError
+
+    store.use_secret_box(secret_box(settings))
+    try:
+        return await store.rewrap_secrets()
+    except SecretKeyError as exc:
+        raise ServiceError(f"cannot read the endpoint secrets: {exc}") from None
+
+
 async def register_platform_key(store: Store, key: str) -> None:
     from tidings.auth import hash_key
 
@@ -109,6 +155,15 @@ async def open_ready_store(settings: Settings, *, migrate: bool) -> Store:
         raise ServiceError(
             f"database schema is at version {status.current}, this tidings needs "
             f"{status.latest}: run `tidings migrate`"
+        )
+    try:
+        rewrapped = await seal_secrets(store, settings)
+    except ServiceError:
+        await store.close()
+        raise
+    if rewrapped:
+        log.info(
+            "endpoint secrets encrypted", extra={"action": "secrets.rewrap", "count": rewrapped}
         )
     return store
 
@@ -392,6 +447,21 @@ async def create_platform_key_in_database(
         "createdAt": to_rfc3339(now),
         "expiresAt": None if expires is None else to_rfc3339(expires),
     }
+
+
+async def rotate_secrets(settings: Settings) -> int:
+    """`tidings encryption rotate`: re-wrap every endpoint secret under TIDINGS_ENCRYPTION_KEY,
+    opening them with it or TIDINGS_ENCRYPTION_KEYS_OLD; safe while the service runs (each row
+    is rewritten only if unchanged since read). Answers how many endpoints were re-wrapped."""
+    store = open_store(settings.database_url)
+    try:
+        await store.connect()
+    except (StoreError, OSError) as exc:
+        raise ServiceError(f"cannot open the database (TIDINGS_DATABASE_URL): {exc}") from exc
+    try:
+        return await seal_secrets(store, settings)
+    finally:
+        await store.close()
 
 
 async def migrate_only(settings: Settings) -> list[int]:

@@ -77,6 +77,10 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     platform_key: str | None = None
+    # the key-encryption key of endpoint secrets (base64 of 32 bytes; on SQLite generated into
+    # tidings-data/ when unset, required for PostgreSQL) and, during a rotation, the old ones
+    encryption_key: str | None = None
+    encryption_keys_old: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
     log_format: str = "text"  # "text" or "json"
@@ -140,6 +144,10 @@ def _str(value: str, name: str) -> str:
     return value
 
 
+def _key_list(value: str, name: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in value.split(",") if k.strip())
+
+
 def _int(value: str, name: str) -> int:
     return int(_float(value, name))
 
@@ -197,6 +205,8 @@ def _public_url(value: str, name: str) -> str:
 _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_DATABASE_URL": ("database_url", _str),
     "TIDINGS_PLATFORM_KEY": ("platform_key", _str),
+    "TIDINGS_ENCRYPTION_KEY": ("encryption_key", _str),
+    "TIDINGS_ENCRYPTION_KEYS_OLD": ("encryption_keys_old", _key_list),
     "TIDINGS_HOST": ("host", _str),
     "TIDINGS_PORT": ("port", _int),
     "TIDINGS_LOG_FORMAT": ("log_format", _log_format),

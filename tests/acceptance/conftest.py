@@ -3,6 +3,7 @@ timeouts (never fixed sleeps)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
@@ -24,8 +25,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The endpoint secrets' key-encryption key of the processes the tests start (PostgreSQL needs
+# one; tests that check the SQLite default pass TIDINGS_ENCRYPTION_KEY="" to drop it).
+TEST_ENCRYPTION_KEY = base64.urlsafe_b64encode(b"tidings test key-encryption key!").decode()
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env["TIDINGS_ENCRYPTION_KEY"] = TEST_ENCRYPTION_KEY
     env.update(overrides)
     return env
 

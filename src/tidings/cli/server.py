@@ -129,3 +129,35 @@ def migrate() -> None:
     install_uvloop()
     applied = asyncio.run(migrate_only(settings))
     typer.echo(f"applied migrations: {applied}" if applied else "database is up to date")
+
+
+encryption_app = typer.Typer(
+    help="The key that encrypts endpoint secrets at rest (TIDINGS_ENCRYPTION_KEY).",
+    no_args_is_help=True,
+)
+app.add_typer(encryption_app, name="encryption")
+
+
+@encryption_app.command("new-key")
+def encryption_new_key() -> None:
+    """Print a new key-encryption key (base64 of 32 random bytes) for TIDINGS_ENCRYPTION_KEY."""
+    from tidings.secret_box import new_key
+
+    typer.echo(new_key())
+
+
+@encryption_app.command("rotate")
+def encryption_rotate() -> None:
+    """Re-wrap every endpoint secret under TIDINGS_ENCRYPTION_KEY. During a rotation set the
+    new key as TIDINGS_ENCRYPTION_KEY and the old one in TIDINGS_ENCRYPTION_KEYS_OLD on every
+    process (restart them), run this once, then drop the old key. Safe while the service runs."""
+    from tidings.assembly import ServiceError, install_uvloop, rotate_secrets
+
+    settings = _settings()
+    install_uvloop()
+    try:
+        count = asyncio.run(rotate_secrets(settings))
+    except ServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"endpoint secrets re-wrapped under the current key: {count} endpoints")

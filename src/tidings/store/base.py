@@ -49,6 +49,7 @@ from tidings.models import (
     PortalLink,
     Projection,
 )
+from tidings.secret_box import SecretBox
 from tidings.store import rows as r
 from tidings.store.connector import Connection, Connector
 from tidings.store.sql import FAST_PATHS, load_migrations
@@ -101,6 +102,7 @@ class Store:
         self._projections: TtlCache[ProjectionKey, Projection] = TtlCache(
             math.inf, PROJECTION_CACHE_KEYS, lru=True
         )
+        self.use_secret_box(None)
 
     @property
     def dialect(self) -> str:
@@ -175,6 +177,53 @@ class Store:
         """Deliveries became due in a commit: wake this process, and tell the others."""
         self._wake()
         self._db.notify()
+
+    # ---- endpoint secrets at rest (issue 22) ---------------------------------------------------
+    def use_secret_box(self, box: SecretBox | None) -> None:
+        """Encrypt endpoint secrets as they are written and decrypt them as they are read
+        (`tidings.secret_box`; None: as they are, which only tests do)."""
+        self.secret_box: SecretBox | None = box
+        self._seal: r.SecretMap | None = None if box is None else box.encrypt
+        self._open: r.SecretMap | None = None if box is None else box.decrypt
+
+    async def check_secrets(self, sample: int = 100) -> None:
+        """Decrypt the secrets of up to `sample` endpoints: SecretKeyError at start-up when the
+        configured keys cannot, rather than at the first delivery."""
+        box = self.secret_box
+        if box is None:
+            return
+        for row in await self._db.fetch("endpoint_secrets_page", after_seq=None, limit=sample):
+            for s in r.loads(row["secrets"]):
+                box.decrypt(s["secret"], row["id"])
+
+    async def rewrap_secrets(self, batch: int = 500) -> int:
+        """Write every endpoint's secrets encrypted with the current key: plain ones (a
+        database from before encryption) and those under an older key (a rotation). Each row
+        is changed only if it still holds what was read (a concurrent rotation or update
+        wins). Answers how many endpoints were rewritten; 0 once done (it is idempotent)."""
+        box = self.secret_box
+        if box is None:
+            return 0
+        done, after = 0, None
+        while True:
+            rows = await self._db.fetch("endpoint_secrets_page", after_seq=after, limit=batch)
+            if not rows:
+                return done
+            after = rows[-1]["seq"]
+            for row in rows:
+                stored = r.loads(row["secrets"])
+                if not any(box.needs_rewrap(s["secret"]) for s in stored):
+                    continue
+                for s in stored:
+                    s["secret"] = box.encrypt(box.decrypt(s["secret"], row["id"]), row["id"])
+                done += await self._db.execute(
+                    "rewrap_endpoint_secrets",
+                    id=row["id"],
+                    old=row["secrets"]
+                    if isinstance(row["secrets"], str)
+                    else r.dumps(row["secrets"]),
+                    secrets=r.dumps(stored),
+                )
 
     # ---- organizations, keys, partners --------------------------------------------------------
     async def create_organization(
@@ -255,7 +304,7 @@ class Store:
 
     # ---- endpoints -------------------------------------------------------------------------
     async def create_endpoint(self, endpoint: Endpoint) -> None:
-        await self._db.execute("insert_endpoint", **r.endpoint_params(endpoint))
+        await self._db.execute("insert_endpoint", **r.endpoint_params(endpoint, self._seal))
 
     async def get_endpoint(
         self, organization_id: str, endpoint_id: str, *, include_deleted: bool = False
@@ -266,7 +315,7 @@ class Store:
             id=endpoint_id,
             include_deleted=include_deleted,
         )
-        return None if row is None else r.endpoint_from_row(row)
+        return None if row is None else r.endpoint_from_row(row, self._open)
 
     async def list_endpoints(
         self, organization_id: str, *, limit: int, cursor: str | None
@@ -281,7 +330,7 @@ class Store:
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(
-            items=[r.endpoint_from_row(row) for row in rows],
+            items=[r.endpoint_from_row(row, self._open) for row in rows],
             next_cursor=r.encode_cursor(rows[-1]["seq"]) if more else None,
         )
 
@@ -308,7 +357,7 @@ class Store:
         if not rows:  # no such organization: nothing to keep or check
             return Subscribers([])
         return Subscribers(
-            [r.endpoint_from_row(row) for row in rows if row["id"] is not None],
+            [r.endpoint_from_row(row, self._open) for row in rows if row["id"] is not None],
             version=rows[0]["subscribers_version"],
         )
 
@@ -323,7 +372,10 @@ class Store:
         accepted_schema_versions, sources, description, headers, rate_limit_per_second,
         trace_context, secrets, updated_at). Status and failure bookkeeping have their own
         methods."""
-        if await self._db.execute("update_endpoint", **r.endpoint_params(endpoint)) == 0:
+        if (
+            await self._db.execute("update_endpoint", **r.endpoint_params(endpoint, self._seal))
+            == 0
+        ):
             raise NotFound(f"endpoint {endpoint.id} not found")
 
     async def set_endpoint_secrets(
@@ -333,7 +385,7 @@ class Store:
             "set_endpoint_secrets",
             organization_id=organization_id,
             id=endpoint_id,
-            secrets=r.secrets_json(secrets),
+            secrets=r.secrets_json(secrets, endpoint_id, self._seal),
             now=now,
         )
         if written == 0:
@@ -581,7 +633,7 @@ class Store:
                 "endpoints_by_ids", ids=sorted({d.endpoint_id for d in deliveries})
             )
             events = {(e.organization_id, e.id): e for e in map(r.event_from_row, event_rows)}
-            endpoints = {e.id: e for e in map(r.endpoint_from_row, endpoint_rows)}
+            endpoints = {row["id"]: r.endpoint_from_row(row, self._open) for row in endpoint_rows}
             stale = _unsendable(deliveries, endpoints)
             if stale:
                 await conn.execute(

@@ -16,6 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.acceptance.conftest import TEST_ENCRYPTION_KEY
+
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(120)]
 REPO = Path(__file__).resolve().parents[3]
 
@@ -31,6 +33,7 @@ def _env(database_url: str, port: int) -> dict[str, str]:
     env.update(
         {
             "TIDINGS_DATABASE_URL": database_url,
+            "TIDINGS_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
             "TIDINGS_PORT": str(port),
             "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
         }

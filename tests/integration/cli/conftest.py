@@ -20,6 +20,8 @@ from typing import IO, Any
 import httpx
 import pytest
 
+from tests.acceptance.conftest import TEST_ENCRYPTION_KEY
+
 PLATFORM_KEY = "tdk_platform_cli_test_0123456789abcdef"
 BIN = Path(sys.executable).parent / "tidings"
 TIDINGS = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "tidings"]
@@ -34,6 +36,7 @@ def free_port() -> int:
 def clean_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     env.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+    env["TIDINGS_ENCRYPTION_KEY"] = TEST_ENCRYPTION_KEY
     env.update(overrides)
     return env
 

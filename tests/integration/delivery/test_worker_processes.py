@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.acceptance.conftest import TEST_ENCRYPTION_KEY
 from tidings.models import DeliveryStatus
 from tidings.store.base import DeliveryFilter, Store
 from tidings.store.connect import open_store
@@ -53,6 +54,7 @@ class Processes:
         env.update(
             {
                 "TIDINGS_DATABASE_URL": database_url,
+                "TIDINGS_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
                 "TIDINGS_ALLOW_PRIVATE_URLS": "true",
                 "TIDINGS_RETRY_SCHEDULE": "0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2",
                 "TIDINGS_RETRY_JITTER": "0",

@@ -758,3 +758,18 @@ ORDER BY endpoint_id, hour
 SELECT endpoint_id, count(*) AS held FROM deliveries
 WHERE organization_id = :organization_id AND endpoint_id = ANY(:endpoint_ids::text[]) AND status = 'held'
 GROUP BY endpoint_id
+
+-- ---- endpoint secrets at rest (issue 22) -------------------------------------------------------
+
+-- name: endpoint_secrets_page
+-- Every endpoint (deleted ones too: their secrets are kept) in seq order, for the start-up
+-- check and the re-wrap.
+SELECT seq, id, secrets FROM endpoints
+WHERE (:after_seq::bigint IS NULL OR seq > :after_seq)
+ORDER BY seq
+LIMIT :limit
+
+-- name: rewrap_endpoint_secrets
+-- Only if the row still holds what the re-wrap read (a rotation or update meanwhile wins).
+UPDATE endpoints SET secrets = :secrets::jsonb
+WHERE id = :id AND secrets = :old::jsonb
