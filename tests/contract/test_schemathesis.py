@@ -1,20 +1,35 @@
 """Schemathesis against the served `/openapi.json` of a real `tidings serve`, on SQLite and on
-PostgreSQL (issue 23): every operation, with a platform key and with an organization key,
-a few generated requests each (bounded: MAX_EXAMPLES), and no answer may be a 5xx or break
-the description (status code, content type, body schema, headers). The counts are printed
+PostgreSQL (issue 23). Every operation, with a platform key and with an organization key:
+
+- with a key of a kind the operation takes (`x-tidings-keys`): MAX_EXAMPLES generated requests,
+  as many again with the path's ids pinned to ones that exist (an organization, its endpoints,
+  an event and its delivery, states made by the catalogs' own publish examples, taken from the
+  description), so the success answers are checked too and not only 404s, and NEGATIVE_EXAMPLES
+  requests that break the description (the answer must still be one it describes: a 4xx in the
+  error model, or a success where the break is one HTTP lets a server ignore, like an unknown
+  query parameter or header; schemathesis' `negative_data_rejection` would call those failures);
+- with a key of the other kind: WRONG_KIND_EXAMPLES requests (each a 403 in the error model).
+
+No answer may be a 5xx or break the description (status code, content type, body schema,
+headers), and every operation must have answered a 2xx at least once. The counts are printed
 (`-s`) for the closing note."""
 
 from __future__ import annotations
 
 import collections
+import copy
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NOT_SET
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -26,6 +41,8 @@ from tests.acceptance.conftest import clean_env
 
 PLATFORM_KEY = "tdk_platform_schemathesis_0123456789abcdef"
 MAX_EXAMPLES = 12
+NEGATIVE_EXAMPLES = 6
+WRONG_KIND_EXAMPLES = 3
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -33,30 +50,85 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
+# the endpoint a generated DELETE may remove (the other ids stay for the operations after it)
+DOOMED = "doomed"
+# Bodies that succeed, by operation, for those whose generated bodies cannot (an event must be
+# of a catalog type with data valid for its schema; an endpoint's URL must be one it accepts):
+# the catalogs' publish examples from the description, and the seed's endpoint.
+BODIES: dict[str, list[Any]] = collections.defaultdict(list)
+BODY_EXAMPLES = 2
 
 
-def _seed(url: str) -> str:
-    """An organization with an endpoint and an event, so that some generated ids exist; its
-    key."""
+@dataclass
+class Tally:
+    calls: collections.Counter[str] = field(default_factory=collections.Counter)
+    statuses: collections.Counter[int] = field(default_factory=collections.Counter)
+    succeeded: set[str] = field(default_factory=set)
+
+
+def _ok(r: httpx.Response, status: int = 200) -> dict[str, Any]:
+    assert r.status_code == status, (r.request.url, r.text)
+    return dict(r.json())
+
+
+def _seed(url: str, spec: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """An organization with two endpoints, an event delivered to one, a partner, and the
+    states the catalogs' publish examples (from the description) make; its key and the ids
+    that exist, by path parameter name."""
     platform = {"Authorization": f"Bearer {PLATFORM_KEY}"}
-    org = httpx.post(f"{url}/v1/organizations", json={"name": "acme"}, headers=platform).json()
-    key = str(org["apiKey"])
-    headers = {"Authorization": f"Bearer {key}"}
-    r = httpx.post(
-        f"{url}/v1/endpoints",
-        json={"url": "http://127.0.0.1:9/hooks", "eventTypes": ["compliance.*"]},
-        headers=headers,
+    org = _ok(httpx.post(f"{url}/v1/organizations", json={"name": "acme"}, headers=platform), 201)
+    uuid = str(org["organizationUuid"])
+    headers = {"Authorization": f"Bearer {org['apiKey']}"}
+
+    def endpoint() -> str:
+        body: dict[str, Any] = {
+            "url": "http://127.0.0.1:9/hooks",
+            "eventTypes": ["compliance.*", "account_locks.*"],
+            "format": "standard",
+        }
+        BODIES["POST /v1/endpoints"] = [body]
+        return str(_ok(httpx.post(f"{url}/v1/endpoints", json=body, headers=headers), 201)["id"])
+
+    kept, doomed = endpoint(), endpoint()
+    _ok(
+        httpx.post(
+            f"{url}/v1/organizations/{uuid}/partners",
+            json={"name": "dealer"},
+            headers=platform,
+        ),
+        201,
     )
-    assert r.status_code == 201, r.text
-    event = {
-        "type": "compliance.status_changed",
-        "schemaVersion": 1,
-        "source": "SYSTEM",
-        "organizationUuid": org["organizationUuid"],
-        "data": {"orderId": "ord_1", "previousStatus": None, "status": "VALID"},
-    }
-    assert httpx.post(f"{url}/v1/events", json=event, headers=platform).status_code == 201
-    return key
+    publish = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    event_ids = []
+    for example in publish["examples"].values():
+        envelope = copy.deepcopy(example["value"])
+        envelope["organizationUuid"] = uuid
+        BODIES["POST /v1/events"].append(envelope)
+        r = httpx.post(f"{url}/v1/events", json=envelope, headers=platform)
+        event_ids.append(str(_ok(r, 201)["id"]))
+    # an entitlement too: the dlt example's envelope as an entitlement's start
+    dlt = copy.deepcopy(publish["examples"]["dlt"]["value"])
+    dlt.update(organizationUuid=uuid, type="rfi.entitlementStarted", data={"description": "rfi"})
+    _ok(httpx.post(f"{url}/v1/events", json=dlt, headers=platform), 201)
+    ids = {"organization_uuid": uuid, "endpoint_id": kept, DOOMED: doomed}
+    ids["event_id"] = event_ids[0]
+    deadline = time.monotonic() + 20
+    while "delivery_id" not in ids and time.monotonic() < deadline:
+        page = _ok(httpx.get(f"{url}/v1/deliveries?endpointId={kept}", headers=headers))
+        if page["items"]:
+            ids["delivery_id"] = str(page["items"][0]["id"])
+        time.sleep(0.1)
+    types = _ok(httpx.get(f"{url}/v1/event-types", headers=headers))
+    ids["type_name"] = str(types["items"][0]["type"])
+    for path, name, key in (
+        ("/v1/orders", "order_id", "orderId"),
+        ("/v1/owners", "owner_id", "ownerId"),
+        ("/v1/entitlements", "entitlement_id", "entitlementId"),
+    ):
+        items = _ok(httpx.get(url + path, headers=headers))["items"]
+        if items:
+            ids[name] = str(items[0][key])
+    return str(org["apiKey"]), ids
 
 
 def _explore(
@@ -64,24 +136,30 @@ def _explore(
     base_url: str,
     kind: str,
     key: str,
-    calls: collections.Counter[str],
-    statuses: collections.Counter[int],
+    tally: Tally,
+    *,
+    examples: int,
+    mode: GenerationMode = GenerationMode.POSITIVE,
+    path_parameters: dict[str, str] | None = None,
+    body: Any = NOT_SET,
 ) -> None:
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=examples,
         deadline=None,
         database=None,
         derandomize=True,
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy(mode, path_parameters=path_parameters, body=body))
     def run(case: Any) -> None:
         response = case.call_and_validate(
             base_url=base_url, headers={"Authorization": f"Bearer {key}"}, checks=CHECKS
         )
-        calls[kind] += 1
-        statuses[response.status_code] += 1
+        tally.calls[f"{kind} {mode.value}"] += 1
+        tally.statuses[response.status_code] += 1
+        if response.status_code < 300:
+            tally.succeeded.add(operation.label)
 
     run()
 
@@ -96,22 +174,58 @@ def test_no_5xx_and_no_answer_off_the_description(
             TIDINGS_ALLOW_PRIVATE_URLS="true",
         )
     )
-    org_key = _seed(served.url)
+    spec = httpx.get(served.url + "/openapi.json").json()
+    BODIES.clear()
+    org_key, ids = _seed(served.url, spec)
+    assert {"delivery_id", "order_id", "owner_id", "entitlement_id"} <= set(ids), ids
     schema = schemathesis.openapi.from_url(served.url + "/openapi.json")
-    calls: collections.Counter[str] = collections.Counter()
-    statuses: collections.Counter[int] = collections.Counter()
-    operations = 0
+    tally = Tally()
+    labels = []
     for result in schema.get_all_operations():
         operation = result.ok()  # type: ignore[union-attr]
-        operations += 1
+        labels.append(operation.label)
+        takes = spec["paths"][operation.path][operation.method.lower()].get("x-tidings-keys")
+        names = [p.name for p in operation.path_parameters]
+        inputs = names or len(operation.query) or len(operation.headers) or len(operation.body)
+        pinned = {n: ids[n] for n in names if n in ids}
+        if operation.method.upper() == "DELETE" and "endpoint_id" in pinned:
+            pinned["endpoint_id"] = ids[DOOMED]
         for kind, key in (("platform", PLATFORM_KEY), ("organization", org_key)):
-            _explore(operation, served.url, kind, key, calls, statuses)
+            if takes is not None and kind not in takes:
+                _explore(operation, served.url, kind, key, tally, examples=WRONG_KIND_EXAMPLES)
+                continue
+            _explore(operation, served.url, kind, key, tally, examples=MAX_EXAMPLES)
+            if names and len(pinned) == len(names):
+                _explore(
+                    operation,
+                    served.url,
+                    kind,
+                    key,
+                    tally,
+                    examples=MAX_EXAMPLES,
+                    path_parameters=pinned,
+                )
+            for body in BODIES.get(operation.label, []):
+                _explore(operation, served.url, kind, key, tally, examples=BODY_EXAMPLES, body=body)
+            if inputs:
+                _explore(
+                    operation,
+                    served.url,
+                    kind,
+                    key,
+                    tally,
+                    examples=NEGATIVE_EXAMPLES,
+                    mode=GenerationMode.NEGATIVE,
+                )
     print(
-        f"\nschemathesis ({backend}): {operations} operations, "
-        f"{sum(calls.values())} calls ({dict(calls)}), statuses {dict(sorted(statuses.items()))}"
+        f"\nschemathesis ({backend}): {len(labels)} operations, "
+        f"{sum(tally.calls.values())} calls ({dict(sorted(tally.calls.items()))}), "
+        f"statuses {dict(sorted(tally.statuses.items()))}, "
+        f"operations with a 2xx: {len(tally.succeeded)}"
     )
-    assert operations >= 30 and calls["platform"] and calls["organization"]
-    assert not [s for s in statuses if s >= 500]
+    assert len(labels) >= 30
+    assert not [s for s in tally.statuses if s >= 500]
+    assert sorted(set(labels) - tally.succeeded) == [], sorted(set(labels) - tally.succeeded)
 
 
 pytestmark = pytest.mark.timeout(600)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from pydantic import Field
 
 from tidings.auth import (
     Actor,
@@ -104,3 +105,6 @@ PublishKey = Annotated[Actor, Depends(publisher_actor)]
 OrgKey = Annotated[Actor, Depends(organization_actor)]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
+# A time the route parses itself (clock.parse_rfc3339; 422 on its path if it cannot): a string,
+# described as `date-time` (RFC 3339) so a client or a generator knows what to send.
+Rfc3339 = Annotated[str, Field(json_schema_extra={"format": "date-time"})]

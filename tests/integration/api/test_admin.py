@@ -146,6 +146,20 @@ async def test_bad_json_is_400_with_the_error_shape(api: Api) -> None:
     assert r.json()["error"]["code"] == "invalid_json"
 
 
+async def test_a_body_that_is_not_utf8_is_the_same_400(api: Api) -> None:
+    """Found by schemathesis (issue 23): FastAPI answered these with its own 400
+    `bad_request` "There was an error parsing the body", which no operation described."""
+    for path in ("/v1/organizations", "/v1/events", "/v1/events/batch"):
+        r = await api.client.post(
+            path,
+            content=b"\xa0K''\xff\xfe",
+            headers={**api.platform, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 400, path
+        assert r.json()["error"]["code"] == "invalid_json", path
+        assert r.json()["error"]["message"] == "the request body is not valid JSON"
+
+
 async def test_unknown_path_and_method_keep_the_error_shape(api: Api) -> None:
     r = await api.client.get("/v1/nothing-here")
     assert r.status_code == 404

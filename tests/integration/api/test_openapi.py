@@ -69,6 +69,26 @@ async def test_headers_batch_schema_and_examples(api: Api) -> None:
     assert "ETag" in feed["responses"]["200"]["headers"] and "304" in feed["responses"]
 
 
+async def test_bodies_may_be_400_and_times_are_date_time(api: Api) -> None:
+    """Both found by schemathesis: a body that is not UTF-8 is a 400 on every operation with a
+    body, not only the raw-JSON publish routes; the RFC 3339 inputs say `date-time`, so a
+    generated request sends a time and not any string."""
+    spec = await spec_of(api)
+    for method, path, op in operations(spec):
+        if "requestBody" in op:
+            assert "400" in op["responses"], (method, path)
+    replay = spec["paths"]["/v1/endpoints/{endpoint_id}/replay"]["post"]["requestBody"]
+    ref = replay["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    since = spec["components"]["schemas"][ref]["properties"]["since"]
+    assert since["format"] == "date-time"
+    params = spec["paths"]["/v1/deliveries"]["get"]["parameters"]
+    until = next(p for p in params if p["name"] == "until")["schema"]["anyOf"][0]
+    assert until == {"type": "string", "format": "date-time"}
+    params = spec["paths"]["/v1/orders"]["get"]["parameters"]
+    changed = next(p for p in params if p["name"] == "changedSince")["schema"]["anyOf"][0]
+    assert changed["format"] == "date-time"
+
+
 async def test_the_docs_load_only_what_the_package_ships(api: Api) -> None:
     page = await api.client.get("/docs")
     assert page.status_code == 200

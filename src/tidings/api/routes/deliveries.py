@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from tidings.api.context import Ctx, Limit, OrgKey
+from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339
 from tidings.api.views import attempt_view, delivery_view, event_view
 from tidings.clock import parse_rfc3339
 from tidings.errors import ValidationFailed
@@ -49,8 +49,8 @@ async def list_deliveries(
     endpointId: Annotated[str | None, Query(max_length=200)] = None,
     eventId: Annotated[str | None, Query(max_length=200)] = None,
     status: DeliveryStatus | None = None,
-    since: Annotated[str | None, Query(description="RFC 3339, inclusive")] = None,
-    until: Annotated[str | None, Query(description="RFC 3339, exclusive")] = None,
+    since: Annotated[Rfc3339 | None, Query(description="RFC 3339, inclusive")] = None,
+    until: Annotated[Rfc3339 | None, Query(description="RFC 3339, exclusive")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:

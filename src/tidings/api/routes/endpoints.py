@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from tidings.api.context import Ctx, Limit, OrgKey
+from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339
 from tidings.api.views import endpoint_view, secrets_view
 from tidings.clock import parse_rfc3339
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
@@ -132,8 +132,8 @@ class RotateIn(BaseModel):
 
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: str = Field(description="RFC 3339; deliveries created at or after it")
-    until: str | None = Field(default=None, description="RFC 3339; created before it")
+    since: Rfc3339 = Field(description="RFC 3339; deliveries created at or after it")
+    until: Rfc3339 | None = Field(default=None, description="RFC 3339; created before it")
     status: str | list[str] | None = Field(
         default=None,
         description=(

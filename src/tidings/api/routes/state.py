@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from tidings.api.context import Ctx, Limit, OrgKey
+from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339
 from tidings.api.etag import matches, not_modified, strong_etag
 from tidings.auth import Actor
 from tidings.models import JSON, Page
@@ -74,7 +74,7 @@ async def orders(
     actor: OrgKey,
     status: Filter = None,
     decision: Filter = None,
-    changed_since: Annotated[str | None, Query(alias="changedSince")] = None,
+    changed_since: Annotated[Rfc3339 | None, Query(alias="changedSince")] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
