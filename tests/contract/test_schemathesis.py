@@ -50,8 +50,9 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-# the endpoint a generated DELETE may remove (the other ids stay for the operations after it)
-DOOMED = "doomed"
+# What a generated DELETE may remove, by path parameter (the seed's other ids stay for the
+# operations after it): an endpoint of its own, an organization key of its own.
+DOOMED = {"endpoint_id": "doomed endpoint_id", "key_id": "doomed key_id"}
 # Bodies that succeed, by operation, for those whose generated bodies cannot (an event must be
 # of a catalog type with data valid for its schema; an endpoint's URL must be one it accepts):
 # the catalogs' publish examples from the description, and the seed's endpoint.
@@ -110,7 +111,9 @@ def _seed(url: str, spec: dict[str, Any]) -> tuple[str, dict[str, str]]:
     dlt = copy.deepcopy(publish["examples"]["dlt"]["value"])
     dlt.update(organizationUuid=uuid, type="rfi.entitlementStarted", data={"description": "rfi"})
     _ok(httpx.post(f"{url}/v1/events", json=dlt, headers=platform), 201)
-    ids = {"organization_uuid": uuid, "endpoint_id": kept, DOOMED: doomed}
+    doomed_key = httpx.post(f"{url}/v1/organizations/{uuid}/api-keys", json={}, headers=platform)
+    ids = {"organization_uuid": uuid, "endpoint_id": kept, DOOMED["endpoint_id"]: doomed}
+    ids[DOOMED["key_id"]] = str(_ok(doomed_key, 201)["id"])
     ids["event_id"] = event_ids[0]
     deadline = time.monotonic() + 20
     while "delivery_id" not in ids and time.monotonic() < deadline:
@@ -187,9 +190,10 @@ def test_no_5xx_and_no_answer_off_the_description(
         takes = spec["paths"][operation.path][operation.method.lower()].get("x-tidings-keys")
         names = [p.name for p in operation.path_parameters]
         inputs = names or len(operation.query) or len(operation.headers) or len(operation.body)
-        pinned = {n: ids[n] for n in names if n in ids}
-        if operation.method.upper() == "DELETE" and "endpoint_id" in pinned:
-            pinned["endpoint_id"] = ids[DOOMED]
+        if operation.method.upper() == "DELETE":
+            pinned = {n: ids[DOOMED[n]] for n in names if n in DOOMED}
+        else:
+            pinned = {n: ids[n] for n in names if n in ids}
         for kind, key in (("platform", PLATFORM_KEY), ("organization", org_key)):
             if takes is not None and kind not in takes:
                 _explore(operation, served.url, kind, key, tally, examples=WRONG_KIND_EXAMPLES)
