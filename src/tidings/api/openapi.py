@@ -78,7 +78,7 @@ CONFLICTS = {
     ("post", "/v1/organizations/{organization_uuid}/partners"): "the partner exists",
     ("post", "/v1/endpoints/{endpoint_id}/replay"): "the endpoint is paused or disabled",
     ("post", "/v1/deliveries/{delivery_id}/replay"): "the endpoint is paused, gone or skipped",
-    ("delete", "/v1/api-keys/{key_id}"): "the last platform key that works cannot be revoked",
+    ("delete", "/v1/api-keys/{key_id}"): "the last platform admin key that works cannot be revoked",
 }
 # Operations that read the raw body as JSON themselves (FastAPI sees no body model).
 RAW_JSON = {("post", "/v1/events"), ("post", "/v1/events/batch")}

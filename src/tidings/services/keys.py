@@ -12,7 +12,6 @@ from tidings.auth import (
     NewKey,
     hash_key,
     make_key,
-    new_organization_key,
     require_admin,
     require_writer,
 )
@@ -95,12 +94,9 @@ async def create_key(
 
 
 async def create_organization_key(deps: Deps, actor: Actor, organization_id: str) -> NewKey:
-    """Another key for an organization, with full powers (platform keys)."""
-    require_admin(actor)
-    await get_organization(deps, actor, organization_id)
-    key = new_organization_key(organization_id, deps.clock())
-    await deps.store.create_api_key(key.record, key.key_hash)
-    return key
+    """Another key for an organization, with full powers (platform keys): `create_key`, the
+    one place a key is made (and the one an audit entry hooks)."""
+    return await create_key(deps, actor, organization_id)
 
 
 async def list_keys(deps: Deps, actor: Actor, *, limit: int, cursor: str | None) -> Page[ApiKey]:
@@ -119,7 +115,8 @@ async def list_keys(deps: Deps, actor: Actor, *, limit: int, cursor: str | None)
 async def revoke_key(deps: Deps, actor: Actor, key_id: str) -> ApiKey:
     """Revoke a key: an organization key (scope write) revokes its organization's keys, a
     platform key (scope admin) any key. 404 for another organization's key; 409 for the last
-    platform key that works. Revoking twice is no error."""
+    platform admin key that works (publish keys make no keys, so they cannot stand in for
+    it). Revoking twice is no error."""
     if actor.kind is KeyKind.ORGANIZATION:
         organization_id: str | None = require_writer(actor)
     else:
@@ -132,7 +129,7 @@ async def revoke_key(deps: Deps, actor: Actor, key_id: str) -> ApiKey:
         await deps.store.revoke_api_key(key, deps.clock())
     except Conflict as exc:
         raise ConflictError(
-            "this is the last platform key that works: make another first "
+            "this is the last platform admin key that works: make another first "
             "(POST /v1/api-keys, or `tidings keys create --platform` where the database is)",
             code="last_platform_key",
         ) from exc

@@ -42,6 +42,7 @@ from tidings.models import (
     EndpointStatus,
     Event,
     KeyKind,
+    KeyScope,
     NewDelivery,
     Organization,
     Page,
@@ -280,10 +281,11 @@ class Store:
         return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
 
     async def revoke_api_key(self, key: ApiKey, now: float) -> bool:
-        """Revoke `key` (False: it was revoked already). The last platform key that still
-        works is never revoked (Conflict): an operator must not lock themselves out."""
+        """Revoke `key` (False: it was revoked already). The last platform admin key that
+        still works is never revoked (Conflict): an operator must not lock themselves out
+        (publish keys may all go: they make no keys)."""
         async with self._db.transaction() as tx:
-            if key.kind == KeyKind.PLATFORM:
+            if key.kind == KeyKind.PLATFORM and key.effective_scope == KeyScope.ADMIN:
                 await tx.execute("lock_api_keys")
                 row = await tx.fetch_one("count_usable_platform_keys", except_id=key.id, now=now)
                 if row is None or int(row["n"]) == 0:

@@ -114,6 +114,51 @@ async def test_revoked_keys_are_refused_and_the_last_platform_key_is_kept(api: A
     assert r.status_code == 409
 
 
+async def test_publish_keys_do_not_stand_in_for_the_last_admin_key(api: Api) -> None:
+    """A publish key makes no keys: left with publish keys only, an operator would be locked
+    out, so the last admin key is kept while publish keys remain, and publish keys may go."""
+    [admin] = (await api.client.get("/v1/api-keys", headers=api.platform)).json()["items"]
+    publisher = await make_key(api, "/v1/api-keys", name="publisher", scope="publish")
+    r = await api.client.delete(f"/v1/api-keys/{admin['id']}", headers=api.platform)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "last_platform_key"
+    assert (await api.client.get("/v1/api-keys", headers=api.platform)).status_code == 200
+    r = await api.client.delete(f"/v1/api-keys/{publisher['id']}", headers=api.platform)
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    # an expired admin key does not count either
+    clock_now = api.app.state.tidings.deps.clock()
+    soon = await make_key(api, "/v1/api-keys", name="short", expiresAt=to_rfc3339(clock_now + 3600))
+    r = await api.client.delete(f"/v1/api-keys/{admin['id']}", headers=bearer(soon["apiKey"]))
+    assert r.status_code == 200  # another admin key works: the first may go
+    r = await api.client.delete(f"/v1/api-keys/{soon['id']}", headers=bearer(soon["apiKey"]))
+    assert r.status_code == 409
+
+
+async def test_the_listing_is_keyset_paged(api: Api) -> None:
+    org, other = await api.org(), await api.org()
+    made = [
+        (await make_key(api, f"/v1/organizations/{org.id}/api-keys", name=f"k{i}"))["id"]
+        for i in range(4)
+    ]
+    await make_key(api, f"/v1/organizations/{other.id}/api-keys", name="not theirs")
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        r = await api.client.get("/v1/api-keys", params=params, headers=org.headers)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) <= 2
+        seen.extend(k["id"] for k in page["items"])
+        pages += 1
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert pages == 3 and len(seen) == 5 and seen[1:] == made  # the first key, then these
+    r = await api.client.get("/v1/api-keys", params={"cursor": "nonsense"}, headers=org.headers)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "query.cursor"
+
+
 async def test_expiry_and_last_use(make_api: MakeApi) -> None:
     clock = FakeClock(T0)
     api = await make_api(clock=clock)
@@ -123,12 +168,18 @@ async def test_expiry_and_last_use(make_api: MakeApi) -> None:
     )
     key = bearer(made["apiKey"])
     assert (await api.client.get("/v1/endpoints", headers=key)).status_code == 200
+    from tidings.services import console_sessions
+
+    deps = api.app.state.tidings.deps
+    opened = await console_sessions.sign_in(deps, made["apiKey"])  # an 8 h session
     listed = (await api.client.get("/v1/api-keys", headers=org.headers)).json()["items"]
     used = next(k for k in listed if k["id"] == made["id"])
     assert used["lastUsedAt"] == to_rfc3339(T0) and used["expiresAt"] == to_rfc3339(T0 + 3600)
+    assert await console_sessions.resolve_session(deps, opened.token) is not None
     clock.advance(3600)
     r = await api.client.get("/v1/endpoints", headers=key)
     assert r.status_code == 401
+    assert await console_sessions.resolve_session(deps, opened.token) is None  # ends with it
     listed = (await api.client.get("/v1/api-keys", headers=org.headers)).json()["items"]
     assert next(k for k in listed if k["id"] == made["id"])["status"] == "expired"
 

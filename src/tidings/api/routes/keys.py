@@ -140,7 +140,7 @@ async def list_keys(
     "/{key_id}",
     response_model=KeyOut,
     summary="revoke a key (every process refuses it within 5 s)",
-    description="409 for the last platform key that still works.",
+    description="409 for the last platform admin key that still works.",
 )
 async def revoke_key(key_id: KeyId, ctx: Ctx, actor: AnyKey) -> Any:
     revoked = await keys.revoke_key(ctx.deps, actor, key_id)

@@ -684,9 +684,10 @@ SELECT * FROM api_keys WHERE id = :id
 UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL
 
 -- name: count_usable_platform_keys
--- Platform keys that still work, but the one about to go.
+-- Platform admin keys that still work, but the one about to go (a publish key cannot make
+-- keys: left with publish keys only, an operator would be locked out).
 SELECT count(*) AS n FROM api_keys
-WHERE kind = 'platform' AND revoked_at IS NULL AND id <> :except_id
+WHERE kind = 'platform' AND scope = 'admin' AND revoked_at IS NULL AND id <> :except_id
   AND (expires_at IS NULL OR expires_at > :now)
 
 -- name: touch_api_key
