@@ -28,6 +28,7 @@ RETRY_JITTER_FRACTION = 0.1
 PAUSE_AFTER_FAILURES = 20
 PAUSE_AFTER_SECONDS = 72 * 3600.0
 RETENTION_DAYS = 30
+AUDIT_RETENTION_DAYS = 365  # the audit trail (issue 22), apart from delivery history
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH_EVENTS = 500
 SECRET_ROTATION_GRACE_SECONDS = 24 * 3600.0
@@ -91,6 +92,7 @@ class Settings:
     pause_after_failures: int = PAUSE_AFTER_FAILURES
     pause_after_seconds: float = PAUSE_AFTER_SECONDS
     retention_days: float = RETENTION_DAYS
+    audit_retention_days: float = AUDIT_RETENTION_DAYS
     allow_private_urls: bool = False
     allow_http: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
@@ -217,6 +219,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_PAUSE_AFTER_FAILURES": ("pause_after_failures", _int),
     "TIDINGS_PAUSE_AFTER_SECONDS": ("pause_after_seconds", _float),
     "TIDINGS_RETENTION_DAYS": ("retention_days", _float),
+    "TIDINGS_AUDIT_RETENTION_DAYS": ("audit_retention_days", _float),
     "TIDINGS_ALLOW_PRIVATE_URLS": ("allow_private_urls", _bool),
     "TIDINGS_ALLOW_HTTP": ("allow_http", _bool),
     "TIDINGS_MAX_BODY_BYTES": ("max_body_bytes", _int),

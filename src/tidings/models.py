@@ -304,6 +304,24 @@ class PortalLink:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit trail (issue 22 section 3): who (`actor_key_id`, and the console
+    session acting with it), where from (`client_address`), in which organization (None: a
+    platform-wide action), did what (`action`, e.g. "endpoint.update") to what (`target_id`),
+    with which changed fields (`changes`: names to non-secret values; never a secret)."""
+
+    id: str
+    at: float
+    organization_id: str | None
+    actor_key_id: str
+    action: str
+    target_id: str | None
+    changes: dict[str, JSON] = field(default_factory=dict)
+    actor_session_id: str | None = None
+    client_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None

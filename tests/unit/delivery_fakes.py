@@ -171,6 +171,9 @@ class FakeStore:
     async def purge_history(self, cutoff: float, batch_size: int) -> int:
         return 0  # the unit tests run with retention off
 
+    async def purge_audit(self, cutoff: float, batch_size: int) -> int:
+        return 0  # nor do they write an audit trail
+
     def _fail_if(self, operation: str) -> None:
         if operation in self.failing:
             raise StoreError(f"{operation} failed (as the test asked)")

@@ -46,6 +46,7 @@ def create_app(
     """`resolver` answers the DNS questions of the endpoint URL rules (None: the system's)."""
     from tidings.api.routes import (
         admin,
+        audit,
         deliveries,
         endpoints,
         events,
@@ -83,7 +84,7 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     install_openapi(app, catalog)
-    for module in (health, admin, keys, portal, events, endpoints, deliveries, state):
+    for module in (health, admin, keys, portal, events, endpoints, deliveries, state, audit):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

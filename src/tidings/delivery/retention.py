@@ -1,5 +1,6 @@
 """Retention (contract §7): delivery history older than TIDINGS_RETENTION_DAYS is purged by the
-worker, in small batches so no transaction holds the database for long."""
+worker, in small batches so no transaction holds the database for long. The audit trail has its
+own retention, TIDINGS_AUDIT_RETENTION_DAYS (default 365, issue 22), purged by the same task."""
 
 from __future__ import annotations
 
@@ -24,32 +25,43 @@ class HistoryStore(Protocol):
 
     async def purge_history(self, cutoff: float, batch_size: int) -> int: ...
 
+    async def purge_audit(self, cutoff: float, batch_size: int) -> int: ...
+
 
 async def purge_once(
     store: HistoryStore,
     clock: Clock,
     retention_days: float,
     *,
+    audit_retention_days: float = 0.0,
     batch_size: int = PURGE_BATCH_SIZE,
     pause_seconds: float = PAUSE_BETWEEN_BATCHES_SECONDS,
 ) -> int:
-    """Purge everything older than `retention_days` (batch after batch until none is left).
-    Answers the rows deleted. `retention_days <= 0` keeps everything."""
-    if retention_days <= 0:
-        return 0
-    cutoff = clock() - retention_days * 86400.0
+    """Purge delivery history older than `retention_days` and audit entries older than
+    `audit_retention_days` (batch after batch until none is left). Answers the rows deleted.
+    A retention `<= 0` keeps everything of its kind."""
     total = 0
-    for _ in range(MAX_BATCHES_PER_RUN):
-        deleted = await store.purge_history(cutoff=cutoff, batch_size=batch_size)
-        total += deleted
-        if deleted == 0:
-            break
-        await asyncio.sleep(pause_seconds)
-    if total:
-        log.info(
-            "history purged",
-            extra={"action": "retention.purged", "rows": total, "cutoff": cutoff},
-        )
+    now = clock()
+    for days, purge, what in (
+        (retention_days, store.purge_history, "history"),
+        (audit_retention_days, store.purge_audit, "audit"),
+    ):
+        if days <= 0:
+            continue
+        cutoff = now - days * 86400.0
+        rows = 0
+        for _ in range(MAX_BATCHES_PER_RUN):
+            deleted = await purge(cutoff=cutoff, batch_size=batch_size)
+            rows += deleted
+            if deleted == 0:
+                break
+            await asyncio.sleep(pause_seconds)
+        if rows:
+            log.info(
+                f"{what} purged",
+                extra={"action": f"retention.{what}_purged", "rows": rows, "cutoff": cutoff},
+            )
+        total += rows
     return total
 
 
@@ -59,6 +71,7 @@ async def run_retention(
     retention_days: float,
     stop: asyncio.Event,
     *,
+    audit_retention_days: float = 0.0,
     interval_seconds: float = PURGE_INTERVAL_SECONDS,
     batch_size: int = PURGE_BATCH_SIZE,
 ) -> None:
@@ -66,7 +79,13 @@ async def run_retention(
     and tried again at the next interval."""
     while not stop.is_set():
         try:
-            await purge_once(store, clock, retention_days, batch_size=batch_size)
+            await purge_once(
+                store,
+                clock,
+                retention_days,
+                audit_retention_days=audit_retention_days,
+                batch_size=batch_size,
+            )
         except StoreError:
             log.warning("purge failed", exc_info=True, extra={"action": "retention.failed"})
         with contextlib.suppress(TimeoutError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tidings.config import (
+    AUDIT_RETENTION_DAYS,
     CLAIM_BATCH_SIZE,
     DEFAULT_RETRY_SCHEDULE_SECONDS,
     DELIVERY_TIMEOUT_SECONDS,
@@ -54,6 +55,7 @@ class WorkerSettings:
     claim_batch_size: int = CLAIM_BATCH_SIZE
     endpoint_max_in_flight: int = ENDPOINT_MAX_IN_FLIGHT
     retention_days: float = RETENTION_DAYS
+    audit_retention_days: float = AUDIT_RETENTION_DAYS  # the audit trail's (issue 22)
     lease_margin_seconds: float = LEASE_MARGIN_SECONDS
     poll_interval_seconds: float = POLL_INTERVAL_SECONDS
     flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS
@@ -96,6 +98,7 @@ class WorkerSettings:
             claim_batch_size=settings.claim_batch_size,
             endpoint_max_in_flight=settings.endpoint_max_in_flight,
             retention_days=settings.retention_days,
+            audit_retention_days=settings.audit_retention_days,
             lease_margin_seconds=settings.lease_margin_seconds,
         )
 

@@ -126,7 +126,7 @@ class Worker:
         writer = asyncio.create_task(self._outcomes.run(), name="tidings.worker.flush")
         background: list[asyncio.Task[None]] = []
         settings = self.settings
-        if settings.retention_days > 0:
+        if settings.retention_days > 0 or settings.audit_retention_days > 0:
             background.append(
                 asyncio.create_task(
                     run_retention(
@@ -134,6 +134,7 @@ class Worker:
                         self.clock,
                         settings.retention_days,
                         stop,
+                        audit_retention_days=settings.audit_retention_days,
                         interval_seconds=settings.retention_interval_seconds,
                     ),
                     name="tidings.worker.retention",

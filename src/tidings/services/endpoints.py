@@ -20,6 +20,7 @@ from tidings.errors import NotFoundError, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import DEFAULT_SOURCES, Endpoint, EndpointSecret, EndpointStatus, Page
 from tidings.policies import PAUSE_BY_HAND
+from tidings.services import audit
 from tidings.services.deps import Deps
 from tidings.services.endpoint_rules import check_endpoint, dedupe
 from tidings.services.paging import check_page
@@ -146,7 +147,9 @@ async def create_endpoint(deps: Deps, actor: Actor, given: EndpointInput) -> End
     fmt = await check_endpoint(deps, candidate, requested_format=given.format, url_changed=True)
     secret = EndpointSecret(secret=generate_secret(fmt), created_at=now)
     endpoint = _normalized(replace(candidate, format=fmt, secrets=(secret,)))
-    await deps.store.create_endpoint(endpoint)
+    fields = _audited(endpoint)
+    entry = audit.entry(deps, actor, "endpoint.create", endpoint.id, fields, now=now)
+    await deps.store.create_endpoint(endpoint, entry)
     return endpoint
 
 
@@ -167,6 +170,39 @@ async def list_endpoints(
 
 async def get_endpoint(deps: Deps, actor: Actor, endpoint_id: str) -> Endpoint:
     return await _owned(deps, require_organization(actor), endpoint_id)
+
+
+# The configuration fields an audit entry names when they change (headers as "(changed)": they
+# may carry credentials); secrets are named, never shown.
+_AUDITED = (
+    ("url", "url"),
+    ("event_types", "eventTypes"),
+    ("format", "format"),
+    ("partner_ids", "partnerIds"),
+    ("accepted_schema_versions", "acceptedSchemaVersions"),
+    ("sources", "sources"),
+    ("description", "description"),
+    ("headers", "headers"),
+    ("rate_limit_per_second", "rateLimitPerSecond"),
+    ("trace_context", "traceContext"),
+)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _audited(endpoint: Endpoint, before: Endpoint | None = None) -> dict[str, Any]:
+    """The fields of `endpoint` that differ from `before` (every field for a new one), by
+    their API names."""
+    changes = {
+        path: _plain(getattr(endpoint, name))
+        for name, path in _AUDITED
+        if before is None or getattr(endpoint, name) != getattr(before, name)
+    }
+    if before is not None and endpoint.secrets != before.secrets:
+        changes["secrets"] = audit.CHANGED
+    return changes
 
 
 _NOT_NULL = (("url", "url"), ("event_types", "eventTypes"), ("sources", "sources"))
@@ -218,8 +254,11 @@ async def update_endpoint(
         new_secret = generate_secret(fmt)
         secrets = (EndpointSecret(secret=new_secret, created_at=now),)
     endpoint = _normalized(replace(candidate, format=fmt, secrets=secrets))
+    entry = audit.entry(
+        deps, actor, "endpoint.update", endpoint_id, _audited(endpoint, current), now=now
+    )
     try:
-        await deps.store.update_endpoint(endpoint)
+        await deps.store.update_endpoint(endpoint, entry)
     except NotFound as exc:
         raise NotFoundError(f"no endpoint {endpoint_id}") from exc
     return EndpointUpdate(await _owned(deps, organization_id, endpoint_id), new_secret)
@@ -228,7 +267,9 @@ async def update_endpoint(
 async def delete_endpoint(deps: Deps, actor: Actor, endpoint_id: str) -> None:
     """Its history stays readable; its pending and held deliveries become failed."""
     organization_id = require_organization(actor)
-    if not await deps.store.delete_endpoint(organization_id, endpoint_id, deps.clock()):
+    now = deps.clock()
+    entry = audit.entry(deps, actor, "endpoint.delete", endpoint_id, now=now)
+    if not await deps.store.delete_endpoint(organization_id, endpoint_id, now, entry):
         raise NotFoundError(f"no endpoint {endpoint_id}")
 
 
@@ -236,7 +277,9 @@ async def pause_endpoint(deps: Deps, actor: Actor, endpoint_id: str) -> Endpoint
     """No attempts while paused; its deliveries are held, not lost."""
     organization_id = require_organization(actor)
     await _owned(deps, organization_id, endpoint_id)
-    await deps.store.pause_endpoint(organization_id, endpoint_id, PAUSE_BY_HAND, deps.clock())
+    now = deps.clock()
+    entry = audit.entry(deps, actor, "endpoint.pause", endpoint_id, now=now)
+    await deps.store.pause_endpoint(organization_id, endpoint_id, PAUSE_BY_HAND, now, entry)
     return await _owned(deps, organization_id, endpoint_id)
 
 
@@ -244,7 +287,9 @@ async def resume_endpoint(deps: Deps, actor: Actor, endpoint_id: str) -> Resumed
     """Active again; what was held goes out now."""
     organization_id = require_organization(actor)
     await _owned(deps, organization_id, endpoint_id)
-    released = await deps.store.resume_endpoint(organization_id, endpoint_id, deps.clock())
+    now = deps.clock()
+    entry = audit.entry(deps, actor, "endpoint.resume", endpoint_id, now=now)
+    released = await deps.store.resume_endpoint(organization_id, endpoint_id, now, entry)
     return Resumed(await _owned(deps, organization_id, endpoint_id), released)
 
 
@@ -256,7 +301,9 @@ def _signing(endpoint: Endpoint, now: float) -> SigningSecrets:
 
 
 async def read_secrets(deps: Deps, actor: Actor, endpoint_id: str) -> SigningSecrets:
+    """A sensitive read: recorded in the audit trail before the secrets are answered."""
     endpoint = await _owned(deps, require_organization(actor), endpoint_id)
+    await audit.record(deps, actor, "endpoint.secret_read", endpoint_id)
     return _signing(endpoint, deps.clock())
 
 
@@ -277,8 +324,13 @@ async def rotate_secret(
     rotated = (old.rotated_out(now, grace_seconds) for old in endpoint.secrets)
     kept = [k for k in rotated if k is not None]
     new = EndpointSecret(secret=generate_secret(endpoint.format), created_at=now)
+    entry = audit.entry(
+        deps, actor, "endpoint.secret_rotate", endpoint_id, {"graceSeconds": grace_seconds}, now=now
+    )
     try:
-        await deps.store.set_endpoint_secrets(organization_id, endpoint_id, [new, *kept], now)
+        await deps.store.set_endpoint_secrets(
+            organization_id, endpoint_id, [new, *kept], now, entry
+        )
     except NotFound as exc:
         raise NotFoundError(f"no endpoint {endpoint_id}") from exc
     return _signing(await _owned(deps, organization_id, endpoint_id), now)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tidings.auth import Actor, new_organization_key, require_platform
 from tidings.errors import ConflictError, Issues, NotFoundError
 from tidings.models import Organization, Page, Partner
+from tidings.services import audit
 from tidings.services.deps import Deps
 from tidings.services.paging import bad_cursor, check_page
 from tidings.store.base import Conflict
@@ -45,7 +46,16 @@ async def create_organization(
     org = Organization(id=organization_id or str(uuid.uuid4()), name=name, created_at=now)
     key = new_organization_key(org.id, now)
     try:
-        await deps.store.create_organization(org, key.record, key.key_hash)
+        entry = audit.entry(
+            deps,
+            actor,
+            "organization.create",
+            org.id,
+            {"name": name, "apiKeyId": key.record.id},
+            organization_id=org.id,
+            now=now,
+        )
+        await deps.store.create_organization(org, key.record, key.key_hash, entry)
     except Conflict as exc:
         raise ConflictError(f"organization {org.id} exists already") from exc
     return NewOrganization(org, key.api_key)
@@ -88,7 +98,16 @@ async def create_partner(
         created_at=deps.clock(),
     )
     try:
-        await deps.store.create_partner(partner)
+        entry = audit.entry(
+            deps,
+            actor,
+            "partner.create",
+            partner.partner_uuid,
+            {"name": name},
+            organization_id=organization_id,
+            now=partner.created_at,
+        )
+        await deps.store.create_partner(partner, entry)
     except Conflict as exc:
         raise ConflictError(f"partner {partner.partner_uuid} exists already") from exc
     return partner

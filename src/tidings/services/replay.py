@@ -22,6 +22,7 @@ from tidings.auth import Actor, require_organization
 from tidings.errors import ConflictError, Issues, NotFoundError, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import Delivery, DeliveryStatus, Endpoint, EndpointStatus, NewDelivery
+from tidings.services import audit
 from tidings.services.deps import Deps
 from tidings.store.base import DeliveryFilter
 from tidings.subscriptions import plan_deliveries, to_type_filter
@@ -196,14 +197,35 @@ async def replay_endpoint(
     statuses = _statuses(window.status)
     endpoint = await replayable_endpoint(deps, organization_id, endpoint_id)
     now = deps.clock()
+    asked = {
+        "since": since,
+        "until": until,
+        "status": [str(s) for s in statuses],
+        "missing": bool(window.missing),
+    }
+    entry = audit.entry(deps, actor, "endpoint.replay", endpoint_id, asked, now=now)
     replayed = await deps.store.replay_endpoint_deliveries(
-        organization_id, endpoint_id, since=since, until=until, statuses=statuses, now=now
+        organization_id,
+        endpoint_id,
+        since=since,
+        until=until,
+        statuses=statuses,
+        now=now,
+        audit=entry,
     )
     missing = skipped = 0
     if window.missing:
         missing = await revive_skipped(deps, endpoint, since=since, until=until, now=now)
         created, skipped = await create_missing(deps, endpoint, since=since, until=until, now=now)
         missing += created
+        # the missing ones are made in batches (transactions of their own): counted after
+        await audit.record(
+            deps,
+            actor,
+            "endpoint.replay_missing",
+            endpoint_id,
+            {"since": since, "until": until, "sent": missing, "skipped": skipped},
+        )
     return ReplayCounts(replayed=replayed + missing, missing=missing, skipped=skipped)
 
 
@@ -286,7 +308,9 @@ async def replay_delivery(deps: Deps, actor: Actor, delivery_id: str) -> Deliver
             code="delivery_skipped",
         )
     await replayable_endpoint(deps, organization_id, delivery.endpoint_id)
-    replayed = await deps.store.replay_delivery(organization_id, delivery_id, deps.clock())
+    now = deps.clock()
+    entry = audit.entry(deps, actor, "delivery.replay", delivery_id, {"count": 1}, now=now)
+    replayed = await deps.store.replay_delivery(organization_id, delivery_id, now, entry)
     if replayed is None:
         raise NotFoundError(f"no delivery {delivery_id}")
     return replayed

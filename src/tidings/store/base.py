@@ -32,6 +32,7 @@ from tidings.models import (
     ApiKey,
     Attempt,
     AttemptOutcome,
+    AuditEntry,
     ClaimedDelivery,
     ConsoleSession,
     Delivery,
@@ -228,12 +229,13 @@ class Store:
 
     # ---- organizations, keys, partners --------------------------------------------------------
     async def create_organization(
-        self, org: Organization, first_key: ApiKey, key_hash: str
+        self, org: Organization, first_key: ApiKey, key_hash: str, audit: AuditEntry | None = None
     ) -> None:
         """Organization and its first key, in one transaction."""
         async with self._db.transaction() as tx:
             await tx.execute("insert_organization", **r.as_row(org))
             await tx.execute("insert_api_key", key_hash=key_hash, **r.api_key_row(first_key))
+            await _audit(tx, audit)
 
     async def get_organization(self, organization_id: str) -> Organization | None:
         row = await self._db.fetch_one("get_organization", id=organization_id)
@@ -296,17 +298,21 @@ class Store:
         """Record that the key was used (the row is written at most once a minute)."""
         await self._db.execute("touch_api_key", id=key_id, now=now)
 
-    async def create_partner(self, partner: Partner) -> None:
+    async def create_partner(self, partner: Partner, audit: AuditEntry | None = None) -> None:
         """Raise Conflict if the organization already has this partner_uuid."""
-        await self._db.execute("insert_partner", **r.as_row(partner))
+        async with self._db.transaction() as tx:
+            await tx.execute("insert_partner", **r.as_row(partner))
+            await _audit(tx, audit)
 
     async def list_partners(self, organization_id: str) -> list[Partner]:
         rows = await self._db.fetch("list_partners", organization_id=organization_id)
         return [r.partner_from_row(row) for row in rows]
 
     # ---- endpoints -------------------------------------------------------------------------
-    async def create_endpoint(self, endpoint: Endpoint) -> None:
-        await self._db.execute("insert_endpoint", **r.endpoint_params(endpoint, self._seal))
+    async def create_endpoint(self, endpoint: Endpoint, audit: AuditEntry | None = None) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute("insert_endpoint", **r.endpoint_params(endpoint, self._seal))
+            await _audit(tx, audit)
 
     async def get_endpoint(
         self, organization_id: str, endpoint_id: str, *, include_deleted: bool = False
@@ -369,31 +375,40 @@ class Store:
             self._subscribers.discard(org)
         return SubscribersChanged(organization_ids)
 
-    async def update_endpoint(self, endpoint: Endpoint) -> None:
+    async def update_endpoint(self, endpoint: Endpoint, audit: AuditEntry | None = None) -> None:
         """Write the endpoint's configuration fields (url, event_types, format, partner_ids,
         accepted_schema_versions, sources, description, headers, rate_limit_per_second,
         trace_context, secrets, updated_at). Status and failure bookkeeping have their own
-        methods."""
-        if (
-            await self._db.execute("update_endpoint", **r.endpoint_params(endpoint, self._seal))
-            == 0
-        ):
-            raise NotFound(f"endpoint {endpoint.id} not found")
+        methods. `audit` is written in the same transaction (as in every method taking one)."""
+        async with self._db.transaction() as tx:
+            params = r.endpoint_params(endpoint, self._seal)
+            if await tx.execute("update_endpoint", **params) == 0:
+                raise NotFound(f"endpoint {endpoint.id} not found")
+            await _audit(tx, audit)
 
     async def set_endpoint_secrets(
-        self, organization_id: str, endpoint_id: str, secrets: Sequence[EndpointSecret], now: float
+        self,
+        organization_id: str,
+        endpoint_id: str,
+        secrets: Sequence[EndpointSecret],
+        now: float,
+        audit: AuditEntry | None = None,
     ) -> None:
-        written = await self._db.execute(
-            "set_endpoint_secrets",
-            organization_id=organization_id,
-            id=endpoint_id,
-            secrets=r.secrets_json(secrets, endpoint_id, self._seal),
-            now=now,
-        )
-        if written == 0:
-            raise NotFound(f"endpoint {endpoint_id} not found")
+        async with self._db.transaction() as tx:
+            written = await tx.execute(
+                "set_endpoint_secrets",
+                organization_id=organization_id,
+                id=endpoint_id,
+                secrets=r.secrets_json(secrets, endpoint_id, self._seal),
+                now=now,
+            )
+            if written == 0:
+                raise NotFound(f"endpoint {endpoint_id} not found")
+            await _audit(tx, audit)
 
-    async def delete_endpoint(self, organization_id: str, endpoint_id: str, now: float) -> bool:
+    async def delete_endpoint(
+        self, organization_id: str, endpoint_id: str, now: float, audit: AuditEntry | None = None
+    ) -> bool:
         """Soft delete (kept for history); its pending/held deliveries become `failed` with
         last_error "endpoint deleted". False if there was no such endpoint."""
         async with self._db.transaction() as tx:
@@ -401,28 +416,41 @@ class Store:
             if await tx.execute("delete_endpoint", **key) == 0:
                 return False
             await tx.execute("fail_endpoint_deliveries", endpoint_id=endpoint_id, now=now)
+            await _audit(tx, audit)
         return True
 
     async def pause_endpoint(
-        self, organization_id: str, endpoint_id: str, reason: str, now: float
+        self,
+        organization_id: str,
+        endpoint_id: str,
+        reason: str,
+        now: float,
+        audit: AuditEntry | None = None,
     ) -> bool:
         """Set status `paused` (only from `active`) and move its pending deliveries to `held`.
-        True if this call made the transition (so exactly one caller raises the meta event)."""
+        True if this call made the transition (so exactly one caller raises the meta event).
+        `audit` is written whenever the endpoint exists (a pause of a paused one included)."""
         async with self._db.transaction() as tx:
             key = {"organization_id": organization_id, "id": endpoint_id, "now": now}
-            if await tx.execute("pause_endpoint", reason=reason, **key) == 0:
-                return False
-            await tx.execute("hold_endpoint_deliveries", endpoint_id=endpoint_id, now=now)
-        return True
+            changed = await tx.execute("pause_endpoint", reason=reason, **key) > 0
+            if changed:
+                await tx.execute("hold_endpoint_deliveries", endpoint_id=endpoint_id, now=now)
+            await _audit(tx, audit)
+        return changed
 
-    async def resume_endpoint(self, organization_id: str, endpoint_id: str, now: float) -> int:
+    async def resume_endpoint(
+        self, organization_id: str, endpoint_id: str, now: float, audit: AuditEntry | None = None
+    ) -> int:
         """Set status `active`, reset the failure streak, make its held deliveries pending and
         due at `now`. Answers how many deliveries were released."""
         async with self._db.transaction() as tx:
             key = {"organization_id": organization_id, "id": endpoint_id, "now": now}
-            if await tx.execute("resume_endpoint", **key) == 0:
-                return 0
-            released = await tx.execute("release_held_deliveries", endpoint_id=endpoint_id, now=now)
+            released = 0
+            if await tx.execute("resume_endpoint", **key) > 0:
+                released = await tx.execute(
+                    "release_held_deliveries", endpoint_id=endpoint_id, now=now
+                )
+            await _audit(tx, audit)
         if released:
             self._announce()
         return released
@@ -808,16 +836,17 @@ class Store:
         return [r.attempt_from_row(row) for row in rows]
 
     async def replay_delivery(
-        self, organization_id: str, delivery_id: str, now: float
+        self, organization_id: str, delivery_id: str, now: float, audit: AuditEntry | None = None
     ) -> Delivery | None:
         """Start a new attempt series: series+1, attempt_count 0, status pending, due now,
-        lease cleared. None if no such delivery."""
+        lease cleared. None if no such delivery. `audit` is written with the replay."""
         key = {"organization_id": organization_id, "id": delivery_id}
         async with self._db.transaction() as tx:
             row = await tx.fetch_one("replay_delivery", now=now, **key)
             if row is None:
                 row = await tx.fetch_one("get_delivery", **key)
                 return None if row is None else r.delivery_from_row(row)
+            await _audit(tx, audit)
         replayed = r.delivery_from_row(row)
         if replayed.status == DeliveryStatus.PENDING:
             self._announce()
@@ -832,18 +861,23 @@ class Store:
         until: float | None,
         statuses: Sequence[DeliveryStatus],
         now: float,
+        audit: AuditEntry | None = None,
     ) -> int:
         """replay_delivery for every delivery of the endpoint created in [since, until) whose
-        status is in `statuses`. Answers how many."""
-        count = await self._db.execute(
-            "replay_endpoint_deliveries",
-            organization_id=organization_id,
-            endpoint_id=endpoint_id,
-            since=since,
-            until=until,
-            statuses=[str(s) for s in statuses],
-            now=now,
-        )
+        status is in `statuses`. Answers how many. `audit` is written in the same transaction
+        with the count added to its changes (`replayed`)."""
+        async with self._db.transaction() as tx:
+            count = await tx.execute(
+                "replay_endpoint_deliveries",
+                organization_id=organization_id,
+                endpoint_id=endpoint_id,
+                since=since,
+                until=until,
+                statuses=[str(s) for s in statuses],
+                now=now,
+            )
+            if audit is not None:
+                await _audit(tx, replace(audit, changes={**audit.changes, "replayed": count}))
         if count:
             self._announce()
         return count
@@ -1123,6 +1157,44 @@ class Store:
             (row["worker_id"], float(row["started_at"]), float(row["last_seen_at"])) for row in rows
         ]
 
+    # ---- audit trail (issue 22 section 3) ------------------------------------------------
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """An entry on its own (a sensitive read; a change records with its own method)."""
+        async with self._db.transaction() as tx:
+            await _audit(tx, entry)
+
+    async def list_audit(
+        self,
+        organization_id: str | None,
+        *,
+        action: str | None = None,
+        target_id: str | None = None,
+        since: float | None = None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[AuditEntry]:
+        """Oldest first; organization_id None: every organization's entries and the platform's."""
+        rows = await self._db.fetch(
+            "list_audit_entries",
+            all_organizations=organization_id is None,
+            organization_id=organization_id,
+            action=action,
+            target_id=target_id,
+            since=since,
+            after_seq=r.decode_cursor(cursor),
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            items=[r.audit_from_row(row) for row in rows],
+            next_cursor=r.encode_cursor(rows[-1]["seq"]) if more else None,
+        )
+
+    async def purge_audit(self, cutoff: float, batch_size: int) -> int:
+        """Delete up to `batch_size` audit entries older than `cutoff`; callers loop until 0."""
+        return await self._db.execute("purge_audit_entries", cutoff=cutoff, limit=batch_size)
+
     async def purge_console_sessions(self, cutoff: float) -> int:
         """Delete sessions and portal links that expired before `cutoff`. Answers how many."""
         async with self._db.transaction() as tx:
@@ -1132,6 +1204,12 @@ class Store:
 
 
 # ---- the rules' pieces: pure functions of what the store read and was given ----------------------
+
+
+async def _audit(tx: Connection, entry: AuditEntry | None) -> None:
+    """The audit entry of a change, inside the change's transaction."""
+    if entry is not None:
+        await tx.execute("insert_audit_entry", **r.audit_params(entry))
 
 
 def _endpoint_versions(items: Sequence[PublishItem]) -> dict[str, int]:

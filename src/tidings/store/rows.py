@@ -16,6 +16,7 @@ from tidings.models import (
     ApiKey,
     Attempt,
     AttemptOutcome,
+    AuditEntry,
     ConsoleSession,
     Delivery,
     DeliveryStatus,
@@ -163,6 +164,14 @@ def console_session_from_row(r: Row) -> ConsoleSession:
 
 def portal_link_from_row(r: Row) -> PortalLink:
     return _record(PortalLink, r, read_only=bool(r["read_only"]))
+
+
+def audit_params(entry: AuditEntry) -> dict[str, Any]:
+    return {**as_row(entry), "changes": dumps(entry.changes)}
+
+
+def audit_from_row(r: Row) -> AuditEntry:
+    return _record(AuditEntry, r, changes=loads(r["changes"]))
 
 
 def partner_from_row(r: Row) -> Partner:

@@ -68,6 +68,7 @@ async def test_both_backends_have_the_same_tables_and_columns(
         "schema_migrations",
         "workers_seen",
         "endpoint_stats",
+        "audit_log",
     } == set(sqlite_cols)
 
 

@@ -730,3 +730,30 @@ LIMIT :limit
 -- Only if the row still holds what the re-wrap read (a rotation or update meanwhile wins).
 UPDATE endpoints SET secrets = :secrets
 WHERE id = :id AND secrets = :old
+
+-- ---- audit trail (issue 22 section 3) ---------------------------------------------------------
+
+-- name: insert_audit_entry
+INSERT INTO audit_log (
+    id, at, organization_id, actor_key_id, actor_session_id, action, target_id, changes,
+    client_address
+) VALUES (
+    :id, :at, :organization_id, :actor_key_id, :actor_session_id, :action, :target_id, :changes,
+    :client_address
+)
+
+-- name: list_audit_entries
+-- :all_organizations true: every organization's entries (the platform's view).
+SELECT * FROM audit_log
+WHERE (:all_organizations OR organization_id = :organization_id)
+  AND (:action IS NULL OR action = :action)
+  AND (:target_id IS NULL OR target_id = :target_id)
+  AND (:since IS NULL OR at >= :since)
+  AND (:after_seq IS NULL OR seq > :after_seq)
+ORDER BY seq
+LIMIT :limit
+
+-- name: purge_audit_entries
+DELETE FROM audit_log WHERE seq IN (
+    SELECT seq FROM audit_log WHERE at < :cutoff ORDER BY seq LIMIT :limit
+)
