@@ -188,16 +188,6 @@ class Store:
         self._seal: r.SecretMap | None = None if box is None else box.encrypt
         self._open: r.SecretMap | None = None if box is None else box.decrypt
 
-    async def check_secrets(self, sample: int = 100) -> None:
-        """Decrypt the secrets of up to `sample` endpoints: SecretKeyError at start-up when the
-        configured keys cannot, rather than at the first delivery."""
-        box = self.secret_box
-        if box is None:
-            return
-        for row in await self._db.fetch("endpoint_secrets_page", after_seq=None, limit=sample):
-            for s in r.loads(row["secrets"]):
-                box.decrypt(s["secret"], row["id"])
-
     async def rewrap_secrets(self, batch: int = 500) -> int:
         """Write every endpoint's secrets encrypted with the current key: plain ones (a
         database from before encryption) and those under an older key (a rotation). Each row

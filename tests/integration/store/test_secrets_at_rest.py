@@ -131,3 +131,20 @@ async def test_postgresql_needs_the_key(store: Store, database_url: str) -> None
         pytest.skip("SQLite generates its key beside the database")
     with pytest.raises(ServiceError, match="TIDINGS_ENCRYPTION_KEY must be set"):
         await seal_secrets(store, Settings(database_url=database_url))
+
+
+async def test_a_secret_is_decrypted_once_and_then_kept_in_memory(
+    store: Store, database_url: str
+) -> None:
+    """What the worker's claims rely on: reading an endpoint again does not decrypt again. Once
+    read, the plain secret is served from memory even after the box lost its keys (which would
+    make any new decryption fail)."""
+    box = SecretBox.from_texts(new_key())
+    store.use_secret_box(box)
+    ids = await make_endpoints(store, 2)
+    first = await secrets_of(store, ids[:1])
+    box._keys.clear()  # from here on a decryption cannot succeed
+    for _ in range(3):
+        assert await secrets_of(store, ids[:1]) == first
+    with pytest.raises(SecretKeyError):  # the endpoint not read yet needs a decryption
+        await secrets_of(store, ids[1:])
