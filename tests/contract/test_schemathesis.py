@@ -11,8 +11,9 @@ PostgreSQL (issue 23). Every operation, with a platform key and with an organiza
 - with a key of the other kind: WRONG_KIND_EXAMPLES requests (each a 403 in the error model).
 
 No answer may be a 5xx or break the description (status code, content type, body schema,
-headers), and every operation must have answered a 2xx at least once. The counts are printed
-(`-s`) for the closing note."""
+headers), and every operation must have answered a 2xx at least once. A second run with a
+rate nothing keeps up with checks that every operation taking a key answers 429 as described.
+The counts are printed (`-s`) for the closing note."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ PLATFORM_KEY = "tdk_platform_schemathesis_0123456789abcdef"
 MAX_EXAMPLES = 12
 NEGATIVE_EXAMPLES = 6
 WRONG_KIND_EXAMPLES = 3
+LIMITED_EXAMPLES = 3
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -233,3 +235,49 @@ def test_no_5xx_and_no_answer_off_the_description(
 
 
 pytestmark = pytest.mark.timeout(600)
+
+
+def test_the_429_of_a_key_past_its_rate_is_as_described(
+    backend: str, fresh_database_url_factory: Callable[..., str], serve_process: Any
+) -> None:
+    """With a rate nothing keeps up with, on both key kinds (platform keys limited when
+    asked): every operation that takes a key answers 429, and each 429 is one the description
+    gives it (the error model, `Retry-After`)."""
+    served = serve_process(
+        env=clean_env(
+            TIDINGS_DATABASE_URL=fresh_database_url_factory(backend),
+            TIDINGS_PLATFORM_KEY=PLATFORM_KEY,
+            TIDINGS_API_RATE_PER_SECOND="0.001",
+            TIDINGS_API_RATE_BURST="1",
+            TIDINGS_API_RATE_PLATFORM_KEYS="true",
+        )
+    )
+    platform = {"Authorization": f"Bearer {PLATFORM_KEY}"}
+    org = _ok(
+        httpx.post(f"{served.url}/v1/organizations", json={"name": "a"}, headers=platform), 201
+    )
+    spec = httpx.get(served.url + "/openapi.json").json()
+    schema = schemathesis.openapi.from_url(served.url + "/openapi.json")
+    tally = Tally()
+    limited: set[str] = set()
+    keyed = set()
+    for result in schema.get_all_operations():
+        operation = result.ok()  # type: ignore[union-attr]
+        described = spec["paths"][operation.path][operation.method.lower()]
+        if described.get("x-tidings-keys") is None:
+            continue
+        keyed.add(operation.label)
+        assert "Retry-After" in described["responses"]["429"]["headers"], operation.label
+        for kind, key in (("platform", PLATFORM_KEY), ("organization", str(org["apiKey"]))):
+            before = tally.statuses[429]
+            _explore(operation, served.url, kind, key, tally, examples=LIMITED_EXAMPLES)
+            if tally.statuses[429] > before:
+                limited.add(operation.label)
+    retry = httpx.get(
+        f"{served.url}/v1/endpoints", headers={"Authorization": f"Bearer {org['apiKey']}"}
+    )
+    assert retry.status_code == 429 and int(retry.headers["Retry-After"]) >= 1
+    print(
+        f"\nschemathesis 429 ({backend}): {len(keyed)} operations, statuses {dict(tally.statuses)}"
+    )
+    assert sorted(keyed - limited) == []
