@@ -100,9 +100,17 @@ async def organization_actor(request: Request, actor: AnyKey) -> Actor:
     return actor
 
 
+async def writer_actor(actor: AnyKey) -> Actor:
+    """An organization key with scope write, whatever the method: reading an endpoint's
+    signing secret (which lets its holder sign as tidings) is no `read` key's business."""
+    require_writer(actor)
+    return actor
+
+
 PlatformKey = Annotated[Actor, Depends(platform_actor)]
 PublishKey = Annotated[Actor, Depends(publisher_actor)]
 OrgKey = Annotated[Actor, Depends(organization_actor)]
+WriterKey = Annotated[Actor, Depends(writer_actor)]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
 # A time the route parses itself (clock.parse_rfc3339; 422 on its path if it cannot): a string,

@@ -23,7 +23,13 @@ from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 
 from tidings.api import schemas as s
-from tidings.api.context import get_actor, organization_actor, platform_actor, publisher_actor
+from tidings.api.context import (
+    get_actor,
+    organization_actor,
+    platform_actor,
+    publisher_actor,
+    writer_actor,
+)
 from tidings.catalog import Catalog
 
 REF = "#/components/schemas/{model}"
@@ -100,6 +106,7 @@ KEY_KINDS = {
     platform_actor: ["platform"],
     publisher_actor: ["platform"],
     organization_actor: ["organization"],
+    writer_actor: ["organization"],
 }
 # The key scopes each dependency takes (organization keys: `read` for reads only).
 KEY_SCOPES: dict[Callable[..., Any], list[str]] = {
@@ -107,6 +114,7 @@ KEY_SCOPES: dict[Callable[..., Any], list[str]] = {
     platform_actor: ["admin"],
     publisher_actor: ["admin", "publish"],
     organization_actor: ["write", "read"],
+    writer_actor: ["write"],
 }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Final
 
-from tidings.auth import Actor, require_organization
+from tidings.auth import Actor, require_organization, require_writer
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
 from tidings.endpoint_health import HEALTH_WINDOW_SECONDS, Health, hour_of, summarize
 from tidings.errors import NotFoundError, ValidationFailed
@@ -301,8 +301,9 @@ def _signing(endpoint: Endpoint, now: float) -> SigningSecrets:
 
 
 async def read_secrets(deps: Deps, actor: Actor, endpoint_id: str) -> SigningSecrets:
-    """A sensitive read: recorded in the audit trail before the secrets are answered."""
-    endpoint = await _owned(deps, require_organization(actor), endpoint_id)
+    """A sensitive read, not a read key's (its holder could sign as tidings): recorded in the
+    audit trail before the secrets are answered."""
+    endpoint = await _owned(deps, require_writer(actor), endpoint_id)
     await audit.record(deps, actor, "endpoint.secret_read", endpoint_id)
     return _signing(endpoint, deps.clock())
 

@@ -76,6 +76,18 @@ async def test_scopes_are_enforced_with_the_scope_needed(api: Api) -> None:
     )
     assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_scope"
     assert r.json()["error"]["details"] == {"required": ["write"], "scope": "read"}
+    made = await api.client.post(
+        "/v1/endpoints",
+        json={"url": "https://127.0.0.1:9/h", "eventTypes": ["compliance.*"]},
+        headers=org.headers,
+    )
+    endpoint_id = made.json()["id"]
+    r = await api.client.get(f"/v1/endpoints/{endpoint_id}", headers=bearer(reader))
+    assert r.status_code == 200  # a read key reads the endpoint, not its signing secret
+    r = await api.client.get(f"/v1/endpoints/{endpoint_id}/secret", headers=bearer(reader))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_scope"
+    r = await api.client.get(f"/v1/endpoints/{endpoint_id}/secret", headers=org.headers)
+    assert r.status_code == 200 and r.json()["secret"]
     publisher = (await make_key(api, "/v1/api-keys", scope="publish"))["apiKey"]
     r = await api.client.post("/v1/events", json=event(org.id), headers=bearer(publisher))
     assert r.status_code == 201, r.text

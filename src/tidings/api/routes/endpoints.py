@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339
+from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339, WriterKey
 from tidings.api.views import endpoint_view, secrets_view
 from tidings.clock import parse_rfc3339
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
@@ -224,7 +224,7 @@ async def resume_endpoint(endpoint_id: EndpointId, ctx: Ctx, actor: OrgKey) -> d
     summary="the endpoint's signing secret",
     description="`secret` is the current one; `secrets` lists every secret that signs now.",
 )
-async def get_secret(endpoint_id: EndpointId, ctx: Ctx, actor: OrgKey) -> dict[str, Any]:
+async def get_secret(endpoint_id: EndpointId, ctx: Ctx, actor: WriterKey) -> dict[str, Any]:
     return secrets_view(await endpoints.read_secrets(ctx.deps, actor, endpoint_id))
 
 
