@@ -8,9 +8,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.api.context import Ctx, Limit, PlatformKey
-from tidings.api.routes.keys import KeyCreated, KeyIn, created_view, expiry
+from tidings.api.routes.keys import KeyCreated, KeyIn, create_from
 from tidings.clock import to_rfc3339
-from tidings.services import keys, organizations
+from tidings.services import organizations
 from tidings.services.paging import DEFAULT_LIMIT
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
@@ -128,12 +128,4 @@ async def list_partners(organization_uuid: OrgUuid, ctx: Ctx, actor: PlatformKey
 async def create_api_key(
     organization_uuid: OrgUuid, ctx: Ctx, actor: PlatformKey, body: KeyIn | None = None
 ) -> KeyCreated:
-    key = await keys.create_key(
-        ctx.deps,
-        actor,
-        organization_uuid,
-        name=None if body is None else body.name,
-        scope=None if body is None else body.scope,
-        expires_at=expiry(body),
-    )
-    return created_view(key)
+    return await create_from(ctx, actor, organization_uuid, body)

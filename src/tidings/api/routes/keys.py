@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.api.context import AnyKey, Ctx, Limit, PlatformKey
-from tidings.auth import NewKey
+from tidings.api.context import AnyKey, AppContext, Ctx, Limit, PlatformKey
+from tidings.auth import Actor, NewKey
 from tidings.clock import parse_rfc3339, to_rfc3339
 from tidings.errors import ValidationFailed
 from tidings.models import ApiKey
@@ -66,6 +66,21 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else to_rfc3339(ts)
 
 
+async def create_from(
+    ctx: AppContext, actor: Actor, organization_id: str | None, body: KeyIn | None
+) -> KeyCreated:
+    """A key made from a request's body: an organization's, or with None a platform key."""
+    key = await keys.create_key(
+        ctx.deps,
+        actor,
+        organization_id,
+        name=None if body is None else body.name,
+        scope=None if body is None else body.scope,
+        expires_at=expiry(body),
+    )
+    return created_view(key)
+
+
 def expiry(body: KeyIn | None) -> float | None:
     if body is None or body.expiresAt is None:
         return None
@@ -109,15 +124,7 @@ def key_view(key: ApiKey, now: float) -> KeyOut:
 
 @router.post("", status_code=201, response_model=KeyCreated, summary="make a platform key")
 async def create_platform_key(ctx: Ctx, actor: PlatformKey, body: KeyIn | None = None) -> Any:
-    key = await keys.create_key(
-        ctx.deps,
-        actor,
-        None,
-        name=None if body is None else body.name,
-        scope=None if body is None else body.scope,
-        expires_at=expiry(body),
-    )
-    return created_view(key)
+    return await create_from(ctx, actor, None, body)
 
 
 @router.get(
