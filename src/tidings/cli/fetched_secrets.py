@@ -3,7 +3,10 @@ endpoints whose URL points at the listener, read through the API with an organiz
 
 A listener started before its endpoint exists, or kept running across a secret rotation, would
 otherwise answer 401 to every delivery; so when a request does not verify, the listener fetches
-the secrets again (at most once per REFETCH_SECONDS, one fetch at a time) and checks it again.
+the secrets again and checks it again. A fetch begun after the request arrived serves it (one
+fetch at a time, so a burst of such requests costs one fetch); fetches are at least
+REFETCH_SECONDS apart, and a request that comes sooner waits for the next one rather than being
+answered with secrets read before it arrived (a rotation just before it would make it a 401).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from tidings.cli.apiclient import ApiClient, ClientError
@@ -55,6 +58,7 @@ class FetchedSecrets:
         given: list[str],
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.url = url
         self.key = key
@@ -65,11 +69,14 @@ class FetchedSecrets:
         self.endpoints = 0
         self.problem: str | None = None  # why the last fetch failed
         self._clock = clock
-        self._fetched_at = float("-inf")
+        self._sleep = sleep
+        self._fetched_at = float("-inf")  # when the last fetch began
+        self._fetch_ok = False
         self._lock = asyncio.Lock()
 
     async def fetch(self) -> None:
         """Read the secrets now; raises ClientError (the caller decides whether it is fatal)."""
+        self._fetched_at = self._clock()
         found = list(self.given)
         endpoints = 0
         async with ApiClient(self.url, self.key) as api:
@@ -84,19 +91,23 @@ class FetchedSecrets:
                         found.append(secret)
         self.secrets[:] = found
         self.endpoints = endpoints
-        self._fetched_at = self._clock()
 
     async def refresh(self) -> bool:
-        """Fetch again unless that was done a moment ago; True when the secrets are fresh (check
-        the request again), False when they could not be read."""
+        """Secrets read after this call began (fetching them, or sharing a fetch another request
+        began meanwhile); True when they could be read (check the request again)."""
+        asked = self._clock()
         async with self._lock:
-            if self._clock() - self._fetched_at < REFETCH_SECONDS:
-                return True
+            if self._fetched_at >= asked:
+                return self._fetch_ok
+            wait = self._fetched_at + REFETCH_SECONDS - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
             try:
                 await self.fetch()
             except ClientError as exc:
                 self.problem = exc.line
-                self._fetched_at = self._clock()  # do not ask a failing API on every request
+                self._fetch_ok = False
                 return False
             self.problem = None
+            self._fetch_ok = True
             return True
