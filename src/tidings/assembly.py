@@ -416,6 +416,7 @@ async def create_platform_key_in_database(
     from tidings.clock import parse_rfc3339, to_rfc3339
     from tidings.errors import ValidationFailed
     from tidings.models import SCOPES_OF_KIND, KeyScope
+    from tidings.services import keys
 
     allowed = [str(s) for s in SCOPES_OF_KIND["platform"]]
     if scope is not None and scope not in allowed:
@@ -435,7 +436,8 @@ async def create_platform_key_in_database(
             scope=None if scope is None else KeyScope(scope),
             expires_at=expires,
         )
-        await store.create_api_key(key.record, key.key_hash)
+        entry = keys.key_entry(keys.LOCAL_ACTOR, "key.create", key.record, now)
+        await store.create_api_key(key.record, key.key_hash, entry)
     finally:
         await store.close()
     return {

@@ -187,6 +187,9 @@ def test_the_readme_walkthrough_runs_as_written(directory: Path, sessions: list[
     assert "succeeded" in out  # deliveries list
     assert re.search(r"status\s+VALID", out)  # state compliance
     assert "replayed 1 deliveries" in out
+    compact = out.replace(" ", "")
+    assert '"action":"endpoint.create"' in compact and '"action":"endpoint.replay"' in compact
+    assert "audit entries exported" in out
     assert '"compliance.status_changed"' in out and '"status":"VALID"' in out.replace(" ", "")
     assert "tidings-data" in os.listdir(directory) and (directory / "event.json").exists()
 

@@ -1,8 +1,8 @@
 """The `tidings` command. Process commands (serve, api, worker, migrate) live in `server.py`;
 commands over the HTTP API live in one module per resource (`orgs.py`: orgs, partners, keys;
-`events.py`; `endpoints.py`; `deliveries.py`: deliveries, replay, state), sharing `options.py`
-(the options, the client call) and `output.py` (tables, JSON); `listen.py` and `demo.py` are the
-local receiver and the demo. Each registers itself on `app` here."""
+`events.py`; `endpoints.py`; `deliveries.py`: deliveries, replay, state; `audit.py`), sharing
+`options.py` (the options, the client call) and `output.py` (tables, JSON); `listen.py` and
+`demo.py` are the local receiver and the demo. Each registers itself on `app` here."""
 
 from __future__ import annotations
 
@@ -44,7 +44,16 @@ def main_options(
 
 
 # Each module adds its commands to `app` when imported; a module that is not there yet is skipped.
-_COMMAND_MODULES = ("server", "orgs", "events", "endpoints", "deliveries", "listen", "demo")
+_COMMAND_MODULES = (
+    "server",
+    "orgs",
+    "events",
+    "endpoints",
+    "deliveries",
+    "audit",
+    "listen",
+    "demo",
+)
 for _name in _COMMAND_MODULES:
     try:
         importlib.import_module(f"tidings.cli.{_name}")

@@ -25,6 +25,9 @@ from tidings.services.paging import bad_cursor, check_page
 
 SECRET_FIELDS: Final = frozenset({"secret", "secrets", "headers", "api_key", "apiKey", "token"})
 CHANGED: Final = "(changed)"
+# The actor of what is done on the server's own machine, straight to the database, with no key
+# (`tidings keys create --platform`, the way back in when every platform key is lost).
+LOCAL_ACTOR: Final = "local"
 
 
 def entry(
@@ -38,8 +41,21 @@ def entry(
     now: float | None = None,
 ) -> AuditEntry:
     """The entry for `actor` doing `action` to `target_id` (in the actor's organization unless
-    `organization_id` names the one a platform key acted on)."""
+    `organization_id` names the one a platform key acted on), at `now` or the clock's time."""
     at = deps.clock() if now is None else now
+    return entry_at(at, actor, action, target_id, changes, organization_id=organization_id)
+
+
+def entry_at(
+    at: float,
+    actor: Actor,
+    action: str,
+    target_id: str | None,
+    changes: Mapping[str, Any] | None = None,
+    *,
+    organization_id: str | None = None,
+) -> AuditEntry:
+    """`entry` at a given time (for callers without the service's deps: the local CLI)."""
     return AuditEntry(
         id=new_id("aud", at),
         at=at,

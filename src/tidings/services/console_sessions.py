@@ -15,9 +15,11 @@ import secrets
 from dataclasses import dataclass
 
 from tidings.auth import Actor, hash_key, require_platform
+from tidings.clock import to_rfc3339
 from tidings.errors import Forbidden, Gone, NotFoundError, ValidationFailed
 from tidings.ids import new_id
 from tidings.models import ConsoleSession, KeyKind, KeyScope, PortalLink
+from tidings.services import audit
 from tidings.services.deps import Deps
 from tidings.services.keys import authenticate
 from tidings.services.organizations import get_organization
@@ -123,7 +125,11 @@ async def mint_portal_link(
         created_at=now,
         expires_at=now + ttl,
     )
-    await deps.store.create_portal_link(link, hash_key(token))
+    changes = {"readOnly": read_only, "expiresAt": to_rfc3339(link.expires_at)}
+    entry = audit.entry(
+        deps, actor, "portal_link.mint", link.id, changes, organization_id=organization_id, now=now
+    )
+    await deps.store.create_portal_link(link, hash_key(token), entry)
     return MintedLink(token, link)
 
 

@@ -15,8 +15,10 @@ from tidings.auth import (
     require_admin,
     require_writer,
 )
+from tidings.clock import to_rfc3339
 from tidings.errors import ConflictError, NotFoundError, Unauthorized, ValidationFailed
-from tidings.models import SCOPES_OF_KIND, ApiKey, KeyKind, KeyScope, Page
+from tidings.models import SCOPES_OF_KIND, ApiKey, AuditEntry, KeyKind, KeyScope, Page
+from tidings.services import audit
 from tidings.services.deps import Deps
 from tidings.services.organizations import get_organization
 from tidings.services.paging import bad_cursor, check_page
@@ -89,14 +91,26 @@ async def create_key(
     now = deps.clock()
     chosen = _checked(kind, name, scope, expires_at, now)
     key = make_key(kind, organization_id, now, name=name, scope=chosen, expires_at=expires_at)
-    await deps.store.create_api_key(key.record, key.key_hash)
+    await deps.store.create_api_key(
+        key.record, key.key_hash, key_entry(actor, "key.create", key.record, now)
+    )
     return key
 
 
-async def create_organization_key(deps: Deps, actor: Actor, organization_id: str) -> NewKey:
-    """Another key for an organization, with full powers (platform keys): `create_key`, the
-    one place a key is made (and the one an audit entry hooks)."""
-    return await create_key(deps, actor, organization_id)
+def key_entry(actor: Actor, action: str, key: ApiKey, now: float) -> AuditEntry:
+    """A key's audit entry: what it is (never the key itself), in its organization's trail."""
+    changes = {
+        "kind": str(key.kind),
+        "name": key.name,
+        "scope": str(key.effective_scope),
+        "prefix": key.prefix,
+        "expiresAt": None if key.expires_at is None else to_rfc3339(key.expires_at),
+    }
+    return audit.entry_at(now, actor, action, key.id, changes, organization_id=key.organization_id)
+
+
+LOCAL_ACTOR = Actor(key_id=audit.LOCAL_ACTOR, kind=KeyKind.PLATFORM, organization_id=None,
+                    client_address=audit.LOCAL_ACTOR)  # fmt: skip
 
 
 async def list_keys(deps: Deps, actor: Actor, *, limit: int, cursor: str | None) -> Page[ApiKey]:
@@ -125,8 +139,9 @@ async def revoke_key(deps: Deps, actor: Actor, key_id: str) -> ApiKey:
     key = await deps.store.get_api_key(key_id)
     if key is None or (organization_id is not None and key.organization_id != organization_id):
         raise NotFoundError(f"no API key {key_id}")
+    now = deps.clock()
     try:
-        await deps.store.revoke_api_key(key, deps.clock())
+        await deps.store.revoke_api_key(key, now, key_entry(actor, "key.revoke", key, now))
     except Conflict as exc:
         raise ConflictError(
             "this is the last platform admin key that works: make another first "

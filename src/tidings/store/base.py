@@ -242,8 +242,12 @@ class Store:
         more = len(rows) > limit
         return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
 
-    async def create_api_key(self, key: ApiKey, key_hash: str) -> None:
-        await self._db.execute("insert_api_key", key_hash=key_hash, **r.api_key_row(key))
+    async def create_api_key(
+        self, key: ApiKey, key_hash: str, audit: AuditEntry | None = None
+    ) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute("insert_api_key", key_hash=key_hash, **r.api_key_row(key))
+            await _audit(tx, audit)
 
     async def ensure_platform_key(self, key: ApiKey, key_hash: str) -> None:
         """Insert the platform key with this hash unless one with the same hash exists."""
@@ -272,17 +276,22 @@ class Store:
         more = len(rows) > limit
         return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
 
-    async def revoke_api_key(self, key: ApiKey, now: float) -> bool:
+    async def revoke_api_key(
+        self, key: ApiKey, now: float, audit: AuditEntry | None = None
+    ) -> bool:
         """Revoke `key` (False: it was revoked already). The last platform admin key that
         still works is never revoked (Conflict): an operator must not lock themselves out
-        (publish keys may all go: they make no keys)."""
+        (publish keys may all go: they make no keys). `audit` is written with a revocation."""
         async with self._db.transaction() as tx:
             if key.kind == KeyKind.PLATFORM and key.effective_scope == KeyScope.ADMIN:
                 await tx.execute("lock_api_keys")
                 row = await tx.fetch_one("count_usable_platform_keys", except_id=key.id, now=now)
                 if row is None or int(row["n"]) == 0:
                     raise Conflict("the last platform key cannot be revoked")
-            return await tx.execute("revoke_api_key", id=key.id, now=now) > 0
+            revoked = await tx.execute("revoke_api_key", id=key.id, now=now) > 0
+            if revoked:
+                await _audit(tx, audit)
+            return revoked
 
     async def touch_api_key(self, key_id: str, now: float) -> None:
         """Record that the key was used (the row is written at most once a minute)."""
@@ -1000,8 +1009,12 @@ class Store:
         """Sign-out: the session is gone for every process. False if there was none."""
         return await self._db.execute("delete_console_session", token_hash=token_hash) > 0
 
-    async def create_portal_link(self, link: PortalLink, token_hash: str) -> None:
-        await self._db.execute("insert_portal_link", token_hash=token_hash, **r.as_row(link))
+    async def create_portal_link(
+        self, link: PortalLink, token_hash: str, audit: AuditEntry | None = None
+    ) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute("insert_portal_link", token_hash=token_hash, **r.as_row(link))
+            await _audit(tx, audit)
 
     async def use_portal_link(self, token_hash: str, now: float) -> PortalLinkUse:
         """Mark the link used at `now` if it is unused and unexpired (one statement, so of two

@@ -365,3 +365,18 @@ def test_keys_create_list_revoke_and_a_platform_key_made_in_the_database(
     assert _ok(server.cli("orgs", "list", "--json", key=recovery["apiKey"])).json()["items"]
     usage = run_cli("keys", "create")
     assert usage.code == 2 and "--platform" in usage.err
+
+    # the trail of all this, exported for an auditor (issue 22 section 3)
+    exported = _ok(server.cli("audit", "export", "--since", "1h", "--format", "jsonl"))
+    lines = [json.loads(line) for line in exported.out.splitlines()]
+    assert "audit entries exported" in exported.err
+    by_action = {(e["action"], e["targetId"]): e for e in lines}
+    assert ("key.create", reader["id"]) in by_action
+    assert by_action[("key.revoke", reader["id"])]["organizationUuid"] == org_id
+    local = by_action[("key.create", recovery["id"])]  # made on the server's machine
+    assert local["actor"] == {"keyId": "local", "sessionId": None, "clientAddress": "local"}
+    assert reader["apiKey"] not in exported.out and recovery["apiKey"] not in exported.out
+    own = _ok(server.cli("audit", "export", "--action", "key.revoke", key=org_key)).out
+    assert [json.loads(line)["targetId"] for line in own.splitlines()] == [reader["id"]]
+    bad = server.cli("audit", "export", "--format", "csv")
+    assert bad.code == 2 and "--format must be one of jsonl" in bad.err

@@ -155,3 +155,54 @@ async def test_audit_retention_removes_only_entries_older_than_the_cutoff(world:
         removed += n
     assert removed == 2  # organization.create and the first endpoint.create
     assert _actions(await _all(world)) == ["endpoint.create"]
+
+
+async def test_keys_made_and_revoked_and_portal_links_minted_are_recorded(world: World) -> None:
+    from tidings.services import console_sessions, keys
+
+    org = await world.org("acme")
+    org_id = org.organization_id
+    assert org_id is not None
+    made = await keys.create_key(world.deps, world.platform, org_id, name="bi export", scope="read")
+    platform_key = await keys.create_key(world.deps, world.platform, None, name="ops")
+    await keys.revoke_key(world.deps, org, made.record.id)
+    await keys.revoke_key(world.deps, org, made.record.id)  # again: no change, no entry
+    operator = await keys.authenticate(world.deps, platform_key.api_key)  # a stored key
+    link = await console_sessions.mint_portal_link(
+        world.deps, operator, org_id, ttl_seconds=60, read_only=True
+    )
+    entries = [e for e in await _all(world) if e.action != "organization.create"]
+    assert _actions(entries) == ["key.create", "key.create", "key.revoke", "portal_link.mint"]
+    created, platform_made, revoked, minted = entries
+    assert created.target_id == made.record.id and created.organization_id == org_id
+    assert created.actor_key_id == "key_platform"
+    assert created.changes == {
+        "kind": "organization",
+        "name": "bi export",
+        "scope": "read",
+        "prefix": made.record.prefix,
+        "expiresAt": None,
+    }
+    assert platform_made.organization_id is None and platform_made.changes["scope"] == "admin"
+    assert platform_made.target_id == platform_key.record.id
+    assert revoked.target_id == made.record.id and revoked.actor_key_id == org.key_id
+    assert revoked.organization_id == org_id
+    assert minted.target_id == link.link.id and minted.organization_id == org_id
+    assert minted.actor_key_id == platform_key.record.id
+    assert minted.changes["readOnly"] is True
+    written = orjson.dumps([e.changes for e in entries]).decode()
+    for secret in (made.api_key, platform_key.api_key, link.token):
+        assert secret not in written
+    # the organization sees its key's and its portal link's entries, not the platform key's
+    own = await audit.list_entries(world.deps, org, limit=50, cursor=None)
+    assert platform_key.record.id not in [e.target_id for e in own.items]
+    assert {made.record.id, link.link.id} <= {e.target_id for e in own.items}
+
+
+async def test_a_refused_revocation_leaves_no_entry(world: World) -> None:
+    from tidings.services import keys
+
+    only = await keys.create_key(world.deps, world.platform, None)
+    with pytest.raises(ConflictError):
+        await keys.revoke_key(world.deps, world.platform, only.record.id)
+    assert _actions(await _all(world)) == ["key.create"]

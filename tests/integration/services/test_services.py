@@ -42,7 +42,7 @@ async def test_a_new_organizations_key_authenticates_to_its_actor(world: World) 
     actor = await keys.authenticate(world.deps, made.api_key)
     assert actor.kind is KeyKind.ORGANIZATION
     assert actor.organization_id == made.organization.id
-    another = await keys.create_organization_key(world.deps, world.platform, actor.organization_id)
+    another = await keys.create_key(world.deps, world.platform, actor.organization_id)
     again = await keys.authenticate(world.deps, another.api_key)
     assert again.organization_id == made.organization.id and again.key_id == another.record.id
     await raises(Unauthorized, keys.authenticate(world.deps, "tdk_org_nobody"))
