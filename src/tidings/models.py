@@ -171,6 +171,7 @@ class Event:
     attributes: dict[str, JSON] = field(default_factory=dict)
     idempotency_key: str | None = None
     seq: int = 0  # store-assigned, monotonically increasing; the feed cursor
+    erased_at: float | None = None  # its data erased (issue 22 section 4): `data` is None
 
 
 @dataclass(frozen=True, slots=True)

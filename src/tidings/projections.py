@@ -15,6 +15,10 @@ publishing transaction:
 - `owner` per dlt owner: `owner_type` and `external_id` (the integrator's own id), from every
   dlt event about the owner, so an owner can be found by its external id.
 
+Erasure (issue 22 section 4): of all this state, only the entitlement's `details` is a copy of
+an event's data; `erasure_updates(event)` gives the updates that remove that copy (the other
+fields are statuses, dates and ids: the skeleton an erasure keeps).
+
 Out of order: each field remembers the `createdAt` of the event that set it (`_at`), and an event
 older than that does not move the field back; an event that changes nothing answers None (state,
 version and ETag stay as they are).
@@ -182,6 +186,27 @@ def projection_updates(event: Event) -> list[ProjectionUpdate]:
         + _entitlement(event, data, attributes)
         + _owner(attributes, owner_id, event)
     )
+
+
+DETAILS = "details"  # the one field holding a copy of an event's data
+
+
+def erasure_updates(event: Event) -> list[ProjectionUpdate]:
+    """The updates that remove the copy of `event`'s data from the projections it changed (read
+    before the erasure, while `event.data` is still there): an entitlement's `details`, when
+    they are this event's data (a later event's details are its own and stay)."""
+    data = event.data if isinstance(event.data, dict) else {}
+
+    def erase(current: Projection | None) -> dict[str, JSON] | None:
+        if current is None or current.state.get(DETAILS) != data:
+            return None
+        return {**current.state, DETAILS: None}
+
+    return [
+        ProjectionUpdate(kind=u.kind, key=u.key, apply=erase)
+        for u in projection_updates(event)
+        if u.kind == ENTITLEMENT
+    ]
 
 
 def public_state(projection: Projection, now: float) -> dict[str, JSON]:

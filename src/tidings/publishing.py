@@ -254,6 +254,12 @@ class Publisher:
         return await self._store([c for c, _ in singles], max(now for _, now in singles))
 
     def _check_repeat(self, result: PublishResult, candidate: _Candidate) -> PublishResult:
+        if not result.created and result.event.erased_at is not None:
+            raise ConflictError(
+                f"event {result.event.id!r} was erased: its id cannot be published again",
+                details={"existingEventId": result.event.id},
+                code="event_erased",
+            )
         if not result.created and not _same_envelope(result.event, candidate):
             what = (
                 f"Idempotency-Key {candidate.event.idempotency_key!r}"

@@ -9,7 +9,8 @@ from tidings.models import Event
 
 
 def test_the_event_view_answers_the_envelopes_fields_in_order() -> None:
-    """...then `warnings`, what the catalog flags in the stored event (read-only)."""
+    """...then `erasedAt` (issue 22 section 4) and `warnings`, what the catalog flags in the
+    stored event (both read-only)."""
     event = Event(
         id="evt_1",
         organization_id="org",
@@ -19,7 +20,7 @@ def test_the_event_view_answers_the_envelopes_fields_in_order() -> None:
         created_at=1_767_225_600.0,
         data={},
     )
-    assert list(event_view(event)) == [*envelope.FIELD_SCHEMAS, "warnings"]
+    assert list(event_view(event)) == [*envelope.FIELD_SCHEMAS, "erasedAt", "warnings"]
 
 
 def test_the_schema_requires_what_publishing_requires() -> None:

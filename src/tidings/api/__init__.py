@@ -49,6 +49,7 @@ def create_app(
         audit,
         deliveries,
         endpoints,
+        erasure,
         events,
         health,
         keys,
@@ -84,7 +85,18 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     install_openapi(app, catalog)
-    for module in (health, admin, keys, portal, events, endpoints, deliveries, state, audit):
+    for module in (
+        health,
+        admin,
+        keys,
+        portal,
+        events,
+        endpoints,
+        deliveries,
+        state,
+        audit,
+        erasure,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -79,11 +79,13 @@ CONDITIONAL = {
 }
 # Operations that can answer 409, and why.
 CONFLICTS = {
-    ("post", "/v1/events"): "the Idempotency-Key or event id was used for a different event",
+    ("post", "/v1/events"): "the Idempotency-Key or event id was used for a different event, "
+    "or names an erased event (`event_erased`)",
     ("post", "/v1/organizations"): "an organization with this id exists",
     ("post", "/v1/organizations/{organization_uuid}/partners"): "the partner exists",
     ("post", "/v1/endpoints/{endpoint_id}/replay"): "the endpoint is paused or disabled",
-    ("post", "/v1/deliveries/{delivery_id}/replay"): "the endpoint is paused, gone or skipped",
+    ("post", "/v1/deliveries/{delivery_id}/replay"): "the endpoint is paused or gone, the "
+    "delivery was skipped, or its event was erased (`event_erased`)",
     ("delete", "/v1/api-keys/{key_id}"): "the last platform admin key that works cannot be revoked",
 }
 # Operations that read the raw body as JSON themselves (FastAPI sees no body model).

@@ -52,8 +52,11 @@ class EventOut(_Out):
     partnerUuid: str | None
     subject: str | None
     attributes: dict[str, Any]
-    data: Any
+    data: Any = Field(description="null once erased")
     createdAt: str
+    erasedAt: str | None = Field(
+        description="when its data was erased (POST /v1/events/{id}/erase); null: never"
+    )
     warnings: list[Warning_]
 
 

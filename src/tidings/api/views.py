@@ -28,6 +28,7 @@ def event_view(event: Event, warnings: list[dict[str, str]] | None = None) -> di
         "attributes": event.attributes,
         "data": event.data,
         "createdAt": to_rfc3339(event.created_at),
+        "erasedAt": iso(event.erased_at),
         "warnings": warnings or [],
     }
 

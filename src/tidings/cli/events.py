@@ -1,6 +1,6 @@
 """`tidings events publish` (platform key: one envelope from a file, stdin or options, or many
-from JSON Lines), `events list [--follow]`, `events get` (organization key) and `events types`
-(any key)."""
+from JSON Lines), `events list [--follow]`, `events get` (organization key), `events erase`
+(platform key: one event, or every event about a subject) and `events types` (any key)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from tidings.cli.options import (
     UrlOpt,
     WideOpt,
     call,
+    fail,
     guarded,
     key_value_pairs,
     parse_json_option,
@@ -280,12 +281,13 @@ def events_rows(items: list[dict[str, Any]]) -> list[list[str]]:
             cell(e.get("source")),
             cell(e.get("subject")),
             short_time(e.get("createdAt")),
+            short_time(e.get("erasedAt")) if e.get("erasedAt") else "",
         ]
         for e in items
     ]
 
 
-EVENT_COLUMNS = ["id", "type", "v", "source", "subject", "createdAt"]
+EVENT_COLUMNS = ["id", "type", "v", "source", "subject", "createdAt", "erased"]
 
 
 async def follow_feed(
@@ -379,11 +381,73 @@ def events_get(
         [
             (name, event.get(name))
             for name in ("type", "schemaVersion", "source", "partnerUuid", "subject", "createdAt")
-        ],
+        ]
+        + ([("erasedAt", event["erasedAt"])] if event.get("erasedAt") else []),
     )
-    out.print_json(json.dumps(event.get("data")))
+    if event.get("erasedAt"):
+        out.print("data: (erased)")
+    else:
+        out.print_json(json.dumps(event.get("data")))
     rows = [delivery_row(d) for d in event.get("deliveries", [])]
     show_table(DELIVERY_COLUMNS, rows, empty="no deliveries", ids=DELIVERY_ID_COLUMNS, wide=wide)
+
+
+@events_app.command("erase")
+def events_erase(
+    event_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[EVENT_ID]", help="The event to erase (with --org).", show_default=False
+        ),
+    ] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            metavar="ORG",
+            help="The organization (required with EVENT_ID).",
+            show_default=False,
+        ),
+    ] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            "--subject",
+            metavar="ID",
+            help="Erase every event about this subject (in every organization, or --org's).",
+            show_default=False,
+        ),
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    field: FieldOpt = None,
+) -> None:
+    """Erase personal data (platform key): the event's data, its receivers' answers and the
+    state's copy go; ids, types, times and statuses stay. Its deliveries are not sent again."""
+    if (event_id is None) == (subject is None):
+        raise fail("give either EVENT_ID --org ORG or --subject ID")
+    if event_id is not None:
+        if org is None:
+            raise fail("EVENT_ID needs --org ORG (event ids are unique per organization)")
+        path, body = f"/v1/events/{event_id}/erase", {"organizationUuid": org}
+    else:
+        path, body = f"/v1/subjects/{subject}/erase", ({"organizationUuid": org} if org else {})
+    done = call(url, key, lambda api: api.post(path, body))
+    if shown(done, as_json, field):
+        return
+    counts = done.get("erased", {})
+    key_values(
+        "erased",
+        [
+            ("events", counts.get("events")),
+            ("deliveries stopped", counts.get("deliveriesStopped")),
+            ("responses cleared", counts.get("responsesCleared")),
+            ("projections", counts.get("projections")),
+            ("organizations", ", ".join(done.get("organizations", [])) or "-"),
+            ("erasedAt", done.get("erasedAt")),
+        ],
+    )
 
 
 @events_app.command("types")

@@ -73,12 +73,15 @@ async def feed_version(deps: Deps, page: Feed) -> tuple[object, ...]:
     """What identifies the page's content without loading it: equal while nothing in it
     changed (the API's ETag)."""
     try:
-        count, last_seq = await deps.store.events_page_fingerprint(
+        count, last_seq, erasures = await deps.store.events_page_fingerprint(
             page.organization_id, after=page.after, types=page.types, limit=page.limit
         )
     except ValueError:
         raise _bad_after() from None
-    return ("events", page.organization_id, page.after, page.types_key, page.limit, count, last_seq)
+    return (
+        "events", page.organization_id, page.after, page.types_key, page.limit, count, last_seq,
+        erasures,
+    )  # fmt: skip
 
 
 async def feed_page(deps: Deps, page: Feed) -> Page[Event]:

@@ -3,6 +3,8 @@ Organization keys; a foreign or unknown id is a 404.
 
 - A replay starts a new attempt series of the same delivery (same event, same endpoint, so the
   body carries the same event id and receivers deduplicate); it is signed afresh at send time.
+- An erased event (issue 22 section 4) is never sent again: replaying one of its deliveries
+  answers 409 `event_erased`, and a window's replay leaves its deliveries out.
 - Replaying to a paused, disabled or deleted endpoint answers 409 (nothing would be sent);
   resume the endpoint first. A skipped delivery has nothing to send (409).
 - A window's statuses are any of pending, succeeded, failed, held (default failed).
@@ -149,7 +151,7 @@ async def revive_skipped(
         )
         for delivery in page.items:
             event = events.get(delivery.event_id)
-            if event is None:
+            if event is None or event.erased_at is not None:  # erased: nothing to send
                 continue
             planned = plan_deliveries(event, [endpoint], deps.catalog, lambda p: new_id(p, now))
             if planned and planned[0].schema_version is not None:
@@ -286,7 +288,7 @@ async def preview_replay_endpoint(
     found = await deps.store.get_events(organization_id, [d.event_id for d in page.items])
     for delivery in page.items:
         skipped_event = found.get(delivery.event_id)
-        if skipped_event is None:
+        if skipped_event is None or skipped_event.erased_at is not None:
             continue
         planned = plan_deliveries(skipped_event, [endpoint], deps.catalog, lambda p: new_id(p, now))
         if planned and planned[0].schema_version is not None:
@@ -300,6 +302,14 @@ async def replay_delivery(deps: Deps, actor: Actor, delivery_id: str) -> Deliver
     delivery = await deps.store.get_delivery(organization_id, delivery_id)
     if delivery is None:
         raise NotFoundError(f"no delivery {delivery_id}")
+    event = await deps.store.get_event(organization_id, delivery.event_id)
+    if event is not None and event.erased_at is not None:
+        raise ConflictError(
+            f"delivery {delivery_id} is of event {event.id}, whose data was erased: there is "
+            "nothing to send",
+            code="event_erased",
+            details={"eventId": event.id},
+        )
     if delivery.status == DeliveryStatus.SKIPPED:
         raise ConflictError(
             f"delivery {delivery_id} was skipped ({delivery.skip_reason}): there is nothing to "

@@ -62,6 +62,7 @@ from tidings.store.types import (
     DeliveryFilter,
     EndpointBacklog,
     EndpointHour,
+    ErasureCounts,
     MigrationStatus,
     NotFound,
     PortalLinkUse,
@@ -609,9 +610,10 @@ class Store:
 
     async def events_page_fingerprint(
         self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
-    ) -> tuple[int, int]:
-        """(count, last seq) of the page list_events would answer, without loading it: the
-        basis of the feed's ETag."""
+    ) -> tuple[int, int, int]:
+        """(count, last seq, the organization's erasures) of the page list_events would answer,
+        without loading it: the basis of the feed's ETag (an erasure changes pages without
+        adding events)."""
         row = await self._db.fetch_one(
             "events_page_fingerprint",
             organization_id=organization_id,
@@ -620,7 +622,7 @@ class Store:
             **r.type_params(types),
         )
         assert row is not None
-        return int(row["n"]), int(row["last_seq"])
+        return int(row["n"]), int(row["last_seq"]), int(row["erasures"] or 0)
 
     # ---- deliveries: worker side --------------------------------------------------------------
     async def claim_due(
@@ -1160,6 +1162,57 @@ class Store:
             (row["worker_id"], float(row["started_at"]), float(row["last_seen_at"])) for row in rows
         ]
 
+    # ---- erasure of personal data (issue 22 section 4) -------------------------------------
+    async def event_to_erase(self, organization_id: str, event_id: str) -> Event | None:
+        """The event, unless there is none or it is erased already."""
+        row = await self._db.fetch_one("event_to_erase", organization_id=organization_id,
+                                       id=event_id)  # fmt: skip
+        return None if row is None else r.event_from_row(row)
+
+    async def events_to_erase_by_subject(
+        self, subject: str, organization_id: str | None, *, limit: int
+    ) -> list[Event]:
+        """Events about `subject` not erased yet (in one organization, or every one with
+        None), oldest first."""
+        rows = await self._db.fetch(
+            "events_to_erase_by_subject",
+            subject=subject,
+            organization_id=organization_id,
+            limit=limit,
+        )
+        return [r.event_from_row(row) for row in rows]
+
+    async def erase_events(
+        self,
+        organization_id: str,
+        events: Sequence[Event],
+        projections: Sequence[ProjectionUpdate],
+        now: float,
+        audit: AuditEntry | None = None,
+    ) -> ErasureCounts:
+        """In one transaction, for events of one organization: their data goes (JSON null,
+        `erased_at` now; the skeleton stays), their deliveries still pending or held are
+        skipped with reason "erased", their attempts lose the response excerpt, and each of
+        `projections` is rewritten by its `apply` (None: unchanged) with version+1 and
+        updated_at now (its last event stays); the organization's erasure count goes up (the
+        feed's ETag), and `audit` is written with the counts in its changes. Then the database
+        is asked to drop its copies of what was overwritten (`forget_overwritten`)."""
+        ids = [e.id for e in events]
+        key = {"organization_id": organization_id, "event_ids": ids}
+        async with self._db.transaction() as tx:
+            erased = await tx.execute("erase_events", now=now, **key)
+            stopped = await tx.execute("stop_erased_deliveries", now=now, **key)
+            cleared = await tx.execute("clear_erased_attempts", **key)
+            changed = await _rewrite_projections(tx, organization_id, projections, now)
+            await tx.execute("count_erasure", organization_id=organization_id)
+            counts = ErasureCounts(erased, stopped, cleared, len(changed))
+            if audit is not None:
+                await _audit(tx, replace(audit, changes={**audit.changes, **counts.as_json()}))
+        for changed_key in changed:
+            self._projections.discard(changed_key)
+        await self._db.forget_overwritten()
+        return counts
+
     # ---- audit trail (issue 22 section 3) ------------------------------------------------
     async def record_audit(self, entry: AuditEntry) -> None:
         """An entry on its own (a sensitive read; a change records with its own method)."""
@@ -1330,6 +1383,34 @@ async def _apply_projections(
     return changed
 
 
+async def _rewrite_projections(
+    tx: Connection, organization_id: str, updates: Sequence[ProjectionUpdate], now: float
+) -> list[ProjectionKey]:
+    """Apply `updates` to an organization's projections in place (not from an event: the last
+    event and its time stay), under the same per-key locks as publishing; each changed one
+    gets version+1 and updated_at now. Answers the keys changed."""
+    keys = sorted({(organization_id, u.kind, u.key) for u in updates})
+    if not keys:
+        return []
+    key_rows = _key_rows(keys)
+    await tx.execute("lock_projections", keys=key_rows)
+    rows = await tx.fetch("get_projections", keys=key_rows)
+    current = {_key(p): p for p in map(r.projection_from_row, rows)}
+    changed: dict[ProjectionKey, Projection] = {}
+    for update in updates:
+        key = (organization_id, update.kind, update.key)
+        before = changed.get(key) or current.get(key)
+        if before is None:
+            continue
+        state = update.apply(before)
+        if state is None:
+            continue
+        changed[key] = replace(before, state=state, version=before.version + 1, updated_at=now)
+    if changed:
+        await tx.execute("upsert_projections", rows=r.dumps([changed[k] for k in sorted(changed)]))
+    return sorted(changed)
+
+
 def _compare_and_set_rows(
     changed: dict[ProjectionKey, Projection],
     believed: dict[ProjectionKey, Projection],
@@ -1422,6 +1503,7 @@ __all__ = [
     "DeliveryFilter",
     "EndpointBacklog",
     "EndpointHour",
+    "ErasureCounts",
     "MigrationStatus",
     "NotFound",
     "PortalLinkUse",

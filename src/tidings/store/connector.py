@@ -72,6 +72,13 @@ class Connector(abc.ABC):
         as needed) until `close`."""
 
     @abc.abstractmethod
+    async def forget_overwritten(self) -> None:
+        """Drop what the database file keeps of rows just overwritten, where the dialect can
+        (after an erasure). SQLite: its write-ahead log still holds the old pages until a
+        checkpoint, so checkpoint and truncate it. PostgreSQL: nothing to do from here (old row
+        versions go with (auto)vacuum; a dump or a replica never shows them)."""
+
+    @abc.abstractmethod
     def notify(self) -> None:
         """Tell the other processes that deliveries became due, after the commit that made
         them so (sent soon, not awaited; a lost one costs a worker's idle poll)."""

@@ -176,6 +176,10 @@ class PostgresConnector(Connector):
             async with self._pool.acquire() as conn:
                 yield _PostgresConnection(conn, self.queries)
 
+    async def forget_overwritten(self) -> None:
+        """Nothing to do from here: the old row versions stay in the table's files until
+        (auto)vacuum reclaims them; no query, dump or replica shows them."""
+
     # ---- wake-ups between processes -------------------------------------------------------------
     def notify(self) -> None:
         self._announce_wanted = True

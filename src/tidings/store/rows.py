@@ -234,6 +234,7 @@ def event_from_row(r: Row) -> Event:
         attributes=dict(loads(r["attributes"]) or {}),
         idempotency_key=r["idempotency_key"],
         seq=r["seq"],
+        erased_at=r["erased_at"],
     )
 
 

@@ -163,6 +163,9 @@ class SqliteConnector(Connector):
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA foreign_keys = ON")
+            # deleted and overwritten content is zeroed in the file, not left in free space
+            # (an erasure must leave no copy; Debian's build has it on by default already)
+            await db.execute("PRAGMA secure_delete = ON")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database: {exc}") from exc
         self._db = db
@@ -188,3 +191,10 @@ class SqliteConnector(Connector):
 
     def notify(self) -> None:
         """No other process to tell."""
+
+    async def forget_overwritten(self) -> None:
+        """Copy the write-ahead log into the database and truncate it to nothing: the log's
+        older frames hold pages as they were before an erasure."""
+        async with self._lock:
+            with _mapped_errors():
+                await self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")

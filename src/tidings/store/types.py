@@ -72,6 +72,35 @@ class PublishItem:
 
 
 @dataclass(frozen=True, slots=True)
+class ErasureCounts:
+    """What one `Store.erase_events` changed: events whose data went, deliveries that will not
+    be sent (they were pending or held), attempts whose response excerpt went, projections
+    whose copy of the data went."""
+
+    events: int = 0
+    deliveries_stopped: int = 0
+    responses_cleared: int = 0
+    projections: int = 0
+
+    def as_json(self) -> dict[str, int]:
+        """The counts as an audit entry and the API name them."""
+        return {
+            "events": self.events,
+            "deliveriesStopped": self.deliveries_stopped,
+            "responsesCleared": self.responses_cleared,
+            "projections": self.projections,
+        }
+
+    def __add__(self, other: ErasureCounts) -> ErasureCounts:
+        return ErasureCounts(
+            self.events + other.events,
+            self.deliveries_stopped + other.deliveries_stopped,
+            self.responses_cleared + other.responses_cleared,
+            self.projections + other.projections,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PublishResult:
     """`event` is what is stored: the new event, or the one stored before under the same id or
     Idempotency-Key (then `created` is False and no delivery or projection was written)."""

@@ -98,11 +98,12 @@ async def test_the_audit_log_shows_who_changed_what_from_where(api: Api) -> None
 
 async def test_bad_queries_are_named_and_a_publish_key_is_refused(api: Api) -> None:
     acme = await api.org()
-    for params, path in [
+    cases: list[tuple[dict[str, str | int], str]] = [
         ({"since": "yesterday"}, "query.since"),
         ({"cursor": "not-ours"}, "query.cursor"),
         ({"limit": 0}, "query.limit"),
-    ]:
+    ]
+    for params, path in cases:
         r = await api.client.get("/v1/audit-log", params=params, headers=acme.headers)
         assert r.status_code == 422, r.text
         assert path in str(r.json()), r.json()

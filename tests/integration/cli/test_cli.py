@@ -380,3 +380,33 @@ def test_keys_create_list_revoke_and_a_platform_key_made_in_the_database(
     assert [json.loads(line)["targetId"] for line in own.splitlines()] == [reader["id"]]
     bad = server.cli("audit", "export", "--format", "csv")
     assert bad.code == 2 and "--format must be one of jsonl" in bad.err
+
+
+def test_events_erase_one_event_or_a_subject_and_the_event_shows_it(server: Server) -> None:
+    """Issue 22 section 4: `tidings events erase` (platform key), and `events get` / `list`
+    showing the erasure to the organization."""
+    org_id, org_key = _setup_org(server)
+    for n, order in enumerate(["ord_e1", "ord_e2", "ord_e3"]):
+        data = json.dumps(_status_changed(order, None, "VALID"))
+        _ok(
+            server.cli(
+                "events", "publish", "--type", "compliance.status_changed", "--org", org_id,
+                "--data", data, "--id", f"evt_e{n}", "--subject", order,
+            )
+        )  # fmt: skip
+    shown = _ok(server.cli("events", "erase", "evt_e0", "--org", org_id)).out
+    assert "events" in shown and "1" in shown
+    got = _ok(server.cli("events", "get", "evt_e0", key=org_key)).out
+    assert "data: (erased)" in got and "erasedAt" in got and "ord_e1" not in got.split("erasedAt")[1]
+    as_json = _ok(server.cli("events", "get", "evt_e1", "--json", key=org_key)).json()
+    assert as_json["erasedAt"] is None and as_json["data"]["orderId"] == "ord_e2"
+    by_subject = _ok(server.cli("events", "erase", "--subject", "ord_e2", "--json")).json()
+    assert by_subject["erased"]["events"] == 1 and by_subject["organizations"] == [org_id]
+    listed = _ok(server.cli("events", "list", "--json", key=org_key)).json()["items"]
+    assert [e["erasedAt"] is not None for e in listed] == [True, True, False]
+    table = _ok(server.cli("events", "list", key=org_key)).out
+    assert "erased" in table
+    usage = server.cli("events", "erase", "evt_e2")
+    assert usage.code == 2 and "needs --org" in usage.err
+    refused = server.cli("events", "erase", "evt_e2", "--org", org_id, key=org_key)
+    assert refused.code == 1 and "platform_key_required" in refused.err

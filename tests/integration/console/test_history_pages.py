@@ -357,3 +357,25 @@ async def test_an_event_with_an_unknown_error_code_is_flagged_on_its_page(both: 
     unknown = await browser.get(f"/console/events/{ids[1]}")
     assert 'class="notice"' in unknown.text
     assert "Unknown error code" in unknown.text and "FL9999" in html.unescape(unknown.text)
+
+
+async def test_an_erased_event_shows_as_erased_and_its_data_is_gone(both: Both) -> None:
+    api, web = both.api, both.web
+    org = await api.org("acme")
+    await make_endpoint(api, org, eventTypes=["compliance.*"])
+    event, _ = await publish(api, org, "compliance.status_changed", at=T0)
+    browser = await web.sign_in(org.key)
+    before = await browser.get(f"/console/events/{event.id}")
+    assert "data erased" not in before.text and "orderId" in before.text
+    r = await api.client.post(
+        f"/v1/events/{event.id}/erase", json={"organizationUuid": org.id}, headers=api.platform
+    )
+    assert r.status_code == 200, r.text
+    after = await browser.get(f"/console/events/{event.id}")
+    assert after.status_code == 200
+    assert "This event&#39;s data was erased" in after.text or "This event's data was erased" in (
+        after.text
+    )
+    assert "orderId" not in after.text
+    feed = await browser.get("/console/events")
+    assert "(data erased)" in feed.text

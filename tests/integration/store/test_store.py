@@ -346,11 +346,11 @@ async def test_event_feed_cursor_types_and_fingerprint(store: Store) -> None:
     filtered = await store.list_events(org, after=None, types=flt, limit=10)
     assert [e.type for e in filtered.items] == ["order.created", "order.paid", "kyc.passed"]
 
-    count, last = await store.events_page_fingerprint(org, after=None, types=flt, limit=2)
-    assert (count, last) == (2, stored[1].seq)
+    count, last, erasures = await store.events_page_fingerprint(org, after=None, types=flt, limit=2)
+    assert (count, last, erasures) == (2, stored[1].seq, 0)
     assert await store.events_page_fingerprint(
         org, after=empty.next_cursor, types=TypeFilter(), limit=5
-    ) == (0, 0)
+    ) == (0, 0, 0)
     with pytest.raises(ValueError):
         await store.list_events(org, after="%%%", types=TypeFilter(), limit=1)
     other = await make_org(store)

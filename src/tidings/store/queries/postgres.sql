@@ -235,7 +235,9 @@ ORDER BY seq
 LIMIT :limit
 
 -- name: events_page_fingerprint
-SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq FROM (
+SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq,
+       (SELECT erasures FROM organizations WHERE id = :organization_id) AS erasures
+FROM (
     SELECT seq FROM events
     WHERE organization_id = :organization_id
       AND (:after_seq::bigint IS NULL OR seq > :after_seq)
@@ -249,6 +251,7 @@ SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq FROM (
 -- name: events_without_delivery
 SELECT * FROM events AS e
 WHERE e.organization_id = :organization_id
+  AND e.erased_at IS NULL
   AND e.created_at >= :since
   AND (:until::double precision IS NULL OR e.created_at < :until)
   AND (:no_types::boolean OR e.type = ANY(:exact::text[])
@@ -324,6 +327,8 @@ UPDATE deliveries AS d SET
 FROM endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.id = :id AND d.status <> 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.organization_id = d.organization_id
+                  AND e.id = d.event_id AND e.erased_at IS NOT NULL)
 RETURNING d.*
 
 -- name: replay_endpoint_deliveries
@@ -336,6 +341,8 @@ WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id
   AND d.created_at >= :since AND (:until::double precision IS NULL OR d.created_at < :until)
   AND d.status = ANY(:statuses::text[]) AND d.status <> 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.organization_id = d.organization_id
+                  AND e.id = d.event_id AND e.erased_at IS NOT NULL)
 
 -- name: revive_skipped_deliveries
 UPDATE deliveries AS d SET
@@ -346,6 +353,7 @@ UPDATE deliveries AS d SET
 FROM json_to_recordset(:rows::json) AS r(id text, schema_version integer), endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id AND d.id = r.id
   AND d.status = 'skipped'
+  AND coalesce(d.skip_reason, '') <> 'erased'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
 -- name: claim_due
@@ -646,6 +654,8 @@ SELECT count(*) AS n FROM deliveries AS d
 WHERE d.endpoint_id = :endpoint_id AND d.organization_id = :organization_id
   AND d.created_at >= :since AND (:until::double precision IS NULL OR d.created_at < :until)
   AND d.status = ANY(:statuses::text[]) AND d.status <> 'skipped'
+  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.organization_id = d.organization_id
+                  AND e.id = d.event_id AND e.erased_at IS NOT NULL)
 
 -- name: search_organizations
 -- list_organizations whose name contains :needle (lower case) or whose id is :needle.
@@ -801,3 +811,44 @@ LIMIT :limit
 DELETE FROM audit_log WHERE seq IN (
     SELECT seq FROM audit_log WHERE at < :cutoff ORDER BY seq LIMIT :limit
 )
+
+-- ---- erasure of personal data (issue 22 section 4) ---------------------------------------------
+
+-- name: event_to_erase
+SELECT * FROM events
+WHERE organization_id = :organization_id AND id = :id AND erased_at IS NULL
+
+-- name: events_to_erase_by_subject
+-- Events about :subject not erased yet, in :organization_id or (null) every organization.
+SELECT * FROM events
+WHERE subject = :subject AND erased_at IS NULL
+  AND (:organization_id::text IS NULL OR organization_id = :organization_id)
+ORDER BY seq
+LIMIT :limit
+
+-- name: erase_events
+-- The data goes (JSON null); the skeleton stays. The old row version stays in the table's files
+-- until (auto)vacuum reclaims it; a dump or a replica never shows it.
+UPDATE events SET data = 'null'::jsonb, erased_at = :now
+WHERE organization_id = :organization_id AND id = ANY(:event_ids::text[]) AND erased_at IS NULL
+
+-- name: stop_erased_deliveries
+-- What was still to be sent of an erased event will not be: skipped, reason "erased" (a worker
+-- holding one loses its lease, and its late outcome is dropped with its attempt).
+UPDATE deliveries SET
+    status = 'skipped', skip_reason = 'erased', next_attempt_at = NULL,
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE event_id = ANY(:event_ids::text[])
+  AND organization_id = :organization_id AND status IN ('pending', 'held')
+
+-- name: clear_erased_attempts
+-- The receivers' answers (which may echo the payload) go; the outcomes stay.
+UPDATE attempts SET response_excerpt = NULL
+WHERE delivery_id IN (SELECT d.id FROM deliveries AS d
+                      WHERE d.event_id = ANY(:event_ids::text[])
+                        AND d.organization_id = :organization_id)
+  AND response_excerpt IS NOT NULL
+
+-- name: count_erasure
+-- An organization's erasures: part of its feed's ETag.
+UPDATE organizations SET erasures = erasures + 1 WHERE id = :organization_id

@@ -213,7 +213,9 @@ ORDER BY seq
 LIMIT :limit
 
 -- name: events_page_fingerprint
-SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq FROM (
+SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq,
+       (SELECT erasures FROM organizations WHERE id = :organization_id) AS erasures
+FROM (
     SELECT seq FROM events
     WHERE organization_id = :organization_id
       AND (:after_seq IS NULL OR seq > :after_seq)
@@ -228,6 +230,7 @@ SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq FROM (
 -- name: events_without_delivery
 SELECT * FROM events AS e
 WHERE e.organization_id = :organization_id
+  AND e.erased_at IS NULL
   AND e.created_at >= :since
   AND (:until IS NULL OR e.created_at < :until)
   AND (:no_types
@@ -307,6 +310,8 @@ UPDATE deliveries AS d SET
 FROM endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.id = :id AND d.status <> 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.organization_id = d.organization_id
+                  AND e.id = d.event_id AND e.erased_at IS NOT NULL)
 RETURNING *
 
 -- name: replay_endpoint_deliveries
@@ -319,6 +324,8 @@ WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id
   AND d.created_at >= :since AND (:until IS NULL OR d.created_at < :until)
   AND d.status IN (SELECT value FROM json_each(:statuses)) AND d.status <> 'skipped'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.organization_id = d.organization_id
+                  AND e.id = d.event_id AND e.erased_at IS NOT NULL)
 
 -- name: revive_skipped_deliveries
 UPDATE deliveries AS d SET
@@ -331,6 +338,7 @@ FROM (SELECT value ->> '$.id' AS id, value ->> '$.schema_version' AS schema_vers
      endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id AND d.id = r.id
   AND d.status = 'skipped'
+  AND coalesce(d.skip_reason, '') <> 'erased'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
 
 -- name: claim_due
@@ -602,6 +610,8 @@ SELECT count(*) AS n FROM deliveries AS d
 WHERE d.endpoint_id = :endpoint_id AND d.organization_id = :organization_id
   AND d.created_at >= :since AND (:until IS NULL OR d.created_at < :until)
   AND d.status IN (SELECT value FROM json_each(:statuses)) AND d.status <> 'skipped'
+  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.organization_id = d.organization_id
+                  AND e.id = d.event_id AND e.erased_at IS NOT NULL)
 
 -- name: search_organizations
 -- list_organizations whose name contains :needle (lower case) or whose id is :needle.
@@ -757,3 +767,45 @@ LIMIT :limit
 DELETE FROM audit_log WHERE seq IN (
     SELECT seq FROM audit_log WHERE at < :cutoff ORDER BY seq LIMIT :limit
 )
+
+-- ---- erasure of personal data (issue 22 section 4) ---------------------------------------------
+
+-- name: event_to_erase
+SELECT * FROM events
+WHERE organization_id = :organization_id AND id = :id AND erased_at IS NULL
+
+-- name: events_to_erase_by_subject
+-- Events about :subject not erased yet, in :organization_id or (null) every organization.
+SELECT * FROM events
+WHERE subject = :subject AND erased_at IS NULL
+  AND (:organization_id IS NULL OR organization_id = :organization_id)
+ORDER BY seq
+LIMIT :limit
+
+-- name: erase_events
+-- The data goes (JSON null); the skeleton stays. SQLite overwrites the freed bytes
+-- (secure_delete, set when the connection opens).
+UPDATE events SET data = 'null', erased_at = :now
+WHERE organization_id = :organization_id AND id IN (SELECT value FROM json_each(:event_ids))
+  AND erased_at IS NULL
+
+-- name: stop_erased_deliveries
+-- What was still to be sent of an erased event will not be: skipped, reason "erased" (a worker
+-- holding one loses its lease, and its late outcome is dropped with its attempt).
+UPDATE deliveries SET
+    status = 'skipped', skip_reason = 'erased', next_attempt_at = NULL,
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE event_id IN (SELECT value FROM json_each(:event_ids))
+  AND organization_id = :organization_id AND status IN ('pending', 'held')
+
+-- name: clear_erased_attempts
+-- The receivers' answers (which may echo the payload) go; the outcomes stay.
+UPDATE attempts SET response_excerpt = NULL
+WHERE delivery_id IN (SELECT d.id FROM deliveries AS d
+                      WHERE d.event_id IN (SELECT value FROM json_each(:event_ids))
+                        AND d.organization_id = :organization_id)
+  AND response_excerpt IS NOT NULL
+
+-- name: count_erasure
+-- An organization's erasures: part of its feed's ETag.
+UPDATE organizations SET erasures = erasures + 1 WHERE id = :organization_id
