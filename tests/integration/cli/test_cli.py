@@ -397,7 +397,7 @@ def test_events_erase_one_event_or_a_subject_and_the_event_shows_it(server: Serv
     shown = _ok(server.cli("events", "erase", "evt_e0", "--org", org_id)).out
     assert "events" in shown and "1" in shown
     got = _ok(server.cli("events", "get", "evt_e0", key=org_key)).out
-    assert "data: (erased)" in got and "erasedAt" in got and "ord_e1" not in got.split("erasedAt")[1]
+    assert "data: (erased)" in got and "erasedAt" in got and "VALID" not in got
     as_json = _ok(server.cli("events", "get", "evt_e1", "--json", key=org_key)).json()
     assert as_json["erasedAt"] is None and as_json["data"]["orderId"] == "ord_e2"
     by_subject = _ok(server.cli("events", "erase", "--subject", "ord_e2", "--json")).json()
