@@ -17,6 +17,7 @@ FIELD_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     "organizationUuid": {"type": "string"},
     "partnerUuid": {"type": ["string", "null"]},
     "subject": {"type": ["string", "null"]},
+    "correlationId": {"type": ["string", "null"]},
     "attributes": {"type": "object"},
     "data": {},
     "createdAt": {"type": "string", "format": "date-time"},

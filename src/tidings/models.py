@@ -172,6 +172,8 @@ class Event:
     idempotency_key: str | None = None
     seq: int = 0  # store-assigned, monotonically increasing; the feed cursor
     erased_at: float | None = None  # its data erased (issue 22 section 4): `data` is None
+    # set by the platform from the request that caused the event (issue 26 item 7)
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

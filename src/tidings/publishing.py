@@ -89,6 +89,7 @@ def _shape_issues(envelope: Mapping[str, Any]) -> list[Issue]:
     issues += _optional_string(envelope, "id", MAX_ID_CHARS)
     issues += _optional_string(envelope, "partnerUuid", MAX_ID_CHARS)
     issues += _optional_string(envelope, "subject", MAX_ID_CHARS)
+    issues += _optional_string(envelope, "correlationId", MAX_ID_CHARS)
     if envelope.get("createdAt") is not None:
         created = envelope["createdAt"]
         try:
@@ -108,6 +109,7 @@ def _same_envelope(stored: Event, new: _Candidate) -> bool:
         and stored.source == event.source
         and stored.partner_uuid == event.partner_uuid
         and stored.subject == event.subject
+        and stored.correlation_id == event.correlation_id
         and (stored.attributes or {}) == (event.attributes or {})
         and stored.data == event.data
     )
@@ -211,6 +213,7 @@ class Publisher:
             data=envelope["data"],
             partner_uuid=envelope.get("partnerUuid"),
             subject=envelope.get("subject"),
+            correlation_id=envelope.get("correlationId"),
             attributes=envelope.get("attributes") or {},
             idempotency_key=idempotency_key,
         )

@@ -291,3 +291,30 @@ def test_unknown_format_and_bad_attempt() -> None:
         _render("xml", NT_EVENT, ["s"])
     with pytest.raises(ValueError):
         _render("novatrade", NT_EVENT, [generate_secret("novatrade")], attempt=0)
+
+
+def test_the_correlation_id_header_is_sent_when_the_event_has_one() -> None:
+    """Issue 26 item 7: X-Tidings-Correlation-Id on every format's attempts, and the receiver
+    SDK reads the same header name."""
+    from tidings import formats
+    from tidings.receiver import events as receiver_events
+
+    assert receiver_events.CORRELATION_ID_HEADER == formats.CORRELATION_ID_HEADER
+    base = Event(
+        id="evt_1",
+        organization_id="org",
+        type="compliance.status_changed",
+        schema_version=1,
+        source="WEB_APP",
+        created_at=1_767_225_600.0,
+        data={"orderId": "o"},
+    )
+    for fmt in ("novatrade", "dlt", "standard"):
+        secrets = [generate_secret(fmt)]
+        without = formats.sign_headers(fmt, event=base, body=b"{}", delivery_id="dlv_1", attempt=1,
+                                  secrets=secrets, now=1_767_225_600.0)  # fmt: skip
+        assert "X-Tidings-Correlation-Id" not in without
+        made = formats.sign_headers(fmt, event=replace(base, correlation_id="req-9"), body=b"{}",
+                               delivery_id="dlv_1", attempt=1, secrets=secrets,
+                               now=1_767_225_600.0)  # fmt: skip
+        assert made["X-Tidings-Correlation-Id"] == "req-9"

@@ -51,6 +51,10 @@ class EventOut(_Out):
     organizationUuid: str
     partnerUuid: str | None
     subject: str | None
+    correlationId: str | None = Field(
+        description="the platform's id of the request that caused the event (self-echo "
+        "filtering), also in the X-Tidings-Correlation-Id header of each delivery"
+    )
     attributes: dict[str, Any]
     data: Any = Field(description="null once erased")
     createdAt: str

@@ -25,6 +25,7 @@ def event_view(event: Event, warnings: list[dict[str, str]] | None = None) -> di
         "organizationUuid": event.organization_id,
         "partnerUuid": event.partner_uuid,
         "subject": event.subject,
+        "correlationId": event.correlation_id,
         "attributes": event.attributes,
         "data": event.data,
         "createdAt": to_rfc3339(event.created_at),

@@ -73,6 +73,7 @@ def envelope_from_options(
     attrs: list[str] | None,
     schema_version: int | None,
     event_id: str | None,
+    correlation_id: str | None = None,
 ) -> dict[str, Any]:
     if not event_type:
         raise UsageError("give an envelope FILE (or - for stdin), --batch FILE.jsonl, or --type")
@@ -87,6 +88,7 @@ def envelope_from_options(
         "organizationUuid": org,
         "partnerUuid": partner,
         "subject": subject,
+        "correlationId": correlation_id,
     }
     envelope.update({k: v for k, v in optional.items() if v is not None})
     if attrs:
@@ -237,6 +239,15 @@ def events_publish(
     event_id: Annotated[
         str | None, typer.Option("--id", metavar="ID", help="Your event id", show_default="new")
     ] = None,
+    correlation_id: Annotated[
+        str | None,
+        typer.Option(
+            "--correlation-id",
+            metavar="ID",
+            help="The id of the request that caused the event (delivered as "
+            "X-Tidings-Correlation-Id: receivers skip their own echoes).",
+        ),
+    ] = None,
     idempotency_key: Annotated[
         str | None,
         typer.Option("--idempotency-key", metavar="KEY", help="Sent as Idempotency-Key."),
@@ -256,7 +267,16 @@ def events_publish(
     else:
         envelope = guarded(
             lambda: envelope_from_options(
-                event_type, data, org, partner, source, subject, attr, schema_version, event_id
+                event_type,
+                data,
+                org,
+                partner,
+                source,
+                subject,
+                attr,
+                schema_version,
+                event_id,
+                correlation_id,
             )
         )
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
@@ -342,6 +362,12 @@ def events_list(
         float,
         typer.Option("--interval", min=0.1, metavar="SECONDS", help="Between polls (--follow)."),
     ] = 2.0,
+    correlation_id: Annotated[
+        str | None,
+        typer.Option(
+            "--correlation-id", metavar="ID", help="Only the events published with this id."
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = None,
     as_json: JsonOpt = False,
@@ -349,13 +375,21 @@ def events_list(
 ) -> None:
     """The organization's event feed, oldest first (org key)."""
     if follow:
+        if correlation_id is not None:
+            raise fail("--correlation-id lists a page: leave out --follow")
         try:
             call(url, key, lambda api: follow_feed(api, after, types, limit, interval, as_json))
         except typer.Exit as exc:
             if exc.exit_code != 130:  # Ctrl-C is how --follow ends
                 raise
         return
-    page = call(url, key, lambda api: api.get("/v1/events", after=after, types=types, limit=limit))
+    page = call(
+        url,
+        key,
+        lambda api: api.get(
+            "/v1/events", after=after, types=types, limit=limit, correlationId=correlation_id
+        ),
+    )
     if shown(page, as_json, None):
         return
     show_table(EVENT_COLUMNS, events_rows(page.get("items", [])), empty="no events", wide=wide)

@@ -5,7 +5,9 @@ is identical across attempts; the timestamp and attempt number are not), or `ren
 
 Headers of every format: ``Content-Type: application/json``, ``User-Agent: tidings/<version>``,
 ``X-Tidings-Delivery-Id``, ``X-Tidings-Attempt`` (1-based), ``X-Tidings-Event-Id``,
-``X-Tidings-Event-Type``, ``X-Tidings-Schema-Version``, plus the format's signature headers.
+``X-Tidings-Event-Type``, ``X-Tidings-Schema-Version``, ``X-Tidings-Correlation-Id`` when the
+event has one (the platform's id of the request that caused it: receivers skip their own echoes),
+plus the format's signature headers.
 The endpoint's custom headers are added after them but never override any of them, nor any
 other format's signature header, nor transport headers (compared case-insensitively); custom
 headers that are not valid header names/values are dropped (the API refuses them up front with
@@ -57,6 +59,8 @@ RESERVED_HEADERS: frozenset[str] = frozenset(
     }
 )
 RESERVED_PREFIX = "x-tidings-"
+# The envelope's correlationId, on every attempt of an event that has one (any format)
+CORRELATION_ID_HEADER = "X-Tidings-Correlation-Id"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 MAX_CUSTOM_HEADERS = 20
 MAX_HEADER_VALUE = 1024
@@ -138,6 +142,8 @@ def sign_headers(
         "X-Tidings-Event-Type": event.type,
         "X-Tidings-Schema-Version": str(version),
     }
+    if event.correlation_id is not None:
+        headers[CORRELATION_ID_HEADER] = event.correlation_id
     headers.update(signer(event, body, secrets, now))
     taken = {name.lower() for name in headers}
     for name, value in (extra_headers or {}).items():

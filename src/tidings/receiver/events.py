@@ -27,6 +27,7 @@ ATTEMPT_HEADER = "X-Tidings-Attempt"
 EVENT_ID_HEADER = "X-Tidings-Event-Id"
 EVENT_TYPE_HEADER = "X-Tidings-Event-Type"
 SCHEMA_VERSION_HEADER = "X-Tidings-Schema-Version"
+CORRELATION_ID_HEADER = "X-Tidings-Correlation-Id"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class WebhookEvent:
     - `created_at`: when the event happened (aware datetime, UTC), None if the body has none.
     - `data`: the event's data as a dict (``details`` for dlt); `raw`: the whole parsed body.
     - `delivery_id`, `attempt`: from the ``X-Tidings-*`` headers (None when absent).
+    - `correlation_id`: the platform's id of the request that caused the event
+      (``X-Tidings-Correlation-Id``; None when it gave none). Compare it with your own calls'
+      ids to skip the echoes of your own changes. Like the other ``X-Tidings-*`` headers it is
+      not covered by the signature.
     - `attributes`: envelope fields of the format (novatrade: source, organizationUuid,
       partnerUuid; dlt: owner_id, owner_type, external_id, entitlement_trigger_id,
       entitlement_id).
@@ -57,6 +62,7 @@ class WebhookEvent:
     delivery_id: str | None = None
     attempt: int | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str | None = None
 
     @property
     def typed(self) -> EventData | None:
@@ -123,6 +129,7 @@ def parse(fmt: str, body: bytes | str, headers: HeadersLike) -> WebhookEvent:
     raw = _load(body)
     h = lower_headers(headers)
     delivery_id = h.get(DELIVERY_ID_HEADER.lower()) or None
+    correlation_id = h.get(CORRELATION_ID_HEADER.lower()) or None
     attempt = _int_or_none(h.get(ATTEMPT_HEADER.lower()), ATTEMPT_HEADER)
     header_version = _int_or_none(h.get(SCHEMA_VERSION_HEADER.lower()), SCHEMA_VERSION_HEADER)
     if fmt == "novatrade":
@@ -139,6 +146,7 @@ def parse(fmt: str, body: bytes | str, headers: HeadersLike) -> WebhookEvent:
             format=fmt,
             delivery_id=delivery_id,
             attempt=attempt,
+            correlation_id=correlation_id,
             attributes={key: raw.get(key) for key in ("source", "organizationUuid", "partnerUuid")},
         )
     if fmt == "dlt":
@@ -153,6 +161,7 @@ def parse(fmt: str, body: bytes | str, headers: HeadersLike) -> WebhookEvent:
             format=fmt,
             delivery_id=delivery_id,
             attempt=attempt,
+            correlation_id=correlation_id,
             attributes={key: raw.get(key) for key in DLT_ENVELOPE_FIELDS},
         )
     msg_id = h.get(STANDARD_ID_HEADER, "").strip()
@@ -168,6 +177,7 @@ def parse(fmt: str, body: bytes | str, headers: HeadersLike) -> WebhookEvent:
         format=fmt,
         delivery_id=delivery_id,
         attempt=attempt,
+        correlation_id=correlation_id,
     )
 
 

@@ -1,6 +1,6 @@
 """Events (contract sections 2 and 7): publishing one envelope or a batch (platform keys), an
-organization's feed, oldest first after a cursor, filtered by type patterns (organization
-keys), and the catalogs (any key).
+organization's feed, oldest first after a cursor, filtered by type patterns and by the
+platform's correlation id (organization keys), and the catalogs (any key).
 
 Publishing itself (validation, planning, storing) is `tidings.publishing.Publisher`, the one
 entry point that the worker's meta events use too; this room adds who may call it and the
@@ -15,6 +15,7 @@ from tidings.auth import Actor, require_organization, require_platform
 from tidings.config import MAX_BATCH_EVENTS
 from tidings.errors import ApiError, NotFoundError, ValidationFailed
 from tidings.models import Event, Page
+from tidings.publishing import MAX_ID_CHARS
 from tidings.services.deps import Deps
 from tidings.services.paging import check_page
 from tidings.store.base import PublishResult, TypeFilter
@@ -53,20 +54,33 @@ class Feed:
     types: TypeFilter
     types_key: str  # the patterns, sorted and joined: the same page asked alike has one key
     limit: int
+    correlation_id: str | None = None  # only the events carrying it (self-echo filtering)
 
 
-def feed(actor: Actor, *, after: str | None, types: str | None, limit: int) -> Feed:
-    """`types` is comma-separated patterns (`kyc.*,compliance.status_changed`)."""
+def feed(
+    actor: Actor,
+    *,
+    after: str | None,
+    types: str | None,
+    limit: int,
+    correlation_id: str | None = None,
+) -> Feed:
+    """`types` is comma-separated patterns (`kyc.*,compliance.status_changed`); with
+    `correlation_id`, only the events that carry it."""
     organization_id = require_organization(actor)
     check_page(limit)
+    if correlation_id is not None and not 0 < len(correlation_id) <= MAX_ID_CHARS:
+        raise ValidationFailed.at("query.correlationId", f"must be 1 to {MAX_ID_CHARS} characters")
     if types is None or not types.strip():
-        return Feed(organization_id, after, TypeFilter(), "", limit)
+        return Feed(organization_id, after, TypeFilter(), "", limit, correlation_id)
     patterns = sorted({p.strip() for p in types.split(",") if p.strip()})
     for pattern in patterns:
         problem = validate_pattern(pattern)
         if problem is not None:
             raise ValidationFailed.at("query.types", f"{pattern!r}: {problem}")
-    return Feed(organization_id, after, to_type_filter(patterns), ",".join(patterns), limit)
+    return Feed(
+        organization_id, after, to_type_filter(patterns), ",".join(patterns), limit, correlation_id
+    )
 
 
 async def feed_version(deps: Deps, page: Feed) -> tuple[object, ...]:
@@ -74,20 +88,28 @@ async def feed_version(deps: Deps, page: Feed) -> tuple[object, ...]:
     changed (the API's ETag)."""
     try:
         count, last_seq, erasures = await deps.store.events_page_fingerprint(
-            page.organization_id, after=page.after, types=page.types, limit=page.limit
+            page.organization_id,
+            after=page.after,
+            types=page.types,
+            limit=page.limit,
+            correlation_id=page.correlation_id,
         )
     except ValueError:
         raise _bad_after() from None
     return (
-        "events", page.organization_id, page.after, page.types_key, page.limit, count, last_seq,
-        erasures,
+        "events", page.organization_id, page.after, page.types_key, page.limit,
+        page.correlation_id, count, last_seq, erasures,
     )  # fmt: skip
 
 
 async def feed_page(deps: Deps, page: Feed) -> Page[Event]:
     try:
         return await deps.store.list_events(
-            page.organization_id, after=page.after, types=page.types, limit=page.limit
+            page.organization_id,
+            after=page.after,
+            types=page.types,
+            limit=page.limit,
+            correlation_id=page.correlation_id,
         )
     except ValueError:
         raise _bad_after() from None

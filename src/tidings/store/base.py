@@ -594,32 +594,49 @@ class Store:
         return {row["id"]: r.event_from_row(row) for row in rows}
 
     async def list_events(
-        self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
+        self,
+        organization_id: str,
+        *,
+        after: str | None,
+        types: TypeFilter,
+        limit: int,
+        correlation_id: str | None = None,
     ) -> Page[Event]:
-        """Oldest first (by seq) after the cursor. next_cursor is always the cursor after the
-        last item (or the given cursor when the page is empty), so a feed can resume."""
+        """Oldest first (by seq) after the cursor; only those carrying `correlation_id` when
+        given. next_cursor is always the cursor after the last item (or the given cursor when
+        the page is empty), so a feed can resume."""
         rows = await self._db.fetch(
-            "list_events",
+            "list_events" if correlation_id is None else "list_events_by_correlation",
             organization_id=organization_id,
             after_seq=r.decode_cursor(after),
             limit=limit,
             **r.type_params(types),
+            **_correlation(correlation_id),
         )
         items = [r.event_from_row(row) for row in rows]
         return Page(items=items, next_cursor=r.encode_cursor(items[-1].seq) if items else after)
 
     async def events_page_fingerprint(
-        self, organization_id: str, *, after: str | None, types: TypeFilter, limit: int
+        self,
+        organization_id: str,
+        *,
+        after: str | None,
+        types: TypeFilter,
+        limit: int,
+        correlation_id: str | None = None,
     ) -> tuple[int, int, int]:
         """(count, last seq, the organization's erasures) of the page list_events would answer,
         without loading it: the basis of the feed's ETag (an erasure changes pages without
         adding events)."""
         row = await self._db.fetch_one(
-            "events_page_fingerprint",
+            "events_page_fingerprint"
+            if correlation_id is None
+            else "events_page_fingerprint_by_correlation",
             organization_id=organization_id,
             after_seq=r.decode_cursor(after),
             limit=limit,
             **r.type_params(types),
+            **_correlation(correlation_id),
         )
         assert row is not None
         return int(row["n"]), int(row["last_seq"]), int(row["erasures"] or 0)
@@ -1319,6 +1336,11 @@ def _new_delivery_rows(created: Sequence[PublishItem], now: float | None) -> lis
 
 def _any_pending(rows: Sequence[r.DeliveryRow]) -> bool:
     return any(d.status == DeliveryStatus.PENDING for _, _, d, _ in rows)
+
+
+def _correlation(correlation_id: str | None) -> dict[str, str]:
+    """The by-correlation queries' one more parameter (none for the plain ones)."""
+    return {} if correlation_id is None else {"correlation_id": correlation_id}
 
 
 def _key(p: Projection) -> ProjectionKey:

@@ -235,6 +235,7 @@ def event_from_row(r: Row) -> Event:
         idempotency_key=r["idempotency_key"],
         seq=r["seq"],
         erased_at=r["erased_at"],
+        correlation_id=r["correlation_id"],
     )
 
 

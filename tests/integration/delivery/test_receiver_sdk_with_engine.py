@@ -63,6 +63,7 @@ async def test_sdk_verifies_and_parses_real_deliveries_in_every_format(store: St
                     "schemaVersion": 1,
                     "source": "WEB_APP",
                     "organizationUuid": org,
+                    "correlationId": "req-web-42",  # the web app's request (issue 26 item 7)
                     "data": {"orderId": "o-1", "previousStatus": "INCOMPLETE", "status": "VALID"},
                 }
             )
@@ -90,6 +91,9 @@ async def test_sdk_verifies_and_parses_real_deliveries_in_every_format(store: St
                 assert event.format == fmt
                 assert event.delivery_id is not None and event.delivery_id.startswith("dlv_")
                 assert event.attempt == 1
+                # the platform's request id in every format; None for the event without one
+                expected = "req-web-42" if event.id == status.event.id else None
+                assert event.correlation_id == expected
             # a stranger's secret or a changed body is refused with a reason
             with pytest.raises(WebhookVerificationError):
                 Verifier(fmt, [generate_secret(fmt)]).verify_and_parse(

@@ -49,7 +49,9 @@ async def publishes(store: Store, ids: Callable[[str], str]) -> list[Any]:
     answers: list[Any] = []
 
     def planned(n: int, updates: tuple[ProjectionUpdate, ...] = ()) -> PublishItem:
-        ev = event(org, id=ids("evt"), created_at=T0 + n)
+        # every other event carries a correlation id (the fast path writes the column too)
+        ev = event(org, id=ids("evt"), created_at=T0 + n,
+                   correlation_id=f"req-{n}" if n % 2 else None)  # fmt: skip
         ds = [pending(ep.id, id=ids("dlv")) for ep in eps]
         return PublishItem(ev, ds, updates, subscribers.version)
 

@@ -97,9 +97,17 @@ async def list_events(
     types: Annotated[
         str | None, Query(max_length=2000, description="comma-separated patterns, e.g. kyc.*")
     ] = None,
+    correlation_id: Annotated[
+        str | None,
+        Query(
+            alias="correlationId",
+            max_length=200,
+            description="only the events the platform published with this correlationId",
+        ),
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
-    feed = events.feed(actor, after=after, types=types, limit=limit)
+    feed = events.feed(actor, after=after, types=types, limit=limit, correlation_id=correlation_id)
     etag = strong_etag(*await events.feed_version(ctx.deps, feed))
     if matches(request, etag):
         return not_modified(etag)

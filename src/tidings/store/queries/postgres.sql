@@ -200,17 +200,18 @@ SELECT 1 FROM endpoints WHERE id = ANY(:endpoint_ids::text[]) ORDER BY id FOR NO
 -- name: insert_events
 INSERT INTO events (
     id, organization_id, type, schema_version, source, partner_uuid, subject, attributes, data,
-    idempotency_key, created_at
+    idempotency_key, created_at, correlation_id
 )
 SELECT t.id, t.organization_id, t.type, t.schema_version, t.source, t.partner_uuid, t.subject,
-       t.attributes, coalesce(t.data, 'null'::jsonb), t.idempotency_key, t.created_at
+       t.attributes, coalesce(t.data, 'null'::jsonb), t.idempotency_key, t.created_at,
+       t.correlation_id
 FROM ROWS FROM (jsonb_to_recordset(:rows::text::jsonb)
                 AS (id text, organization_id text, type text, schema_version integer,
                     source text, partner_uuid text, subject text, attributes jsonb, data jsonb,
-                    idempotency_key text, created_at double precision))
+                    idempotency_key text, created_at double precision, correlation_id text))
      WITH ORDINALITY
      AS t(id, organization_id, type, schema_version, source, partner_uuid, subject, attributes,
-          data, idempotency_key, created_at, n)
+          data, idempotency_key, created_at, correlation_id, n)
 ORDER BY t.n
 ON CONFLICT DO NOTHING
 RETURNING organization_id, id, seq
@@ -240,6 +241,30 @@ SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq,
 FROM (
     SELECT seq FROM events
     WHERE organization_id = :organization_id
+      AND (:after_seq::bigint IS NULL OR seq > :after_seq)
+      AND (:no_types::boolean OR type = ANY(:exact::text[])
+           OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p
+                      WHERE starts_with(events.type, p)))
+    ORDER BY seq
+    LIMIT :limit
+) AS page
+
+-- name: list_events_by_correlation
+-- list_events of the events that carry :correlation_id (its index, not the feed's).
+SELECT * FROM events
+WHERE organization_id = :organization_id AND correlation_id = :correlation_id
+  AND (:after_seq::bigint IS NULL OR seq > :after_seq)
+  AND (:no_types::boolean OR type = ANY(:exact::text[])
+       OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p WHERE starts_with(events.type, p)))
+ORDER BY seq
+LIMIT :limit
+
+-- name: events_page_fingerprint_by_correlation
+SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq,
+       (SELECT erasures FROM organizations WHERE id = :organization_id) AS erasures
+FROM (
+    SELECT seq FROM events
+    WHERE organization_id = :organization_id AND correlation_id = :correlation_id
       AND (:after_seq::bigint IS NULL OR seq > :after_seq)
       AND (:no_types::boolean OR type = ANY(:exact::text[])
            OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p

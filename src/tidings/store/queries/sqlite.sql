@@ -174,12 +174,13 @@ WHERE endpoint_id = :endpoint_id AND status = 'held'
 -- name: insert_events
 INSERT INTO events (
     id, organization_id, type, schema_version, source, partner_uuid, subject, attributes, data,
-    idempotency_key, created_at
+    idempotency_key, created_at, correlation_id
 )
 SELECT r.value ->> '$.id', r.value ->> '$.organization_id', r.value ->> '$.type',
        r.value ->> '$.schema_version', r.value ->> '$.source', r.value ->> '$.partner_uuid',
        r.value ->> '$.subject', r.value -> '$.attributes', r.value -> '$.data',
-       r.value ->> '$.idempotency_key', r.value ->> '$.created_at'
+       r.value ->> '$.idempotency_key', r.value ->> '$.created_at',
+       r.value ->> '$.correlation_id'
 FROM json_each(:rows) AS r
 WHERE true
 ORDER BY r.key
@@ -218,6 +219,33 @@ SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq,
 FROM (
     SELECT seq FROM events
     WHERE organization_id = :organization_id
+      AND (:after_seq IS NULL OR seq > :after_seq)
+      AND (:no_types
+           OR type IN (SELECT value FROM json_each(:exact))
+           OR EXISTS (SELECT 1 FROM json_each(:prefixes) AS p
+                      WHERE substr(events.type, 1, length(p.value)) = p.value))
+    ORDER BY seq
+    LIMIT :limit
+)
+
+-- name: list_events_by_correlation
+-- list_events of the events that carry :correlation_id (its index, not the feed's).
+SELECT * FROM events
+WHERE organization_id = :organization_id AND correlation_id = :correlation_id
+  AND (:after_seq IS NULL OR seq > :after_seq)
+  AND (:no_types
+       OR type IN (SELECT value FROM json_each(:exact))
+       OR EXISTS (SELECT 1 FROM json_each(:prefixes) AS p
+                  WHERE substr(events.type, 1, length(p.value)) = p.value))
+ORDER BY seq
+LIMIT :limit
+
+-- name: events_page_fingerprint_by_correlation
+SELECT count(*) AS n, coalesce(max(seq), 0) AS last_seq,
+       (SELECT erasures FROM organizations WHERE id = :organization_id) AS erasures
+FROM (
+    SELECT seq FROM events
+    WHERE organization_id = :organization_id AND correlation_id = :correlation_id
       AND (:after_seq IS NULL OR seq > :after_seq)
       AND (:no_types
            OR type IN (SELECT value FROM json_each(:exact))
