@@ -21,6 +21,7 @@ from typing import Any
 
 from tidings.auth import hash_key
 from tidings.catalog import Catalog
+from tidings.filters import compile_filter
 from tidings.ids import new_id
 from tidings.models import ApiKey, Endpoint, EndpointSecret, KeyKind, Organization
 from tidings.publishing import Publisher
@@ -95,7 +96,12 @@ class Tenant:
     endpoint_ids: list[str]
 
 
-async def make_tenant(store: Store, urls: list[str], fmt: str = "novatrade") -> Tenant:
+async def make_tenant(
+    store: Store,
+    urls: list[str],
+    fmt: str = "novatrade",
+    event_filter: dict[str, Any] | None = None,
+) -> Tenant:
     now = time.time()
     org_id = str(uuid.uuid4())
     org_key = "tdk_org_bench_" + uuid.uuid4().hex
@@ -118,6 +124,7 @@ async def make_tenant(store: Store, urls: list[str], fmt: str = "novatrade") -> 
             secrets=(EndpointSecret(generate_secret(fmt), now),),
             created_at=now,
             updated_at=now,
+            filter=None if event_filter is None else compile_filter(event_filter),
         )
         await store.create_endpoint(endpoint)
         ids.append(endpoint.id)

@@ -125,15 +125,103 @@ async def throughput_sqlite(scale: float, receiver: str) -> list[Figure]:
 
 
 async def publish(scale: float, receiver: str) -> list[Figure]:
-    import aiohttp
-    import orjson
-
     batched_events = _n(40_000, scale, 200)
     single_events = _n(8_000, scale, 50)
     warm_up = _n(1_000, scale, 100)  # events, in batches then singly, before either is timed
+    batch_rate, single_rate = await _publish_rates(batched_events, single_events, warm_up)
+    size = (
+        f"{batched_events:,} events in batches of 100 (4 clients), {single_events:,} single "
+        f"(16 clients), after {warm_up + warm_up // 4:,} untimed; fan-out 10; one `tidings api` "
+        "process"
+    )
+    return [
+        Figure(
+            "publish",
+            "batched events/s",
+            batch_rate,
+            "events/s",
+            "≥ 5,000/s",
+            batch_rate >= 5000,
+            size=size,
+        ),
+        Figure(
+            "publish",
+            "single events/s",
+            single_rate,
+            "events/s",
+            "≥ 1,000/s",
+            single_rate >= 1000,
+            size=size,
+        ),
+    ]
+
+
+# A filter every bench event passes, reading a data field and an envelope-level prefix: what an
+# integrator routing by status would set (issue 26 item 8).
+BENCH_FILTER = {
+    "all": [
+        {"path": "data.status", "in": ["VALID", "INVALID", "VALID_EXPORT"]},
+        {"path": "data.orderId", "prefix": "ord_"},
+    ]
+}
+
+
+async def publish_filter(scale: float, receiver: str) -> list[Figure]:
+    """Publish throughput with a filter on each of the 10 endpoints against the same without,
+    alternated (without, with, without, with), each run a fresh database and `tidings api`:
+    the ratio of the medians (goal ≥ 0.9)."""
+    batched_events = _n(20_000, scale, 200)
+    single_events = _n(4_000, scale, 50)
+    warm_up = _n(1_000, scale, 100)
+    runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for filtered in (False, True, False, True):
+        spec = BENCH_FILTER if filtered else None
+        runs[filtered].append(
+            await _publish_rates(batched_events, single_events, warm_up, event_filter=spec)
+        )
+    size = (
+        f"{batched_events:,} events in batches of 100 and {single_events:,} single per run, "
+        f"fan-out 10, two runs each way alternated; filter {BENCH_FILTER}"
+    )
+    figures = []
+    for index, name in ((0, "batched"), (1, "single")):
+        plain = statistics.median(r[index] for r in runs[False])
+        with_filter = statistics.median(r[index] for r in runs[True])
+        ratio = with_filter / plain
+        figures.append(
+            Figure(
+                "publish-filter",
+                f"{name} events/s with a filter on 10 endpoints",
+                with_filter,
+                "events/s",
+                "≥ 0.9 x without",
+                ratio >= 0.9,
+                ceiling=plain,
+                ratio=ratio,
+                size=size,
+            )
+        )
+    return figures
+
+
+async def _publish_rates(
+    batched_events: int,
+    single_events: int,
+    warm_up: int,
+    event_filter: dict[str, Any] | None = None,
+) -> tuple[float, float]:
+    """(batched events/s, single events/s) of one `tidings api` on a fresh database whose
+    organization has 10 endpoints (each with `event_filter`)."""
+    import aiohttp
+    import orjson
+
     async with fresh_database("postgres") as url:
         async with connected(url) as store:
-            tenant = await make_tenant(store, [f"https://hooks.example/ep{i}" for i in range(10)])
+            tenant = await make_tenant(
+                store,
+                [f"https://hooks.example/ep{i}" for i in range(10)],
+                event_filter=event_filter,
+            )
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = tidings_env(url)
@@ -177,31 +265,7 @@ async def publish(scale: float, receiver: str) -> list[Figure]:
                 single_rate = await _post_many(
                     session, base + "/v1/events", singles(first, single_events), 16
                 )
-    size = (
-        f"{batched_events:,} events in batches of 100 (4 clients), {single_events:,} single "
-        f"(16 clients), after {warm_up + warm_up // 4:,} untimed; fan-out 10; one `tidings api` "
-        "process"
-    )
-    return [
-        Figure(
-            "publish",
-            "batched events/s",
-            batch_rate,
-            "events/s",
-            "≥ 5,000/s",
-            batch_rate >= 5000,
-            size=size,
-        ),
-        Figure(
-            "publish",
-            "single events/s",
-            single_rate,
-            "events/s",
-            "≥ 1,000/s",
-            single_rate >= 1000,
-            size=size,
-        ),
-    ]
+    return batch_rate, single_rate
 
 
 async def _post_many(session: Any, url: str, bodies: list[bytes], clients: int) -> float:
@@ -516,6 +580,7 @@ SCENARIOS = {
     "throughput-pg-2": throughput_pg_2,
     "throughput-sqlite": throughput_sqlite,
     "publish": publish,
+    "publish-filter": publish_filter,
     "latency": latency,
     "fan-out": fan_out,
     "isolation": isolation,

@@ -8,6 +8,7 @@ them as RFC 3339 strings. JSON-ish fields hold plain Python values (dict/list/st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -142,6 +143,10 @@ class Endpoint:
     rate_limit_per_second: float | None = None
     # send the attempt's W3C trace context (traceparent) when tracing is on
     trace_context: bool = False
+    # conditions on what an event says (issue 26 item 8); the events it refuses get no delivery,
+    # or a skipped one (reason "filtered") with record_filtered
+    filter: EventFilter | None = None
+    record_filtered: bool = False
     pause_reason: str | None = None
     failure_streak: int = 0  # consecutive failed attempts
     failing_since: float | None = None  # first failure after the last success
@@ -153,6 +158,16 @@ class Endpoint:
     def valid_secrets(self, now: float) -> tuple[str, ...]:
         """Every secret that signs at `now`: the current one first, then those in grace."""
         return tuple(s.secret for s in self.secrets if s.signs_at(now))
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """An endpoint's filter (issue 26 item 8; `tidings.filters` checks and compiles it): `spec`
+    as given (stored and shown), the `paths` it reads, and `test`, compiled."""
+
+    spec: dict[str, Any]
+    paths: tuple[str, ...]
+    test: Callable[[Event], bool] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

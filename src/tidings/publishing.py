@@ -19,7 +19,7 @@ from tidings.envelope import FIELDS as ENVELOPE_FIELDS
 from tidings.errors import ApiError, ConflictError, Issue, ValidationFailed, issue
 from tidings.group_commit import GroupCommit
 from tidings.ids import new_id
-from tidings.models import SOURCES, Event
+from tidings.models import SOURCES, Endpoint, Event
 from tidings.projections import projection_updates
 from tidings.store.base import (
     PublishItem,
@@ -28,7 +28,15 @@ from tidings.store.base import (
     Subscribers,
     SubscribersChanged,
 )
-from tidings.subscriptions import PlanKey, Target, deliveries_for, plan_key, plan_targets
+from tidings.subscriptions import (
+    PlanKey,
+    Target,
+    deliveries_for,
+    filtered_targets,
+    filtering_endpoints,
+    plan_key,
+    plan_targets,
+)
 
 MAX_ID_CHARS = 200
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -223,8 +231,10 @@ class Publisher:
 
     async def _items(self, candidates: Sequence[_Candidate]) -> list[PublishItem]:
         """Plan deliveries and projections from each organization's subscribed endpoints. Alike
-        events (`plan_key`: a batch of one type, say) are planned once; each gets its own ids."""
+        events (`plan_key`: a batch of one type, say) are planned once; each gets its own ids,
+        and the endpoints' filters (which read more of the event) are applied per event."""
         subscribers: dict[str, Subscribers] = {}
+        filtering: dict[str, dict[str, Endpoint]] = {}
         targets: dict[PlanKey, tuple[Target, ...]] = {}
         items = []
         for candidate in candidates:
@@ -233,10 +243,13 @@ class Publisher:
             if org not in subscribers:
                 subscribers[org] = await self.store.subscribed_endpoints(org)
             planned = subscribers[org]
+            if org not in filtering:
+                filtering[org] = filtering_endpoints(planned.endpoints)
             key = plan_key(event)
             if key not in targets:
                 targets[key] = plan_targets(event, planned.endpoints, self.catalog)
-            deliveries = deliveries_for(targets[key], self.new_id)
+            planned_targets = filtered_targets(event, targets[key], filtering[org])
+            deliveries = deliveries_for(planned_targets, self.new_id)
             items.append(PublishItem(event, deliveries, projection_updates(event), planned.version))
         return items
 

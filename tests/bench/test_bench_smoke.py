@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
         "ceilings",
         "peer-celery",
         "console",
+        "publish-filter",
     ],
 )
 def test_bench_scenario_runs_end_to_end(scenario: str) -> None:

@@ -136,6 +136,8 @@ class EndpointOut(_Out):
     headers: dict[str, str]
     rateLimitPerSecond: float | None
     traceContext: bool
+    filter: dict[str, Any] | None = Field(description="conditions on what an event says")
+    recordFiltered: bool
     failureStreak: int
     failingSince: str | None
     lastSuccessAt: str | None

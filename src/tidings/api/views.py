@@ -55,6 +55,8 @@ def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "headers": dict(endpoint.headers),
         "rateLimitPerSecond": endpoint.rate_limit_per_second,
         "traceContext": endpoint.trace_context,
+        "filter": None if endpoint.filter is None else endpoint.filter.spec,
+        "recordFiltered": endpoint.record_filtered,
         "failureStreak": endpoint.failure_streak,
         "failingSince": iso(endpoint.failing_since),
         "lastSuccessAt": iso(endpoint.last_success_at),

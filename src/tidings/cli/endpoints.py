@@ -22,6 +22,7 @@ from tidings.cli.options import (
     fetch_all,
     guarded,
     key_value_pairs,
+    parse_json_option,
     show_items,
     shown,
 )
@@ -87,6 +88,16 @@ RateOpt = Annotated[
         "--rate-limit", min=0, metavar="PER_SECOND", help="At most this many deliveries a second."
     ),
 ]
+FilterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--filter",
+        metavar="JSON",
+        help='Only events that satisfy it, e.g. \'{"path": "attributes.owner_type", '
+        '"eq": "company"}\' (docs/api.md: Filters).',
+        show_default=False,
+    ),
+]
 
 
 def endpoint_body(
@@ -119,7 +130,7 @@ def show_endpoint(endpoint: dict[str, Any], title: str) -> None:
     names = (
         "id", "url", "format", "status", "pauseReason", "eventTypes", "partnerIds",
         "acceptedSchemaVersions", "sources", "description", "headers", "rateLimitPerSecond",
-        "failureStreak", "lastSuccessAt", "createdAt",
+        "filter", "recordFiltered", "failureStreak", "lastSuccessAt", "createdAt",
     )  # fmt: skip
     pairs: list[tuple[str, Any]] = [(n, endpoint.get(n)) for n in names if n in endpoint]
     if endpoint.get("secret"):
@@ -140,6 +151,11 @@ def endpoints_create(
     description: DescriptionOpt = None,
     header: HeaderOpt = None,
     rate_limit: RateOpt = None,
+    event_filter: FilterOpt = None,
+    record_filtered: Annotated[
+        bool,
+        typer.Option("--record-filtered", help="Record the events --filter refuses as skipped."),
+    ] = False,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = None,
     as_json: JsonOpt = False,
@@ -154,6 +170,10 @@ def endpoints_create(
         )
     )
     body["url"] = endpoint_url
+    if event_filter is not None:
+        body["filter"] = guarded(lambda: parse_json_option(event_filter, "--filter"))
+    if record_filtered:
+        body["recordFiltered"] = True
     created = call(url, key, lambda api: api.post("/v1/endpoints", body))
     if shown(created, as_json, field):
         return
@@ -220,6 +240,10 @@ def endpoints_update(
     description: DescriptionOpt = None,
     header: HeaderOpt = None,
     rate_limit: RateOpt = None,
+    event_filter: FilterOpt = None,
+    no_filter: Annotated[
+        bool, typer.Option("--no-filter", help="Remove the filter: every subscribed event.")
+    ] = False,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = None,
     as_json: JsonOpt = False,
@@ -234,6 +258,10 @@ def endpoints_update(
         body["url"] = endpoint_url
     if all_partners:
         body["partnerIds"] = None
+    if event_filter is not None:
+        body["filter"] = guarded(lambda: parse_json_option(event_filter, "--filter"))
+    if no_filter:
+        body["filter"] = None
     if not body:
         raise fail("nothing to change: give at least one option (see --help)")
     endpoint = call(url, key, lambda api: api.patch(f"/v1/endpoints/{endpoint_id}", body))

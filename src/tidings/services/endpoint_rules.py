@@ -14,6 +14,8 @@ Rules
   organization.
 - `acceptedSchemaVersions`: positive integers, each a version of some subscribed type.
 - `headers`: valid, not reserved (`formats.validate_custom_headers`), at most 20.
+- `filter`: a valid filter (`tidings.filters`), each of whose `attributes.` and `data.` paths
+  some subscribed type declares.
 - the sizes of every field (`check_sizes`; the API's request models declare the same limits,
   so its schema shows them and its parser answers them first).
 """
@@ -28,8 +30,9 @@ from urllib.parse import urlsplit
 
 from tidings.catalog import Catalog
 from tidings.errors import Issues
+from tidings.filters import FilterIssue, unknown_paths
 from tidings.formats import MAX_CUSTOM_HEADERS, validate_custom_headers
-from tidings.models import SOURCES, Endpoint
+from tidings.models import SOURCES, Endpoint, EventFilter
 from tidings.netguard import ForbiddenAddress, check_endpoint_url, resolve_allowed
 from tidings.services.deps import Deps, UrlRules
 from tidings.store.base import Store
@@ -182,12 +185,37 @@ def check_sizes(endpoint: Endpoint, issues: Issues) -> None:
         issues.add("$.rateLimitPerSecond", f"must be above 0 and at most {MAX_RATE_PER_SECOND}")
 
 
+def check_filter_paths(
+    catalog: Catalog, patterns: Sequence[str], endpoint_filter: EventFilter | None, issues: Issues
+) -> None:
+    """Each `attributes.` and `data.` path of the filter must be declared by some subscribed
+    type (its attributes schema, or the data schema of one of its versions)."""
+    if endpoint_filter is None:
+        return
+    subscribed = [t for t in catalog.types() if matches_any(patterns, t.name)]
+    missing = unknown_paths(
+        endpoint_filter.paths,
+        [t.attributes_schema for t in subscribed],
+        [v.schema for t in subscribed for v in t.versions.values()],
+    )
+    for path in missing:
+        issues.add("$.filter", f"no subscribed event type has {path!r}")
+
+
 async def check_endpoint(
-    deps: Deps, candidate: Endpoint, *, requested_format: str | None, url_changed: bool
+    deps: Deps,
+    candidate: Endpoint,
+    *,
+    requested_format: str | None,
+    url_changed: bool,
+    filter_problems: Sequence[FilterIssue] = (),
 ) -> str:
     """Check `candidate` (the endpoint as it would be stored) against every rule; answer its
-    wire format, or raise one 422 naming every failing path."""
+    wire format, or raise one 422 naming every failing path (`filter_problems`: those of the
+    filter's shape, found when it was compiled)."""
     issues = Issues()
+    for problem in filter_problems:
+        issues.add(problem.path, problem.message)
     check_sizes(candidate, issues)
     if url_changed and 0 < len(candidate.url) <= MAX_URL_CHARS:
         await check_url(deps.urls, candidate.url, issues)
@@ -197,6 +225,7 @@ async def check_endpoint(
         check_versions(
             deps.catalog, candidate.event_types, candidate.accepted_schema_versions, issues
         )
+        check_filter_paths(deps.catalog, candidate.event_types, candidate.filter, issues)
     await check_partners(deps.store, candidate.organization_id, candidate.partner_ids, issues)
     check_headers(candidate.headers, issues)
     issues.raise_if_any()

@@ -17,8 +17,16 @@ from tidings.auth import Actor, require_organization, require_writer
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
 from tidings.endpoint_health import HEALTH_WINDOW_SECONDS, Health, hour_of, summarize
 from tidings.errors import NotFoundError, ValidationFailed
+from tidings.filters import FilterIssue, check_filter, compile_filter
 from tidings.ids import new_id
-from tidings.models import DEFAULT_SOURCES, Endpoint, EndpointSecret, EndpointStatus, Page
+from tidings.models import (
+    DEFAULT_SOURCES,
+    Endpoint,
+    EndpointSecret,
+    EndpointStatus,
+    EventFilter,
+    Page,
+)
 from tidings.policies import PAUSE_BY_HAND
 from tidings.services import audit
 from tidings.services.deps import Deps
@@ -54,6 +62,8 @@ class EndpointInput:
     headers: Mapping[str, str] = field(default_factory=dict)
     rate_limit_per_second: float | None = None
     trace_context: bool = False
+    filter: Mapping[str, Any] | None = None  # as given: checked by `tidings.filters`
+    record_filtered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,8 @@ class EndpointPatch:
     headers: Mapping[str, str] | Unset | None = UNSET
     rate_limit_per_second: float | Unset | None = UNSET
     trace_context: bool | Unset | None = UNSET
+    filter: Mapping[str, Any] | Unset | None = UNSET  # None: no filter
+    record_filtered: bool | Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +153,19 @@ async def create_endpoint(deps: Deps, actor: Actor, given: EndpointInput) -> End
         headers=dict(given.headers),
         rate_limit_per_second=given.rate_limit_per_second,
         trace_context=given.trace_context,
+        record_filtered=given.record_filtered,
         created_at=now,
         updated_at=now,
     )
-    fmt = await check_endpoint(deps, candidate, requested_format=given.format, url_changed=True)
+    compiled, filter_problems = _filter(given.filter)
+    candidate = replace(candidate, filter=compiled)
+    fmt = await check_endpoint(
+        deps,
+        candidate,
+        requested_format=given.format,
+        url_changed=True,
+        filter_problems=filter_problems,
+    )
     secret = EndpointSecret(secret=generate_secret(fmt), created_at=now)
     endpoint = _normalized(replace(candidate, format=fmt, secrets=(secret,)))
     fields = _audited(endpoint)
@@ -185,11 +206,23 @@ _AUDITED = (
     ("headers", "headers"),
     ("rate_limit_per_second", "rateLimitPerSecond"),
     ("trace_context", "traceContext"),
+    ("filter", "filter"),
+    ("record_filtered", "recordFiltered"),
 )
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, EventFilter):
+        return value.spec
     return list(value) if isinstance(value, tuple) else value
+
+
+def _filter(spec: Mapping[str, Any] | None) -> tuple[EventFilter | None, list[FilterIssue]]:
+    """The filter as given, compiled, or the problems of its shape (answered with the rest)."""
+    if spec is None:
+        return None, []
+    problems = check_filter(spec)
+    return (None, problems) if problems else (compile_filter(spec), [])
 
 
 def _audited(endpoint: Endpoint, before: Endpoint | None = None) -> dict[str, Any]:
@@ -208,7 +241,9 @@ def _audited(endpoint: Endpoint, before: Endpoint | None = None) -> dict[str, An
 _NOT_NULL = (("url", "url"), ("event_types", "eventTypes"), ("sources", "sources"))
 
 
-def _patched(current: Endpoint, patch: EndpointPatch, now: float) -> Endpoint:
+def _patched(
+    current: Endpoint, patch: EndpointPatch, now: float
+) -> tuple[Endpoint, list[FilterIssue]]:
     for name, path in (*_NOT_NULL, ("headers", "headers")):
         if getattr(patch, name) is None:
             raise ValidationFailed.at(f"$.{path}", "must not be null")
@@ -231,7 +266,12 @@ def _patched(current: Endpoint, patch: EndpointPatch, now: float) -> Endpoint:
         changes["rate_limit_per_second"] = patch.rate_limit_per_second
     if not isinstance(patch.trace_context, Unset):
         changes["trace_context"] = bool(patch.trace_context)  # null: back to the default
-    return replace(current, **changes)
+    if not isinstance(patch.record_filtered, Unset):
+        changes["record_filtered"] = bool(patch.record_filtered)  # null: back to the default
+    problems: list[FilterIssue] = []
+    if not isinstance(patch.filter, Unset):
+        changes["filter"], problems = _filter(patch.filter)
+    return replace(current, **changes), problems
 
 
 async def update_endpoint(
@@ -243,10 +283,14 @@ async def update_endpoint(
     organization_id = require_organization(actor)
     current = await _owned(deps, organization_id, endpoint_id)
     now = deps.clock()
-    candidate = _patched(current, patch, now)
+    candidate, filter_problems = _patched(current, patch, now)
     requested = patch.format if isinstance(patch.format, str) else current.format
     fmt = await check_endpoint(
-        deps, candidate, requested_format=requested, url_changed=candidate.url != current.url
+        deps,
+        candidate,
+        requested_format=requested,
+        url_changed=candidate.url != current.url,
+        filter_problems=filter_problems,
     )
     new_secret: str | None = None
     secrets = current.secrets

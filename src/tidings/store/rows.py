@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from tidings.filters import stored_filter
 from tidings.models import (
     ApiKey,
     Attempt,
@@ -210,6 +211,8 @@ def endpoint_from_row(r: Row, open_secret: SecretMap | None = None) -> Endpoint:
         headers=dict(loads(r["headers"]) or {}),
         rate_limit_per_second=r["rate_limit_per_second"],
         trace_context=bool(r["trace_context"]),
+        filter=None if r["filter"] is None else stored_filter(r["filter"]),
+        record_filtered=bool(r["record_filtered"]),
         pause_reason=r["pause_reason"],
         failure_streak=r["failure_streak"],
         failing_since=r["failing_since"],
@@ -308,6 +311,7 @@ def endpoint_params(ep: Endpoint, seal: SecretMap | None = None) -> dict[str, An
         else dumps(ep.accepted_schema_versions),
         "sources": dumps(ep.sources),
         "headers": dumps(ep.headers),
+        "filter": None if ep.filter is None else dumps(ep.filter.spec),
     }
 
 

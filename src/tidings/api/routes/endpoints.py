@@ -33,6 +33,20 @@ from tidings.services.paging import DEFAULT_LIMIT
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
+FILTER_DESCRIPTION = (
+    'Conditions on what an event says: {"all": [...]} or {"any": [...]} (nesting allowed) of '
+    'conditions {"path": PATH, OP: VALUE}, OP one of eq, in, exists, prefix; PATH an envelope '
+    "field (type, source, partnerUuid, subject, correlationId), attributes.NAME or data.NAME "
+    "(dots go deeper), which some subscribed type must declare. Events it refuses get no "
+    "delivery (or a skipped one with recordFiltered). null: every subscribed event."
+)
+FILTER_EXAMPLE = {
+    "all": [
+        {"path": "attributes.owner_type", "eq": "company"},
+        {"path": "data.status", "in": ["VALID", "INVALID"]},
+    ]
+}
+
 EndpointId = Annotated[str, Path(min_length=1, max_length=100)]
 SourceName = Literal["API", "WEB_APP", "SYSTEM"]
 Version = Annotated[StrictInt, Field(ge=1)]
@@ -64,6 +78,14 @@ class EndpointIn(BaseModel):
         default=False,
         description="send each attempt's W3C trace context (traceparent) when tidings traces",
     )
+    filter: dict[str, Any] | None = Field(
+        default=None, description=FILTER_DESCRIPTION, examples=[FILTER_EXAMPLE]
+    )
+    recordFiltered: bool = Field(
+        default=False,
+        description="record the events the filter refuses as skipped deliveries (reason "
+        "`filtered`) instead of leaving them out",
+    )
 
     def to_input(self) -> endpoints.EndpointInput:
         return endpoints.EndpointInput(
@@ -77,6 +99,8 @@ class EndpointIn(BaseModel):
             headers=self.headers,
             rate_limit_per_second=self.rateLimitPerSecond,
             trace_context=self.traceContext,
+            filter=self.filter,
+            record_filtered=self.recordFiltered,
         )
 
 
@@ -94,6 +118,8 @@ class EndpointPatch(BaseModel):
     headers: dict[str, str] | None = None
     rateLimitPerSecond: float | None = Field(default=None, gt=0, le=MAX_RATE_PER_SECOND)
     traceContext: bool | None = None
+    filter: dict[str, Any] | None = Field(default=None, description="null: no filter")
+    recordFiltered: bool | None = None
 
     def to_patch(self) -> endpoints.EndpointPatch:
         """The fields the request gave (an explicit null included), and only those."""
@@ -117,6 +143,8 @@ _PATCH_FIELDS = {
     "headers": "headers",
     "rateLimitPerSecond": "rate_limit_per_second",
     "traceContext": "trace_context",
+    "filter": "filter",
+    "recordFiltered": "record_filtered",
 }
 
 

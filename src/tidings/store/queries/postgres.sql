@@ -112,12 +112,13 @@ SELECT * FROM partners WHERE organization_id = :organization_id ORDER BY created
 INSERT INTO endpoints (
     id, organization_id, url, event_types, format, secrets, status, partner_ids,
     accepted_schema_versions, sources, description, headers, rate_limit_per_second, trace_context,
-    pause_reason, failure_streak, failing_since, last_success_at, created_at, updated_at, deleted_at
+    pause_reason, failure_streak, failing_since, last_success_at, created_at, updated_at, deleted_at,
+    filter, record_filtered
 ) VALUES (
     :id, :organization_id, :url, :event_types, :format, :secrets, :status, :partner_ids,
     :accepted_schema_versions, :sources, :description, :headers, :rate_limit_per_second,
     :trace_context, :pause_reason, :failure_streak, :failing_since, :last_success_at, :created_at, :updated_at,
-    :deleted_at
+    :deleted_at, :filter, :record_filtered
 )
 
 -- name: get_endpoint
@@ -154,6 +155,7 @@ UPDATE endpoints SET
     accepted_schema_versions = :accepted_schema_versions, sources = :sources,
     description = :description, headers = :headers,
     rate_limit_per_second = :rate_limit_per_second, trace_context = :trace_context,
+    filter = :filter, record_filtered = :record_filtered,
     secrets = :secrets, updated_at = :updated_at
 WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 
