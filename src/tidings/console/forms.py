@@ -48,6 +48,8 @@ def field_errors(exc: ValidationFailed, fields: Collection[str]) -> FormErrors:
             message = f"{path}: {message}"
         elif match and match.group(2) is not None:  # a list field: one entry (line) of it
             message = f"line {int(match.group(2)) + 1}: {message}"
+        elif match and len(path) > match.end():  # within a structured field: say where
+            message = f"{path[match.end() :].lstrip('.')}: {message}"
         errors.by_field.setdefault(name, []).append(message)
     return errors
 

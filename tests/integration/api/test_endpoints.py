@@ -27,6 +27,8 @@ FIELDS = {
     "headers",
     "rateLimitPerSecond",
     "traceContext",
+    "filter",
+    "recordFiltered",
     "failureStreak",
     "failingSince",
     "lastSuccessAt",

@@ -117,3 +117,35 @@ async def test_read_only_and_csrf_rules_hold_for_the_form(web: Web) -> None:
     r = await viewer.post("/console/endpoints", data={**data, "csrf_token": csrf_of(page.text)})
     assert r.status_code == 403 and "read_only" in r.text
     assert await endpoints_of(web, org.key) == []
+
+
+async def test_the_form_takes_a_filter_and_says_what_is_wrong_with_it(web: Web) -> None:
+    """Issue 26 item 8 in the console: the filter as JSON, its problems beside the field with
+    where in the filter they are, the endpoint page showing it, the edit form prefilled."""
+    org = await web.org()
+    browser = await web.sign_in(org.key)
+    csrf = csrf_of((await browser.get("/console/endpoints/new")).text)
+    base = {"csrf_token": csrf, "url": "https://127.0.0.1:9/hooks", "eventTypes": "onboarding.*",
+            "sources": ["WEB_APP", "SYSTEM"]}  # fmt: skip
+    for given, words in [
+        ("{nope", "not JSON"),
+        ("[1]", "must be a JSON object"),
+        ('{"all": [{"path": "data.x", "like": 1}]}', "all[0].like: unknown key"),
+        ('{"path": "attributes.nowhere", "eq": "x"}', "no subscribed event type has"),
+    ]:
+        r = await browser.post("/console/endpoints", data={**base, "filter": given})
+        assert r.status_code == 422, r.text
+        assert words in error_of(r.text, "filter"), error_of(r.text, "filter")
+    assert await endpoints_of(web, org.key) == []
+    spec = '{"all": [{"path": "attributes.owner_type", "eq": "company"}]}'
+    r = await browser.post(
+        "/console/endpoints", data={**base, "filter": spec, "recordFiltered": "on"}
+    )
+    assert r.status_code == 201, r.text
+    [stored] = await endpoints_of(web, org.key)
+    assert stored["filter"] == {"all": [{"path": "attributes.owner_type", "eq": "company"}]}
+    assert stored["recordFiltered"] is True
+    page = await browser.get(f"/console/endpoints/{stored['id']}")
+    assert "attributes.owner_type" in page.text and "recorded as skipped" in page.text
+    edit = await browser.get(f"/console/endpoints/{stored['id']}/edit")
+    assert "attributes.owner_type" in edit.text and 'name="recordFiltered"' in edit.text

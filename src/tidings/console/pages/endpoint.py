@@ -100,6 +100,8 @@ async def edit(request: Request, endpoint_id: EndpointId, viewer: Change) -> Res
                 description=given.description,
                 headers=given.headers,
                 rate_limit_per_second=given.rate_limit_per_second,
+                filter=given.filter,
+                record_filtered=given.record_filtered,
             ),
         )
     except ValidationFailed as exc:

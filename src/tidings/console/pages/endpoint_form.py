@@ -6,7 +6,9 @@ shown once, as the API shows it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -51,6 +53,8 @@ class EndpointForm:
     description: str = ""
     headers: str = ""
     rateLimitPerSecond: str = ""
+    filter: str = ""  # JSON (docs/api.md, Filters)
+    recordFiltered: str = ""  # "on" when checked
 
     @classmethod
     def posted(cls, form: FormData) -> EndpointForm:
@@ -77,6 +81,8 @@ class EndpointForm:
             description=endpoint.description or "",
             headers="\n".join(f"{k}: {v}" for k, v in endpoint.headers.items()),
             rateLimitPerSecond="" if rate is None else f"{rate:g}",
+            filter="" if endpoint.filter is None else json.dumps(endpoint.filter.spec, indent=2),
+            recordFiltered="on" if endpoint.record_filtered else "",
         )
 
     def read(self, issues: Issues) -> endpoints.EndpointInput:
@@ -95,7 +101,23 @@ class EndpointForm:
             rate_limit_per_second=optional_number(
                 self.rateLimitPerSecond, "$.rateLimitPerSecond", issues
             ),
+            filter=self._filter(issues),
+            record_filtered=self.recordFiltered == "on",
         )
+
+    def _filter(self, issues: Issues) -> dict[str, Any] | None:
+        if not self.filter.strip():
+            return None
+        try:
+            spec = json.loads(self.filter)
+        except ValueError as exc:
+            issues.add("$.filter", f"not JSON: {exc}")
+            return None
+        if not isinstance(spec, dict):
+            issues.add("$.filter", 'must be a JSON object: {"all": [...]}, {"any": [...]} or '
+                       'a condition {"path": ..., "eq": ...}')  # fmt: skip
+            return None
+        return spec
 
 
 FIELDS = tuple(EndpointForm.__dataclass_fields__)
