@@ -605,14 +605,10 @@ class Store:
         """Oldest first (by seq) after the cursor; only those carrying `correlation_id` when
         given. next_cursor is always the cursor after the last item (or the given cursor when
         the page is empty), so a feed can resume."""
-        rows = await self._db.fetch(
-            "list_events" if correlation_id is None else "list_events_by_correlation",
-            organization_id=organization_id,
-            after_seq=r.decode_cursor(after),
-            limit=limit,
-            **r.type_params(types),
-            **_correlation(correlation_id),
+        name, params = _feed_query(
+            "list_events", organization_id, after, types, limit, correlation_id
         )
+        rows = await self._db.fetch(name, **params)
         items = [r.event_from_row(row) for row in rows]
         return Page(items=items, next_cursor=r.encode_cursor(items[-1].seq) if items else after)
 
@@ -628,16 +624,10 @@ class Store:
         """(count, last seq, the organization's erasures) of the page list_events would answer,
         without loading it: the basis of the feed's ETag (an erasure changes pages without
         adding events)."""
-        row = await self._db.fetch_one(
-            "events_page_fingerprint"
-            if correlation_id is None
-            else "events_page_fingerprint_by_correlation",
-            organization_id=organization_id,
-            after_seq=r.decode_cursor(after),
-            limit=limit,
-            **r.type_params(types),
-            **_correlation(correlation_id),
+        name, params = _feed_query(
+            "events_page_fingerprint", organization_id, after, types, limit, correlation_id
         )
+        row = await self._db.fetch_one(name, **params)
         assert row is not None
         return int(row["n"]), int(row["last_seq"]), int(row["erasures"] or 0)
 
@@ -1338,9 +1328,26 @@ def _any_pending(rows: Sequence[r.DeliveryRow]) -> bool:
     return any(d.status == DeliveryStatus.PENDING for _, _, d, _ in rows)
 
 
-def _correlation(correlation_id: str | None) -> dict[str, str]:
-    """The by-correlation queries' one more parameter (none for the plain ones)."""
-    return {} if correlation_id is None else {"correlation_id": correlation_id}
+def _feed_query(
+    name: str,
+    organization_id: str,
+    after: str | None,
+    types: TypeFilter,
+    limit: int,
+    correlation_id: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """A feed query (`list_events`, `events_page_fingerprint`) and its parameters: its
+    `_by_correlation` variant, with its own index, when a correlation id narrows the feed.
+    ValueError for a cursor the store did not make."""
+    params: dict[str, Any] = {
+        "organization_id": organization_id,
+        "after_seq": r.decode_cursor(after),
+        "limit": limit,
+        **r.type_params(types),
+    }
+    if correlation_id is None:
+        return name, params
+    return f"{name}_by_correlation", {**params, "correlation_id": correlation_id}
 
 
 def _key(p: Projection) -> ProjectionKey:
