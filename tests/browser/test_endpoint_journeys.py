@@ -177,6 +177,7 @@ def test_an_integrators_pages_fit_a_400_px_screen(page: Any, console: Console) -
         "/console/deliveries",
         "/console/events",
         "/console/state",
+        "/console/audit",
     ):
         page.goto(console.url + path)
         overflow = page.evaluate(

@@ -38,6 +38,7 @@ CONSOLE_PATH = "/console"
 
 def create_console(context: ConsoleContext) -> FastAPI:
     from tidings.console.pages import (
+        audit,
         catalog,
         deliveries,
         endpoint,
@@ -57,7 +58,7 @@ def create_console(context: ConsoleContext) -> FastAPI:
     install_error_pages(app)
     # endpoint_form's /endpoints/new before endpoint's /endpoints/{endpoint_id}
     pages = [sign_in, home, catalog, endpoints, endpoint_form, endpoint, test_event]
-    pages += [deliveries, replay, events, state, organizations]
+    pages += [deliveries, replay, events, state, organizations, audit]
     for module in pages:
         app.include_router(module.router)
     app.mount("/static", static_files(), name="static")
