@@ -413,18 +413,15 @@ async def create_platform_key_in_database(
     the way back in when no platform key works; run where the database is. Answers what
     `POST /v1/api-keys` answers."""
     from tidings.auth import make_key
-    from tidings.clock import parse_rfc3339, to_rfc3339
-    from tidings.errors import ValidationFailed
+    from tidings.clock import to_rfc3339
+    from tidings.errors import ValidationFailed, time_at
     from tidings.models import SCOPES_OF_KIND, KeyScope
     from tidings.services import keys
 
     allowed = [str(s) for s in SCOPES_OF_KIND["platform"]]
     if scope is not None and scope not in allowed:
         raise ValidationFailed.at("--scope", f"must be one of {', '.join(allowed)}")
-    try:
-        expires = None if expiresAt is None else parse_rfc3339(expiresAt)
-    except ValueError:
-        raise ValidationFailed.at("--expires", "must be an RFC 3339 time") from None
+    expires = time_at(expiresAt, "--expires")
     store = await open_ready_store(settings, migrate=False)
     try:
         now = system_clock()

@@ -7,7 +7,9 @@ field a `ValidationFailed` detail's `path` names (`$.url`, `$.eventTypes[1]`, `q
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
+
+from tidings.clock import parse_rfc3339
 
 
 class ApiError(Exception):
@@ -92,6 +94,23 @@ class ValidationFailed(ApiError):
 
 def issue(path: str, message: str) -> Issue:
     return {"path": path, "message": message}
+
+
+@overload
+def time_at(value: str, path: str) -> float: ...
+@overload
+def time_at(value: str | None, path: str) -> float | None: ...
+def time_at(value: str | None, path: str) -> float | None:
+    """An RFC 3339 time a client gave at `path` (a query parameter, a field, an option), as
+    epoch seconds; None for None; a 422 at `path` naming the form expected otherwise."""
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise ValidationFailed.at(
+            path, "must be an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)"
+        ) from None
 
 
 @dataclass

@@ -113,6 +113,6 @@ OrgKey = Annotated[Actor, Depends(organization_actor)]
 WriterKey = Annotated[Actor, Depends(writer_actor)]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
-# A time the route parses itself (clock.parse_rfc3339; 422 on its path if it cannot): a string,
+# A time the route parses itself (`errors.time_at`: a 422 on its path if it cannot): a string,
 # described as `date-time` (RFC 3339) so a client or a generator knows what to send.
 Rfc3339 = Annotated[str, Field(json_schema_extra={"format": "date-time"})]

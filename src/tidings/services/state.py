@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidings.auth import Actor, require_organization
-from tidings.clock import parse_rfc3339
-from tidings.errors import NotFoundError, ValidationFailed
+from tidings.errors import NotFoundError, ValidationFailed, time_at
 from tidings.models import JSON, Page, Projection
 from tidings.projections import (
     COMPLIANCE,
@@ -119,14 +118,7 @@ async def orders(
     catalog's own (`compliance.status_changed`, `compliance.decision_made`)."""
     _one_of(deps, "query.status", status, "compliance.status_changed", "status")
     _one_of(deps, "query.decision", decision, "compliance.decision_made", "decision")
-    since = None
-    if changed_since is not None:
-        try:
-            since = parse_rfc3339(changed_since)
-        except ValueError:
-            raise ValidationFailed.at(
-                "query.changedSince", "must be an RFC 3339 time (2026-01-01T00:00:00Z)"
-            ) from None
+    since = time_at(changed_since, "query.changedSince")
     look = ProjectionLookup(status=status, decision=decision, changed_since=since)
     return await _list(deps, actor, COMPLIANCE, limit, cursor, look)
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from tidings.models import (
     ApiKey,
@@ -92,6 +92,7 @@ PROJECTION_CACHE_KEYS = 10_000
 PUBLISH_TRIES = 3  # fast-path tries on changed projections; then the plain path
 
 ProjectionKey = tuple[str, str, str]  # organization_id, kind, key
+T = TypeVar("T")
 
 
 class Store:
@@ -239,9 +240,7 @@ class Store:
         rows = await self._db.fetch(
             "list_organizations", after_id=r.decode_key_cursor(cursor), limit=limit + 1
         )
-        items = [r.organization_from_row(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
+        return _page(rows, limit, r.organization_from_row, _by_id)
 
     async def create_api_key(
         self, key: ApiKey, key_hash: str, audit: AuditEntry | None = None
@@ -273,9 +272,7 @@ class Store:
             after_id=r.decode_key_cursor(cursor),
             limit=limit + 1,
         )
-        items = [r.api_key_from_row(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
+        return _page(rows, limit, r.api_key_from_row, _by_id)
 
     async def revoke_api_key(
         self, key: ApiKey, now: float, audit: AuditEntry | None = None
@@ -335,12 +332,7 @@ class Store:
             after_seq=r.decode_cursor(cursor),
             limit=limit + 1,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(
-            items=[r.endpoint_from_row(row, self._open) for row in rows],
-            next_cursor=r.encode_cursor(rows[-1]["seq"]) if more else None,
-        )
+        return _page(rows, limit, lambda row: r.endpoint_from_row(row, self._open), _by_seq)
 
     async def list_subscribed_endpoints(self, organization_id: str) -> list[Endpoint]:
         """Every endpoint that can receive deliveries (status active or paused, not deleted),
@@ -832,9 +824,7 @@ class Store:
             created_before=flt.created_before,
             limit=limit + 1,
         )
-        more = len(rows) > limit
-        items = [r.delivery_from_row(row) for row in rows[:limit]]
-        return Page(items=items, next_cursor=r.encode_cursor(items[-1].seq) if more else None)
+        return _page(rows, limit, r.delivery_from_row, _by_seq)
 
     async def list_attempts(self, organization_id: str, delivery_id: str) -> list[Attempt]:
         """Oldest first."""
@@ -994,14 +984,11 @@ class Store:
             after_key=after_key,
             limit=limit + 1,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        last = rows[-1] if more else None
-        return Page(
-            items=[r.projection_from_row(row) for row in rows],
-            next_cursor=None
-            if last is None
-            else r.encode_change_cursor(last["updated_at"], last["key"]),
+        return _page(
+            rows,
+            limit,
+            r.projection_from_row,
+            lambda last: r.encode_change_cursor(last["updated_at"], last["key"]),
         )
 
     # ---- console sessions and portal links ------------------------------------------------------
@@ -1068,9 +1055,7 @@ class Store:
             after_id=r.decode_key_cursor(cursor),
             limit=limit + 1,
         )
-        items = [r.organization_from_row(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(items=items, next_cursor=r.encode_key_cursor(items[-1].id) if more else None)
+        return _page(rows, limit, r.organization_from_row, _by_id)
 
     async def list_api_keys(self, organization_id: str) -> list[ApiKey]:
         """An organization's keys, oldest first (what they are, never their hashes)."""
@@ -1247,12 +1232,7 @@ class Store:
             after_seq=r.decode_cursor(cursor),
             limit=limit + 1,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(
-            items=[r.audit_from_row(row) for row in rows],
-            next_cursor=r.encode_cursor(rows[-1]["seq"]) if more else None,
-        )
+        return _page(rows, limit, r.audit_from_row, _by_seq)
 
     async def purge_audit(self, cutoff: float, batch_size: int) -> int:
         """Delete up to `batch_size` audit entries older than `cutoff`; callers loop until 0."""
@@ -1348,6 +1328,28 @@ def _feed_query(
     if correlation_id is None:
         return name, params
     return f"{name}_by_correlation", {**params, "correlation_id": correlation_id}
+
+
+def _page(
+    rows: Sequence[r.Row],
+    limit: int,
+    item: Callable[[r.Row], T],
+    cursor: Callable[[r.Row], str],
+) -> Page[T]:
+    """A keyset page from a query asked for `limit + 1` rows: the first `limit` as items, and
+    the cursor of the last of them when the extra row says there is more."""
+    page = rows[:limit]
+    more = len(rows) > limit
+    return Page(items=[item(row) for row in page], next_cursor=cursor(page[-1]) if more else None)
+
+
+def _by_seq(row: r.Row) -> str:
+    return r.encode_cursor(row["seq"])
+
+
+def _by_id(row: r.Row) -> str:
+    """For tables without a `seq`: the cursor names the last row by its id."""
+    return r.encode_key_cursor(row["id"])
 
 
 def _key(p: Projection) -> ProjectionKey:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from tidings.api.context import AnyKey, Ctx, Limit
-from tidings.clock import parse_rfc3339, to_rfc3339
-from tidings.errors import ValidationFailed
+from tidings.clock import to_rfc3339
+from tidings.errors import time_at
 from tidings.models import AuditEntry
 from tidings.services import audit
 from tidings.services.paging import DEFAULT_LIMIT
@@ -70,18 +70,12 @@ async def list_audit_log(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Any:
-    start: float | None = None
-    if since is not None:
-        try:
-            start = parse_rfc3339(since)
-        except ValueError:
-            raise ValidationFailed.at("query.since", "must be an RFC 3339 time") from None
     page = await audit.list_entries(
         ctx.deps,
         actor,
         action=action,
         target_id=target_id,
-        since=start,
+        since=time_at(since, "query.since"),
         limit=limit,
         cursor=cursor,
     )

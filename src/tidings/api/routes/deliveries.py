@@ -10,8 +10,7 @@ from fastapi import APIRouter, Path, Query
 
 from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339
 from tidings.api.views import attempt_view, delivery_view, event_view
-from tidings.clock import parse_rfc3339
-from tidings.errors import ValidationFailed
+from tidings.errors import time_at
 from tidings.models import DeliveryStatus
 from tidings.services import deliveries, events, replay
 from tidings.services.paging import DEFAULT_LIMIT
@@ -20,17 +19,6 @@ from tidings.store.base import DeliveryFilter
 router = APIRouter(tags=["deliveries"])
 
 Id = Annotated[str, Path(min_length=1, max_length=200)]
-
-
-def _time(value: str | None, name: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_rfc3339(value)
-    except ValueError as exc:
-        raise ValidationFailed.at(
-            f"query.{name}", "not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)"
-        ) from exc
 
 
 @router.get(
@@ -58,8 +46,8 @@ async def list_deliveries(
         endpoint_id=endpointId,
         event_id=eventId,
         status=status,
-        created_after=_time(since, "since"),
-        created_before=_time(until, "until"),
+        created_after=time_at(since, "query.since"),
+        created_before=time_at(until, "query.until"),
     )
     page = await deliveries.list_deliveries(ctx.deps, actor, flt, limit=limit, cursor=cursor)
     return {"items": [delivery_view(d) for d in page.items], "nextCursor": page.next_cursor}

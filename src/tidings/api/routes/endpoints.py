@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339, WriterKey
 from tidings.api.views import endpoint_view, secrets_view
-from tidings.clock import parse_rfc3339
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
-from tidings.errors import ValidationFailed
+from tidings.errors import time_at
 from tidings.models import DEFAULT_SOURCES
 from tidings.receiver.wire import WireFormat
 from tidings.services import endpoints, replay
@@ -274,13 +273,6 @@ async def rotate_secret(
     return secrets_view(await endpoints.rotate_secret(ctx.deps, actor, endpoint_id, grace))
 
 
-def _time(value: str, path: str) -> float:
-    try:
-        return parse_rfc3339(value)
-    except ValueError as exc:
-        raise ValidationFailed.at(path, "not an RFC 3339 time") from exc
-
-
 @router.post(
     "/{endpoint_id}/replay",
     status_code=202,
@@ -301,8 +293,8 @@ async def replay_endpoint(
     endpoint_id: EndpointId, body: ReplayIn, ctx: Ctx, actor: OrgKey
 ) -> dict[str, Any]:
     window = replay.ReplayWindow(
-        since=_time(body.since, "$.since"),
-        until=None if body.until is None else _time(body.until, "$.until"),
+        since=time_at(body.since, "$.since"),
+        until=time_at(body.until, "$.until"),
         status=body.status,
         missing=body.missing,
     )

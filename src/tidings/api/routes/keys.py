@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.api.context import AnyKey, AppContext, Ctx, Limit, PlatformKey
 from tidings.auth import Actor, NewKey
-from tidings.clock import parse_rfc3339, to_rfc3339
-from tidings.errors import ValidationFailed
+from tidings.clock import to_rfc3339
+from tidings.errors import time_at
 from tidings.models import ApiKey
 from tidings.services import keys
 from tidings.services.paging import DEFAULT_LIMIT
@@ -82,12 +82,7 @@ async def create_from(
 
 
 def expiry(body: KeyIn | None) -> float | None:
-    if body is None or body.expiresAt is None:
-        return None
-    try:
-        return parse_rfc3339(body.expiresAt)
-    except ValueError:
-        raise ValidationFailed.at("$.expiresAt", "must be an RFC 3339 time") from None
+    return None if body is None else time_at(body.expiresAt, "$.expiresAt")
 
 
 def created_view(key: NewKey) -> KeyCreated:

@@ -11,12 +11,11 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from tidings.clock import parse_rfc3339
 from tidings.console.context import console_context
 from tidings.console.forms import FormErrors
 from tidings.console.templating import render
 from tidings.console.viewer import Viewer
-from tidings.errors import BadRequest, ValidationFailed
+from tidings.errors import BadRequest, ValidationFailed, time_at
 from tidings.models import AuditEntry
 from tidings.services import audit
 from tidings.services.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -43,30 +42,21 @@ async def audit_trail(
     errors = FormErrors()
     items: list[Any] = []
     next_cursor: str | None = None
-    start: float | None = None
-    if since.strip():
-        try:
-            start = parse_rfc3339(since.strip())
-        except ValueError:
-            errors = FormErrors({"since": ["must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"]})
-    if not errors:
-        try:
-            page = await audit.list_entries(
-                console_context(request).deps,
-                viewer.actor,
-                action=action.strip() or None,
-                target_id=target.strip() or None,
-                since=start,
-                limit=limit,
-                cursor=cursor,
-            )
-            items, next_cursor = page.items, page.next_cursor
-        except ValidationFailed as exc:
-            if "query.cursor" in exc.message:
-                raise BadRequest(
-                    "This page address has a cursor the console did not make."
-                ) from exc
-            errors = FormErrors({"since": [exc.message.split(": ", 1)[-1]]})
+    try:
+        page = await audit.list_entries(
+            console_context(request).deps,
+            viewer.actor,
+            action=action.strip() or None,
+            target_id=target.strip() or None,
+            since=time_at(since.strip() or None, "query.since"),
+            limit=limit,
+            cursor=cursor,
+        )
+        items, next_cursor = page.items, page.next_cursor
+    except ValidationFailed as exc:
+        if "query.cursor" in exc.message:
+            raise BadRequest("This page address has a cursor the console did not make.") from exc
+        errors = FormErrors({"since": [exc.message.split(": ", 1)[-1]]})
     params = {
         "action": action,
         "target": target,
