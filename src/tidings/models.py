@@ -35,6 +35,19 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     HELD = "held"  # endpoint paused: kept, not attempted, sent on resume
     SKIPPED = "skipped"  # never sendable (e.g. schema_version_not_accepted); has skip_reason
+    # an ordered delivery waiting for the earlier ones of its endpoint and subject (issue 25)
+    QUEUED = "queued"
+
+
+class Ordering(StrEnum):
+    """An endpoint's delivery order (issue 25): `subject` sends the deliveries of one subject
+    one at a time, in sequence order."""
+
+    NONE = "none"
+    SUBJECT = "subject"
+
+
+ORDERINGS = frozenset(o.value for o in Ordering)
 
 
 class Source(StrEnum):
@@ -147,6 +160,7 @@ class Endpoint:
     # or a skipped one (reason "filtered") with record_filtered
     filter: EventFilter | None = None
     record_filtered: bool = False
+    ordering: str = Ordering.NONE.value
     pause_reason: str | None = None
     failure_streak: int = 0  # consecutive failed attempts
     failing_since: float | None = None  # first failure after the last success
@@ -225,6 +239,24 @@ class Delivery:
     # series: 1 for the original; each replay starts a new series and resets attempt_count
     series: int = 1
     seq: int = 0
+    # issue 25: the endpoint's number for it (X-Tidings-Sequence), the event's subject, the
+    # previous event of that subject owed to the endpoint, and whether it waits for that one
+    sequence: int = 0
+    subject: str | None = None
+    previous_event_id: str | None = None
+    ordered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One line of what an endpoint is owed (issue 25): its delivery of one event."""
+
+    sequence: int
+    event_id: str
+    type: str
+    subject: str | None
+    status: DeliveryStatus
+    delivery_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,8 @@ ANSWERS: dict[tuple[str, str], tuple[str, type[Any]]] = {
     ("get", "/v1/endpoints/{endpoint_id}/secret"): ("200", s.SecretsOut),
     ("post", "/v1/endpoints/{endpoint_id}/secret/rotate"): ("200", s.SecretsOut),
     ("post", "/v1/endpoints/{endpoint_id}/replay"): ("202", s.ReplayCounts),
+    ("get", "/v1/endpoints/{endpoint_id}/ledger"): ("200", s.LedgerPage),
+    ("get", "/v1/endpoints/{endpoint_id}/digest"): ("200", s.DigestOut),
     ("get", "/v1/deliveries"): ("200", s.DeliveryPage),
     ("get", "/v1/deliveries/{delivery_id}"): ("200", s.DeliveryWithAttempts),
     ("post", "/v1/deliveries/{delivery_id}/replay"): ("202", s.DeliveryOut),

@@ -138,6 +138,7 @@ class EndpointOut(_Out):
     traceContext: bool
     filter: dict[str, Any] | None = Field(description="conditions on what an event says")
     recordFiltered: bool
+    ordering: Literal["none", "subject"]
     failureStreak: int
     failingSince: str | None
     lastSuccessAt: str | None
@@ -185,7 +186,9 @@ class DeliveryOut(_Out):
     id: str
     eventId: str
     endpointId: str
-    status: Literal["pending", "succeeded", "failed", "held", "skipped"]
+    status: Literal["pending", "succeeded", "failed", "held", "skipped", "queued"] = Field(
+        description="queued: an ordered delivery waiting for the earlier ones of its subject"
+    )
     schemaVersion: int | None
     attemptCount: int
     nextAttemptAt: str | None
@@ -196,6 +199,49 @@ class DeliveryOut(_Out):
     lastStatusCode: int | None
     lastError: str | None
     series: int
+    sequence: int = Field(
+        description="the endpoint's number for this delivery (X-Tidings-Sequence): 1, 2, 3 ... "
+        "in the order the endpoint's deliveries were stored"
+    )
+    subject: str | None = Field(description="the event's subject")
+    previousEventId: str | None = Field(
+        description="the previous event of this subject owed to the endpoint "
+        "(X-Tidings-Previous-Event-Id)"
+    )
+    ordered: bool = Field(
+        description="goes out only after the earlier deliveries of its subject settled"
+    )
+
+
+class LedgerEntryOut(BaseModel):
+    sequence: int = Field(description="the endpoint's number for the delivery")
+    eventId: str
+    type: str
+    subject: str | None
+    deliveryId: str
+    status: Literal["pending", "succeeded", "failed", "held", "skipped", "queued"] = Field(
+        description="the delivery's status: skipped ones were never owed (not in the digest)"
+    )
+
+
+class LedgerPage(_Out):
+    items: list[LedgerEntryOut]
+    nextAfter: int | None = Field(
+        description="`after` of the next page; null when this page reached the end"
+    )
+    lastSequence: int = Field(description="the endpoint's highest number when this was read")
+
+
+class DigestOut(_Out):
+    from_: int = Field(alias="from")
+    to: int
+    count: int = Field(description="deliveries numbered from..to that are not skipped")
+    digest: str = Field(
+        description="order-independent hash of their event ids: the sum, modulo 2**128, of "
+        "the first 16 bytes (big-endian) of each id's SHA-256, as 32 hex digits "
+        "(tidings.receiver.digest.event_ids_digest)"
+    )
+    lastSequence: int = Field(description="the endpoint's highest number when this was read")
 
 
 class AttemptOut(BaseModel):

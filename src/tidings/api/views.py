@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidings.clock import to_rfc3339
-from tidings.models import Attempt, Delivery, Endpoint, EndpointSecret, Event
+from tidings.models import Attempt, Delivery, Endpoint, EndpointSecret, Event, LedgerEntry
 from tidings.services.endpoints import SigningSecrets
 
 
@@ -57,6 +57,7 @@ def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "traceContext": endpoint.trace_context,
         "filter": None if endpoint.filter is None else endpoint.filter.spec,
         "recordFiltered": endpoint.record_filtered,
+        "ordering": endpoint.ordering,
         "failureStreak": endpoint.failure_streak,
         "failingSince": iso(endpoint.failing_since),
         "lastSuccessAt": iso(endpoint.last_success_at),
@@ -95,6 +96,21 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "lastStatusCode": delivery.last_status_code,
         "lastError": delivery.last_error,
         "series": delivery.series,
+        "sequence": delivery.sequence,
+        "subject": delivery.subject,
+        "previousEventId": delivery.previous_event_id,
+        "ordered": delivery.ordered,
+    }
+
+
+def ledger_entry_view(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "sequence": entry.sequence,
+        "eventId": entry.event_id,
+        "type": entry.type,
+        "subject": entry.subject,
+        "deliveryId": entry.delivery_id,
+        "status": str(entry.status),
     }
 
 

@@ -31,6 +31,7 @@ STATUS_STYLE = {
     "active": "green",
     "pending": "yellow",
     "held": "yellow",
+    "queued": "yellow",
     "paused": "yellow",
     "failed": "red",
     "disabled": "red",

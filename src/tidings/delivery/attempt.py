@@ -120,6 +120,8 @@ class Attempter:
                 now=now,
                 extra_headers=endpoint.headers,
                 schema_version=version,
+                sequence=delivery.sequence,
+                previous_event_id=delivery.previous_event_id,
             )
         except Exception as exc:  # a delivery that cannot be rendered is a failed attempt
             log.warning(

@@ -7,7 +7,10 @@ Headers of every format: ``Content-Type: application/json``, ``User-Agent: tidin
 ``X-Tidings-Delivery-Id``, ``X-Tidings-Attempt`` (1-based), ``X-Tidings-Event-Id``,
 ``X-Tidings-Event-Type``, ``X-Tidings-Schema-Version``, ``X-Tidings-Correlation-Id`` when the
 event has one (the platform's id of the request that caused it: receivers skip their own echoes),
-plus the format's signature headers.
+``X-Tidings-Sequence`` (the endpoint's number for the delivery, issue 25) and
+``X-Tidings-Previous-Event-Id`` when the event has a subject and an earlier event of that subject
+was owed to the endpoint, plus the format's signature headers. Headers only: every format's body
+stays as its specification says.
 The endpoint's custom headers are added after them but never override any of them, nor any
 other format's signature header, nor transport headers (compared case-insensitively); custom
 headers that are not valid header names/values are dropped (the API refuses them up front with
@@ -61,6 +64,9 @@ RESERVED_HEADERS: frozenset[str] = frozenset(
 RESERVED_PREFIX = "x-tidings-"
 # The envelope's correlationId, on every attempt of an event that has one (any format)
 CORRELATION_ID_HEADER = "X-Tidings-Correlation-Id"
+# The delivery's number in what its endpoint is owed, and the previous event of its subject
+SEQUENCE_HEADER = "X-Tidings-Sequence"
+PREVIOUS_EVENT_HEADER = "X-Tidings-Previous-Event-Id"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 MAX_CUSTOM_HEADERS = 20
 MAX_HEADER_VALUE = 1024
@@ -126,9 +132,12 @@ def sign_headers(
     now: float,
     extra_headers: Mapping[str, str] | None = None,
     schema_version: int | None = None,
+    sequence: int | None = None,
+    previous_event_id: str | None = None,
 ) -> dict[str, str]:
     """Every header of one attempt. `schema_version` is the rendered version (the delivery's);
-    it defaults to the event's own version when not given."""
+    it defaults to the event's own version when not given. `sequence` and `previous_event_id`
+    are the delivery's (none when not given)."""
     _, signer = _check_format(fmt)
     if attempt < 1:
         raise ValueError("attempt numbers are 1-based")
@@ -144,6 +153,10 @@ def sign_headers(
     }
     if event.correlation_id is not None:
         headers[CORRELATION_ID_HEADER] = event.correlation_id
+    if sequence:
+        headers[SEQUENCE_HEADER] = str(sequence)
+    if previous_event_id is not None:
+        headers[PREVIOUS_EVENT_HEADER] = previous_event_id
     headers.update(signer(event, body, secrets, now))
     taken = {name.lower() for name in headers}
     for name, value in (extra_headers or {}).items():

@@ -8,7 +8,7 @@ are those of `tidings.services.endpoint_rules`, checked here for every face.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Final
@@ -25,6 +25,7 @@ from tidings.models import (
     EndpointSecret,
     EndpointStatus,
     EventFilter,
+    Ordering,
     Page,
 )
 from tidings.policies import PAUSE_BY_HAND
@@ -64,6 +65,7 @@ class EndpointInput:
     trace_context: bool = False
     filter: Mapping[str, Any] | None = None  # as given: checked by `tidings.filters`
     record_filtered: bool = False
+    ordering: str = Ordering.NONE.value  # issue 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class EndpointPatch:
     trace_context: bool | Unset | None = UNSET
     filter: Mapping[str, Any] | Unset | None = UNSET  # None: no filter
     record_filtered: bool | Unset | None = UNSET
+    ordering: str | Unset | None = UNSET  # None: back to the default, "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,7 @@ async def create_endpoint(deps: Deps, actor: Actor, given: EndpointInput) -> End
         rate_limit_per_second=given.rate_limit_per_second,
         trace_context=given.trace_context,
         record_filtered=given.record_filtered,
+        ordering=given.ordering,
         created_at=now,
         updated_at=now,
     )
@@ -208,6 +212,7 @@ _AUDITED = (
     ("trace_context", "traceContext"),
     ("filter", "filter"),
     ("record_filtered", "recordFiltered"),
+    ("ordering", "ordering"),
 )
 
 
@@ -241,6 +246,23 @@ def _audited(endpoint: Endpoint, before: Endpoint | None = None) -> dict[str, An
 _NOT_NULL = (("url", "url"), ("event_types", "eventTypes"), ("sources", "sources"))
 
 
+def _resettable(patch: EndpointPatch) -> dict[str, Any]:
+    """The fields a null resets to their default, as they would be stored (UNSET: not given)."""
+    as_stored: dict[str, Callable[[Any], Any]] = {
+        "partner_ids": _tuple,
+        "accepted_schema_versions": _tuple,
+        "description": lambda v: v,
+        "rate_limit_per_second": lambda v: v,
+        "trace_context": bool,  # null: back to the default
+        "record_filtered": bool,
+        "ordering": lambda v: v or Ordering.NONE.value,
+    }
+    return {
+        name: value if isinstance(value := getattr(patch, name), Unset) else convert(value)
+        for name, convert in as_stored.items()
+    }
+
+
 def _patched(
     current: Endpoint, patch: EndpointPatch, now: float
 ) -> tuple[Endpoint, list[FilterIssue]]:
@@ -256,18 +278,9 @@ def _patched(
         changes["sources"] = tuple(patch.sources)
     if not isinstance(patch.headers, Unset | None):
         changes["headers"] = dict(patch.headers)
-    if not isinstance(patch.partner_ids, Unset):
-        changes["partner_ids"] = _tuple(patch.partner_ids)
-    if not isinstance(patch.accepted_schema_versions, Unset):
-        changes["accepted_schema_versions"] = _tuple(patch.accepted_schema_versions)
-    if not isinstance(patch.description, Unset):
-        changes["description"] = patch.description
-    if not isinstance(patch.rate_limit_per_second, Unset):
-        changes["rate_limit_per_second"] = patch.rate_limit_per_second
-    if not isinstance(patch.trace_context, Unset):
-        changes["trace_context"] = bool(patch.trace_context)  # null: back to the default
-    if not isinstance(patch.record_filtered, Unset):
-        changes["record_filtered"] = bool(patch.record_filtered)  # null: back to the default
+    for name, value in _resettable(patch).items():
+        if not isinstance(value, Unset):
+            changes[name] = value
     problems: list[FilterIssue] = []
     if not isinstance(patch.filter, Unset):
         changes["filter"], problems = _filter(patch.filter)

@@ -44,7 +44,9 @@ from tidings.models import (
     Event,
     KeyKind,
     KeyScope,
+    LedgerEntry,
     NewDelivery,
+    Ordering,
     Organization,
     Page,
     Partner,
@@ -374,9 +376,16 @@ class Store:
         methods. `audit` is written in the same transaction (as in every method taking one)."""
         async with self._db.transaction() as tx:
             params = r.endpoint_params(endpoint, self._seal)
-            if await tx.execute("update_endpoint", **params) == 0:
+            before = await tx.fetch_one(
+                "endpoint_ordering", organization_id=endpoint.organization_id, id=endpoint.id
+            )
+            if before is None or await tx.execute("update_endpoint", **params) == 0:
                 raise NotFound(f"endpoint {endpoint.id} not found")
+            if before["ordering"] != endpoint.ordering:
+                await _reorder_open_deliveries(tx, endpoint, endpoint.updated_at)
             await _audit(tx, audit)
+        if endpoint.ordering == Ordering.NONE:
+            self._announce()  # queued deliveries may be due now
 
     async def set_endpoint_secrets(
         self,
@@ -494,8 +503,7 @@ class Store:
                 for it, ev in zip(items, stored, strict=True)
             ]
             deliveries = _new_delivery_rows(created, now)
-            if deliveries:
-                await tx.execute("insert_deliveries", rows=r.delivery_rows(deliveries))
+            await _insert_deliveries(tx, deliveries)
             changed = await _apply_projections(tx, created, now)
         self._remember_projections(changed)
         if _any_pending(deliveries):
@@ -700,14 +708,17 @@ class Store:
             assert row is not None
             answer = r.loads(row["answer"])
             kept, health = set(answer["kept"]), answer["health"]
+            promoted = int(answer.get("promoted") or 0)
         else:
-            kept, health = await self._record_outcomes_plain(worker_id, ordered, now)
+            kept, health, promoted = await self._record_outcomes_plain(worker_id, ordered, now)
+        if promoted:
+            self._announce()
         _log_dropped(outcomes, kept)
         return sorted(map(r.health_from_row, health), key=lambda h: h.endpoint_id)
 
     async def _record_outcomes_plain(
         self, worker_id: str, outcomes: Sequence[AttemptOutcome], now: float
-    ) -> tuple[set[str], Sequence[r.Row]]:
+    ) -> tuple[set[str], Sequence[r.Row], int]:
         async with self._db.transaction() as tx:
             await tx.execute("lock_endpoints", endpoint_ids=_locked_endpoints(outcomes))
             rows = await tx.fetch(
@@ -718,13 +729,15 @@ class Store:
                 ids=[o.delivery_id for o in outcomes],
             )
             if not rows:
-                return set(), []
+                return set(), [], 0
             written = {row["id"]: row for row in rows}
             # each outcome written, in attempt order, with its delivery as stored
             kept = [(o, written[o.delivery_id]) for o in outcomes if o.delivery_id in written]
             await tx.execute("insert_attempts", rows=r.attempt_rows(kept))
             health = await tx.fetch("record_endpoint_health", rows=r.result_rows(kept), now=now)
-        return set(written), health
+            settled = [row for row in rows if row["status"] in _SETTLED]
+            promoted = await _promote(tx, settled, now)
+        return set(written), health, promoted
 
     async def release(
         self,
@@ -826,6 +839,48 @@ class Store:
         )
         return _page(rows, limit, r.delivery_from_row, _by_seq)
 
+    async def ledger(
+        self, organization_id: str, endpoint_id: str, *, after: int, limit: int
+    ) -> list[LedgerEntry]:
+        """The endpoint's deliveries numbered after `after`, in sequence order (issue 25)."""
+        rows = await self._db.fetch(
+            "endpoint_ledger",
+            organization_id=organization_id,
+            endpoint_id=endpoint_id,
+            after=after,
+            limit=limit,
+        )
+        return [
+            LedgerEntry(
+                sequence=int(row["sequence"]),
+                event_id=row["event_id"],
+                type=row["type"],
+                subject=row["subject"],
+                status=DeliveryStatus(row["status"]),
+                delivery_id=row["delivery_id"],
+            )
+            for row in rows
+        ]
+
+    async def ledger_event_ids(
+        self, organization_id: str, endpoint_id: str, first: int, last: int
+    ) -> list[str]:
+        """The event ids of the endpoint's deliveries numbered `first` to `last` (both
+        included) that are not skipped."""
+        rows = await self._db.fetch(
+            "endpoint_ledger_ids",
+            organization_id=organization_id,
+            endpoint_id=endpoint_id,
+            first=first,
+            last=last,
+        )
+        return [row["event_id"] for row in rows]
+
+    async def last_sequence(self, endpoint_id: str) -> int:
+        """The endpoint's highest sequence number so far (0 before its first delivery)."""
+        row = await self._db.fetch_one("endpoint_last_sequence", endpoint_id=endpoint_id)
+        return 0 if row is None else int(row["last"])
+
     async def list_attempts(self, organization_id: str, delivery_id: str) -> list[Attempt]:
         """Oldest first."""
         rows = await self._db.fetch(
@@ -844,6 +899,9 @@ class Store:
             if row is None:
                 row = await tx.fetch_one("get_delivery", **key)
                 return None if row is None else r.delivery_from_row(row)
+            if await _promote(tx, [row], now):
+                row = await tx.fetch_one("get_delivery", **key)
+                assert row is not None
             await _audit(tx, audit)
         replayed = r.delivery_from_row(row)
         if replayed.status == DeliveryStatus.PENDING:
@@ -865,7 +923,7 @@ class Store:
         status is in `statuses`. Answers how many. `audit` is written in the same transaction
         with the count added to its changes (`replayed`)."""
         async with self._db.transaction() as tx:
-            count = await tx.execute(
+            rows = await tx.fetch(
                 "replay_endpoint_deliveries",
                 organization_id=organization_id,
                 endpoint_id=endpoint_id,
@@ -874,6 +932,8 @@ class Store:
                 statuses=[str(s) for s in statuses],
                 now=now,
             )
+            count = len(rows)
+            await _promote(tx, rows, now)
             if audit is not None:
                 await _audit(tx, replace(audit, changes={**audit.changes, "replayed": count}))
         if count:
@@ -893,13 +953,16 @@ class Store:
         (held if the endpoint is paused). Deleted endpoints are left alone. Answers how many."""
         if not revivals:
             return 0
-        count = await self._db.execute(
-            "revive_skipped_deliveries",
-            organization_id=organization_id,
-            endpoint_id=endpoint_id,
-            rows=r.dumps([{"id": d, "schema_version": v} for d, v in revivals]),
-            now=now,
-        )
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(
+                "revive_skipped_deliveries",
+                organization_id=organization_id,
+                endpoint_id=endpoint_id,
+                rows=r.dumps([{"id": d, "schema_version": v} for d, v in revivals]),
+                now=now,
+            )
+            count = len(rows)
+            await _promote(tx, rows, now)
         if count:
             self._announce()
         return count
@@ -935,7 +998,8 @@ class Store:
         if not pairs:
             return 0
         rows = [(organization_id, event_id, d, now) for event_id, d in pairs]
-        created = await self._db.execute("insert_deliveries", rows=r.delivery_rows(rows))
+        async with self._db.transaction() as tx:
+            created = await _insert_deliveries(tx, rows)
         if created and _any_pending(rows):
             self._announce()
         return created
@@ -1193,7 +1257,9 @@ class Store:
         key = {"organization_id": organization_id, "event_ids": ids}
         async with self._db.transaction() as tx:
             erased = await tx.execute("erase_events", now=now, **key)
-            stopped = await tx.execute("stop_erased_deliveries", now=now, **key)
+            stopped_rows = await tx.fetch("stop_erased_deliveries", now=now, **key)
+            stopped = len(stopped_rows)
+            promoted = await _promote(tx, stopped_rows, now)
             cleared = await tx.execute("clear_erased_attempts", **key)
             changed = await _rewrite_projections(tx, organization_id, projections, now)
             await tx.execute("count_erasure", organization_id=organization_id)
@@ -1202,6 +1268,8 @@ class Store:
                 await _audit(tx, replace(audit, changes={**audit.changes, **counts.as_json()}))
         for changed_key in changed:
             self._projections.discard(changed_key)
+        if promoted:
+            self._announce()
         await self._db.forget_overwritten()
         return counts
 
@@ -1302,6 +1370,49 @@ def _new_delivery_rows(created: Sequence[PublishItem], now: float | None) -> lis
         for it in created
         for d in it.deliveries
     ]
+
+
+async def _insert_deliveries(tx: Connection, rows: Sequence[r.DeliveryRow]) -> int:
+    """Store new deliveries, numbered per endpoint under the endpoints' sequence locks
+    (lock_sequences, insert_deliveries, advance_sequences: migration 0021 says why three
+    statements). Answers how many were stored (a pair that has a delivery already is not)."""
+    if not rows:
+        return 0
+    endpoint_ids = sorted({d.endpoint_id for _, _, d, _ in rows})
+    await tx.execute("lock_sequences", endpoint_ids=endpoint_ids)
+    created = await tx.execute("insert_deliveries", rows=r.delivery_rows(rows))
+    await tx.execute("advance_sequences", endpoint_ids=endpoint_ids)
+    return created
+
+
+# What a delivery's outcome can leave it as that lets the next one of its subject go.
+_SETTLED = frozenset({DeliveryStatus.SUCCEEDED.value, DeliveryStatus.FAILED.value})
+
+
+async def _promote(tx: Connection, rows: Sequence[r.Row], now: float) -> int:
+    """After ordered deliveries were settled, stopped or queued again (rows with endpoint_id,
+    subject, ordered): under their endpoints' sequence locks, each such subject's next
+    delivery is made due when none of its is pending or held. Answers how many were."""
+    keys = sorted({(row["endpoint_id"], row["subject"]) for row in rows if row["ordered"]})
+    if not keys:
+        return 0
+    await tx.execute("lock_sequences", endpoint_ids=sorted({e for e, _ in keys}))
+    return await tx.execute(
+        "promote_subjects",
+        keys=r.dumps([{"endpoint_id": e, "subject": s} for e, s in keys]),
+        now=now,
+    )
+
+
+async def _reorder_open_deliveries(tx: Connection, endpoint: Endpoint, now: float) -> None:
+    """The endpoint's ordering changed: line its open deliveries up, or let them go."""
+    await tx.execute("lock_sequences", endpoint_ids=[endpoint.id])
+    name = (
+        "order_open_deliveries"
+        if endpoint.ordering == Ordering.SUBJECT
+        else "unorder_open_deliveries"
+    )
+    await tx.execute(name, endpoint_id=endpoint.id, now=now)
 
 
 def _any_pending(rows: Sequence[r.DeliveryRow]) -> bool:

@@ -213,6 +213,7 @@ def endpoint_from_row(r: Row, open_secret: SecretMap | None = None) -> Endpoint:
         trace_context=bool(r["trace_context"]),
         filter=None if r["filter"] is None else stored_filter(r["filter"]),
         record_filtered=bool(r["record_filtered"]),
+        ordering=r["ordering"],
         pause_reason=r["pause_reason"],
         failure_streak=r["failure_streak"],
         failing_since=r["failing_since"],
@@ -263,6 +264,10 @@ def delivery_from_row(r: Row) -> Delivery:
         last_error=r["last_error"],
         series=r["series"],
         seq=r["seq"],
+        sequence=r["sequence"] or 0,
+        subject=r["subject"],
+        previous_event_id=r["previous_event_id"],
+        ordered=bool(r["ordered"]),
     )
 
 

@@ -29,6 +29,7 @@ FIELDS = {
     "traceContext",
     "filter",
     "recordFiltered",
+    "ordering",
     "failureStreak",
     "failingSince",
     "lastSuccessAt",

@@ -69,6 +69,7 @@ async def test_both_backends_have_the_same_tables_and_columns(
         "workers_seen",
         "endpoint_stats",
         "audit_log",
+        "endpoint_sequences",
     } == set(sqlite_cols)
 
 

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339, WriterKey
-from tidings.api.views import endpoint_view, secrets_view
+from tidings.api.views import endpoint_view, ledger_entry_view, secrets_view
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
 from tidings.errors import time_at
 from tidings.models import DEFAULT_SOURCES
 from tidings.receiver.wire import WireFormat
-from tidings.services import endpoints, replay
+from tidings.services import endpoints, ledger, replay
 from tidings.services.endpoint_rules import (
     MAX_DESCRIPTION_CHARS,
     MAX_EVENT_TYPES,
@@ -46,6 +46,12 @@ FILTER_EXAMPLE = {
     ]
 }
 
+ORDERING_DESCRIPTION = (
+    "`subject`: the deliveries of events with one subject go out one at a time, in the order "
+    "they were stored (the next is attempted once the previous one succeeded, failed or was "
+    "skipped; other subjects are not held up). `none`: no order."
+)
+OrderingName = Literal["none", "subject"]
 EndpointId = Annotated[str, Path(min_length=1, max_length=100)]
 SourceName = Literal["API", "WEB_APP", "SYSTEM"]
 Version = Annotated[StrictInt, Field(ge=1)]
@@ -85,6 +91,7 @@ class EndpointIn(BaseModel):
         description="record the events the filter refuses as skipped deliveries (reason "
         "`filtered`) instead of leaving them out",
     )
+    ordering: OrderingName = Field(default="none", description=ORDERING_DESCRIPTION)
 
     def to_input(self) -> endpoints.EndpointInput:
         return endpoints.EndpointInput(
@@ -100,6 +107,7 @@ class EndpointIn(BaseModel):
             trace_context=self.traceContext,
             filter=self.filter,
             record_filtered=self.recordFiltered,
+            ordering=self.ordering,
         )
 
 
@@ -119,6 +127,9 @@ class EndpointPatch(BaseModel):
     traceContext: bool | None = None
     filter: dict[str, Any] | None = Field(default=None, description="null: no filter")
     recordFiltered: bool | None = None
+    ordering: OrderingName | None = Field(
+        default=None, description="null: back to the default, `none`"
+    )
 
     def to_patch(self) -> endpoints.EndpointPatch:
         """The fields the request gave (an explicit null included), and only those."""
@@ -144,6 +155,7 @@ _PATCH_FIELDS = {
     "traceContext": "trace_context",
     "filter": "filter",
     "recordFiltered": "record_filtered",
+    "ordering": "ordering",
 }
 
 
@@ -303,3 +315,57 @@ async def replay_endpoint(
 
 
 __all__ = ["router"]
+
+
+Sequence = Annotated[int, Query(ge=0, le=2**62, description="a sequence number")]
+
+
+@router.get(
+    "/{endpoint_id}/ledger",
+    summary="what the endpoint is owed, in sequence order",
+    description=(
+        "The endpoint's deliveries numbered after `after` (X-Tidings-Sequence), oldest first: "
+        "sequence, event id, type, subject and the delivery's status. Skipped deliveries were "
+        "never owed; pending, held and queued ones are on their way. Page with `nextAfter`."
+    ),
+)
+async def get_ledger(
+    endpoint_id: EndpointId,
+    ctx: Ctx,
+    actor: OrgKey,
+    after: Sequence = 0,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    page = await ledger.ledger(ctx.deps, actor, endpoint_id, after=after, limit=limit)
+    return {
+        "items": [ledger_entry_view(e) for e in page.items],
+        "nextAfter": page.next_after,
+        "lastSequence": page.last_sequence,
+    }
+
+
+@router.get(
+    "/{endpoint_id}/digest",
+    summary="count and digest of a range of the endpoint's sequence numbers",
+    description=(
+        "For the deliveries numbered `from` to `to` (both included) that are not skipped: how "
+        "many, and an order-independent hash of their event ids (the receiver SDK's "
+        "`event_ids_digest`), so a receiver compares a day in one request. At most "
+        f"{ledger.MAX_DIGEST_RANGE:,} numbers."
+    ),
+)
+async def get_digest(
+    endpoint_id: EndpointId,
+    ctx: Ctx,
+    actor: OrgKey,
+    first: Annotated[int, Query(alias="from", ge=1, le=2**62, description="first number")],
+    last: Annotated[int, Query(alias="to", ge=1, le=2**62, description="last number")],
+) -> dict[str, Any]:
+    found = await ledger.digest(ctx.deps, actor, endpoint_id, first, last)
+    return {
+        "from": found.first,
+        "to": found.last,
+        "count": found.count,
+        "digest": found.digest,
+        "lastSequence": found.last_sequence,
+    }

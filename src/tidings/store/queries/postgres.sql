@@ -113,12 +113,12 @@ INSERT INTO endpoints (
     id, organization_id, url, event_types, format, secrets, status, partner_ids,
     accepted_schema_versions, sources, description, headers, rate_limit_per_second, trace_context,
     pause_reason, failure_streak, failing_since, last_success_at, created_at, updated_at, deleted_at,
-    filter, record_filtered
+    filter, record_filtered, ordering
 ) VALUES (
     :id, :organization_id, :url, :event_types, :format, :secrets, :status, :partner_ids,
     :accepted_schema_versions, :sources, :description, :headers, :rate_limit_per_second,
     :trace_context, :pause_reason, :failure_streak, :failing_since, :last_success_at, :created_at, :updated_at,
-    :deleted_at, :filter, :record_filtered
+    :deleted_at, :filter, :record_filtered, :ordering
 )
 
 -- name: get_endpoint
@@ -155,9 +155,41 @@ UPDATE endpoints SET
     accepted_schema_versions = :accepted_schema_versions, sources = :sources,
     description = :description, headers = :headers,
     rate_limit_per_second = :rate_limit_per_second, trace_context = :trace_context,
-    filter = :filter, record_filtered = :record_filtered,
+    filter = :filter, record_filtered = :record_filtered, ordering = :ordering,
     secrets = :secrets, updated_at = :updated_at
 WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
+
+-- name: endpoint_ordering
+-- The ordering stored before an update (the endpoint's row locked until the update is written).
+SELECT ordering FROM endpoints
+WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL FOR NO KEY UPDATE
+
+-- name: order_open_deliveries
+-- An endpoint switched to ordering "subject", under lock_sequences: its open deliveries with a
+-- subject become ordered, and of each subject only the first (by sequence) stays pending or
+-- held; the others are queued, except one whose attempt is under way (it finishes, and its
+-- outcome makes the next one due).
+UPDATE deliveries SET ordered = true,
+    status = CASE WHEN lease_expires_at >= :now THEN status
+                  WHEN sequence = (SELECT min(f.sequence) FROM deliveries AS f
+                                   WHERE f.endpoint_id = deliveries.endpoint_id
+                                     AND f.subject = deliveries.subject
+                                     AND f.status IN ('pending', 'held')) THEN status
+                  ELSE 'queued' END,
+    updated_at = :now
+WHERE endpoint_id = :endpoint_id AND subject IS NOT NULL AND status IN ('pending', 'held')
+
+-- name: unorder_open_deliveries
+-- An endpoint switched to ordering "none": its ordered open deliveries are ordered no more and
+-- the queued ones are due at :now (held while the endpoint is paused).
+UPDATE deliveries SET ordered = false,
+    status = CASE WHEN status <> 'queued' THEN status
+                  WHEN (SELECT ep.status FROM endpoints AS ep
+                        WHERE ep.id = deliveries.endpoint_id) = 'paused' THEN 'held'
+                  ELSE 'pending' END,
+    next_attempt_at = CASE WHEN status = 'queued' THEN :now ELSE next_attempt_at END,
+    updated_at = :now
+WHERE endpoint_id = :endpoint_id AND ordered AND status IN ('pending', 'held', 'queued')
 
 -- name: set_endpoint_secrets
 UPDATE endpoints SET secrets = :secrets, updated_at = :now
@@ -171,7 +203,7 @@ WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 UPDATE deliveries SET
     status = 'failed', last_error = 'endpoint deleted', next_attempt_at = NULL,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
-WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'held')
+WHERE endpoint_id = :endpoint_id AND status IN ('pending', 'held', 'queued')
 
 -- name: pause_endpoint
 UPDATE endpoints SET status = 'paused', pause_reason = :reason, updated_at = :now
@@ -290,17 +322,114 @@ LIMIT :limit
 
 -- ---- deliveries ---------------------------------------------------------------------------------
 
+-- name: lock_sequences
+-- The endpoints' sequence counters (migration 0013), made when new and locked in id order until
+-- the transaction ends: deliveries are numbered, and a subject's next delivery made due, only
+-- under this lock, each in a statement after it (so it reads what the lock's last holder wrote).
+INSERT INTO endpoint_sequences (endpoint_id, last)
+SELECT DISTINCT t.id, 0 FROM unnest(:endpoint_ids::text[]) AS t(id) ORDER BY t.id
+ON CONFLICT (endpoint_id) DO UPDATE SET last = endpoint_sequences.last
+
 -- name: insert_deliveries
+-- Under lock_sequences. Each row is numbered after its endpoint's counter in the order given;
+-- `subject` and `ordered` come from the event and the endpoint as stored; an ordered delivery
+-- is `queued` when an earlier one of its endpoint and subject is still open (in this batch or
+-- stored); previous_event_id is the latest earlier one of its endpoint and subject that is not
+-- skipped. Rows whose (event, endpoint) has a delivery already are left out before numbering.
 INSERT INTO deliveries (
     id, organization_id, event_id, endpoint_id, status, skip_reason, schema_version,
-    next_attempt_at, is_meta, created_at, updated_at
+    next_attempt_at, is_meta, created_at, updated_at, sequence, subject, previous_event_id,
+    ordered
 )
-SELECT t.id, t.organization_id, t.event_id, t.endpoint_id, t.status, t.skip_reason,
-       t.schema_version, CASE WHEN t.status = 'pending' THEN t.now END, t.is_meta, t.now, t.now
-FROM json_to_recordset(:rows::json)
-     AS t(id text, organization_id text, event_id text, endpoint_id text, status text,
-          skip_reason text, schema_version integer, is_meta boolean, now double precision)
+SELECT b.id, b.organization_id, b.event_id, b.endpoint_id, b.status, b.skip_reason,
+       b.schema_version, CASE WHEN b.status = 'pending' THEN b.now END, b.is_meta, b.now,
+       b.now, b.sequence, b.subject, b.previous_event_id, b.ordered
+FROM (
+    SELECT a.id, a.organization_id, a.event_id, a.endpoint_id, a.skip_reason,
+           a.schema_version, a.is_meta, a.now, a.sequence, a.subject, a.ordered, a.n,
+           CASE WHEN a.ordered AND (a.prior IS NOT NULL OR EXISTS (
+                    SELECT 1 FROM deliveries AS o
+                    WHERE o.endpoint_id = a.endpoint_id AND o.subject = a.subject
+                      AND o.ordered AND o.status IN ('pending', 'held', 'queued')))
+                THEN 'queued' ELSE a.status END AS status,
+           CASE WHEN a.subject IS NULL OR a.status = 'skipped' THEN NULL
+                ELSE coalesce(a.prior, (
+                    SELECT p.event_id FROM deliveries AS p
+                    WHERE p.endpoint_id = a.endpoint_id AND p.subject = a.subject
+                      AND p.status <> 'skipped'
+                    ORDER BY p.sequence DESC LIMIT 1)) END AS previous_event_id
+    FROM (
+        SELECT t.id, t.organization_id, t.event_id, t.endpoint_id, t.status, t.skip_reason,
+               t.schema_version, t.is_meta, t.now, t.n, e.subject,
+               s.last + row_number() OVER (PARTITION BY t.endpoint_id ORDER BY t.n) AS sequence,
+               (ep.ordering = 'subject' AND e.subject IS NOT NULL AND t.status <> 'skipped')
+                   AS ordered,
+               lag(t.event_id) OVER (PARTITION BY t.endpoint_id, e.subject,
+                                                  t.status = 'skipped' ORDER BY t.n) AS prior
+        FROM ROWS FROM (json_to_recordset(:rows::json)
+                        AS (id text, organization_id text, event_id text, endpoint_id text,
+                            status text, skip_reason text, schema_version integer,
+                            is_meta boolean, now double precision))
+             WITH ORDINALITY
+             AS t(id, organization_id, event_id, endpoint_id, status, skip_reason,
+                  schema_version, is_meta, now, n)
+        JOIN events AS e ON e.organization_id = t.organization_id AND e.id = t.event_id
+        JOIN endpoints AS ep ON ep.id = t.endpoint_id
+        JOIN endpoint_sequences AS s ON s.endpoint_id = t.endpoint_id
+        WHERE NOT EXISTS (SELECT 1 FROM deliveries AS x
+                          WHERE x.event_id = t.event_id AND x.endpoint_id = t.endpoint_id)
+    ) AS a
+) AS b
+ORDER BY b.n
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
+
+-- name: advance_sequences
+-- After insert_deliveries, under lock_sequences: each counter moves to its endpoint's highest
+-- number (never back: retention may have purged the highest).
+UPDATE endpoint_sequences SET last = greatest(last, coalesce(
+    (SELECT max(d.sequence) FROM deliveries AS d
+     WHERE d.endpoint_id = endpoint_sequences.endpoint_id), 0))
+WHERE endpoint_id = ANY(:endpoint_ids::text[])
+
+-- name: promote_subjects
+-- Under lock_sequences, after deliveries of ordered subjects were settled or queued: for each
+-- (endpoint, subject) in :keys none of whose ordered deliveries is pending or held, the queued
+-- one with the lowest sequence becomes due at :now (held when the endpoint is paused).
+UPDATE deliveries AS d SET
+    status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
+    next_attempt_at = :now, updated_at = :now
+FROM endpoints AS ep
+WHERE d.seq = ANY(ARRAY(
+    SELECT (SELECT q.seq FROM deliveries AS q
+            WHERE q.endpoint_id = k.endpoint_id AND q.subject = k.subject AND q.ordered
+              AND q.status = 'queued'
+            ORDER BY q.sequence LIMIT 1)
+    FROM json_to_recordset(:keys::json) AS k(endpoint_id text, subject text)
+    WHERE NOT EXISTS (SELECT 1 FROM deliveries AS o
+                      WHERE o.endpoint_id = k.endpoint_id AND o.subject = k.subject
+                        AND o.ordered AND o.status IN ('pending', 'held'))))
+  AND d.status = 'queued' AND ep.id = d.endpoint_id
+
+-- name: endpoint_ledger
+-- What an endpoint is owed, in sequence order after :after (issue 25), by
+-- deliveries_endpoint_sequence; each row's event type by events_org_id.
+SELECT d.sequence, d.event_id, e.type, d.subject, d.status, d.id AS delivery_id
+FROM deliveries AS d
+JOIN events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
+WHERE d.endpoint_id = :endpoint_id AND d.organization_id = :organization_id
+  AND d.sequence > :after
+ORDER BY d.sequence
+LIMIT :limit
+
+-- name: endpoint_ledger_ids
+-- The event ids of an endpoint's deliveries numbered :first to :last that are not skipped
+-- (what the endpoint's digest counts).
+SELECT d.event_id FROM deliveries AS d
+WHERE d.endpoint_id = :endpoint_id AND d.organization_id = :organization_id
+  AND d.sequence >= :first AND d.sequence <= :last AND d.status <> 'skipped'
+
+-- name: endpoint_last_sequence
+SELECT last FROM endpoint_sequences WHERE endpoint_id = :endpoint_id
 
 -- name: get_delivery
 SELECT * FROM deliveries WHERE organization_id = :organization_id AND id = :id
@@ -349,7 +478,9 @@ ORDER BY seq
 -- name: replay_delivery
 UPDATE deliveries AS d SET
     series = d.series + 1, attempt_count = 0, next_attempt_at = :now,
-    status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
+    status = CASE WHEN ep.ordering = 'subject' AND d.subject IS NOT NULL THEN 'queued'
+                  WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
+    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL),
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.id = :id AND d.status <> 'skipped'
@@ -361,7 +492,9 @@ RETURNING d.*
 -- name: replay_endpoint_deliveries
 UPDATE deliveries AS d SET
     series = d.series + 1, attempt_count = 0, next_attempt_at = :now,
-    status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
+    status = CASE WHEN ep.ordering = 'subject' AND d.subject IS NOT NULL THEN 'queued'
+                  WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
+    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL),
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id
@@ -370,18 +503,22 @@ WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.organization_id = d.organization_id
                   AND e.id = d.event_id AND e.erased_at IS NOT NULL)
+RETURNING d.endpoint_id, d.subject, d.ordered
 
 -- name: revive_skipped_deliveries
 UPDATE deliveries AS d SET
     series = d.series + 1, attempt_count = 0, next_attempt_at = :now, skip_reason = NULL,
     schema_version = r.schema_version,
-    status = CASE WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
+    status = CASE WHEN ep.ordering = 'subject' AND d.subject IS NOT NULL THEN 'queued'
+                  WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
+    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL),
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM json_to_recordset(:rows::json) AS r(id text, schema_version integer), endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id AND d.id = r.id
   AND d.status = 'skipped'
   AND coalesce(d.skip_reason, '') <> 'erased'
   AND ep.id = d.endpoint_id AND ep.deleted_at IS NULL
+RETURNING d.endpoint_id, d.subject, d.ordered
 
 -- name: claim_due
 -- `seq = ANY(ARRAY(...))` and not a join with the due rows: for a join the planner sizes the
@@ -429,7 +566,7 @@ FROM json_to_recordset(:outcomes::json)
      endpoints AS ep
 WHERE d.id = ANY(:ids::text[]) AND d.id = o.id AND d.lease_owner = :worker_id
   AND ep.id = d.endpoint_id
-RETURNING d.id, d.organization_id, d.endpoint_id, d.series
+RETURNING d.id, d.organization_id, d.endpoint_id, d.series, d.status, d.subject, d.ordered
 
 -- name: insert_attempts
 -- The attempts of the outcomes written, in attempt order.
@@ -525,7 +662,7 @@ DELETE FROM events WHERE seq IN (
     WHERE e.created_at < :cutoff
       AND NOT EXISTS (SELECT 1 FROM deliveries AS d
                       WHERE d.organization_id = e.organization_id AND d.event_id = e.id
-                        AND d.status IN ('pending', 'held'))
+                        AND d.status IN ('pending', 'held', 'queued'))
     ORDER BY e.created_at
     LIMIT :limit
 )
@@ -866,7 +1003,8 @@ UPDATE deliveries SET
     status = 'skipped', skip_reason = 'erased', next_attempt_at = NULL,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 WHERE event_id = ANY(:event_ids::text[])
-  AND organization_id = :organization_id AND status IN ('pending', 'held')
+  AND organization_id = :organization_id AND status IN ('pending', 'held', 'queued')
+RETURNING endpoint_id, subject, ordered
 
 -- name: clear_erased_attempts
 -- The receivers' answers (which may echo the payload) go; the outcomes stay.
