@@ -29,7 +29,15 @@ pytestmark = pytest.mark.postgres
 Case = Callable[[Store, Callable[[str], str]], Awaitable[list[Any]]]
 # What differs by construction: sequence numbers (a fast-path call refused has used some).
 SEQUENCES = {"seq"}
-TABLES = ["organizations", "endpoints", "events", "deliveries", "attempts", "projections"]
+TABLES = [
+    "organizations",
+    "endpoints",
+    "events",
+    "deliveries",
+    "attempts",
+    "projections",
+    "endpoint_sequences",
+]
 
 
 def bump(current: Projection | None) -> dict[str, object] | None:
@@ -149,6 +157,61 @@ async def outcomes(store: Store, ids: Callable[[str], str]) -> list[Any]:
     return answers
 
 
+async def ordered(store: Store, ids: Callable[[str], str]) -> list[Any]:
+    """Issue 25 through both paths: numbering, previous events, queueing within a batch and
+    behind what is stored, skipped deliveries left out of a subject's chain, and the next
+    delivery of a subject made due when the one in front settles (for good or not)."""
+    org = await make_org(store, ids("org"))
+    by_subject = endpoint(org, id=ids("ep"), ordering="subject")
+    unordered = endpoint(org, id=ids("ep"))
+    for ep in (by_subject, unordered):
+        await store.create_endpoint(ep)
+
+    def planned(n: int, subject: str | None, skip: bool = False) -> PublishItem:
+        ev = event(org, id=ids("evt"), created_at=T0 + n, subject=subject)
+        status = DeliveryStatus.SKIPPED if skip else DeliveryStatus.PENDING
+        ds = [pending(ep.id, id=ids("dlv"), status=status) for ep in (by_subject, unordered)]
+        return item(ev, ds)
+
+    answers: list[Any] = []
+    answers.append(
+        await store.publish(
+            [planned(1, "A"), planned(2, "A"), planned(3, "B"), planned(4, None)], now=T0 + 1
+        )
+    )
+    answers.append(await store.publish([planned(5, "A", skip=True), planned(6, "A")], now=T0 + 2))
+    claims = sorted(await store.claim_due("w", T0 + 3, 30.0, 100), key=lambda c: c.delivery.id)
+    answers.append([(c.delivery.id, c.delivery.sequence, c.delivery.previous_event_id)
+                    for c in claims])  # fmt: skip
+    heads = [c for c in claims if c.delivery.endpoint_id == by_subject.id]
+    answers.append(
+        await store.record_outcomes(
+            "w",
+            [
+                outcome(
+                    heads[0].delivery.id,
+                    by_subject.id,
+                    DeliveryStatus.FAILED,
+                    success=False,
+                    at=T0 + 4,
+                    code=500,
+                ),
+                outcome(
+                    heads[1].delivery.id,
+                    by_subject.id,
+                    DeliveryStatus.PENDING,
+                    success=False,
+                    at=T0 + 4,
+                    next_attempt_at=T0 + 60,
+                ),
+            ],  # fmt: skip
+            T0 + 5,
+        )
+    )
+    answers.append(sorted(c.delivery.id for c in await store.claim_due("w", T0 + 6, 30.0, 100)))
+    return answers
+
+
 def _ids() -> Callable[[str], str]:
     """Ids numbered in the order asked, so both runs of a case make the same ones."""
     numbers = itertools.count()
@@ -178,7 +241,9 @@ async def _rows(url: str) -> dict[str, list[dict[str, Any]]]:
         await conn.close()
 
 
-@pytest.mark.parametrize("case", [publishes, outcomes], ids=["publish", "record_outcomes"])
+@pytest.mark.parametrize(
+    "case", [publishes, outcomes, ordered], ids=["publish", "record_outcomes", "ordered"]
+)
 async def test_the_fast_path_does_what_the_plain_path_does(
     case: Case, fresh_database_url_factory: Callable[..., str]
 ) -> None:
