@@ -27,6 +27,8 @@ DEFAULT_RETRY_SCHEDULE_SECONDS: tuple[float, ...] = (
 RETRY_JITTER_FRACTION = 0.1
 PAUSE_AFTER_FAILURES = 20
 PAUSE_AFTER_SECONDS = 72 * 3600.0
+# an ordered subject held back this long tells the organization (webhook.subject_blocked)
+SUBJECT_BLOCKED_AFTER_SECONDS = 900.0
 RETENTION_DAYS = 30
 AUDIT_RETENTION_DAYS = 365  # the audit trail (issue 22), apart from delivery history
 MAX_BODY_BYTES = 1024 * 1024
@@ -91,6 +93,7 @@ class Settings:
     retry_jitter_fraction: float = RETRY_JITTER_FRACTION
     pause_after_failures: int = PAUSE_AFTER_FAILURES
     pause_after_seconds: float = PAUSE_AFTER_SECONDS
+    subject_blocked_after_seconds: float = SUBJECT_BLOCKED_AFTER_SECONDS
     retention_days: float = RETENTION_DAYS
     audit_retention_days: float = AUDIT_RETENTION_DAYS
     allow_private_urls: bool = False
@@ -218,6 +221,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_RETRY_JITTER": ("retry_jitter_fraction", _float),
     "TIDINGS_PAUSE_AFTER_FAILURES": ("pause_after_failures", _int),
     "TIDINGS_PAUSE_AFTER_SECONDS": ("pause_after_seconds", _float),
+    "TIDINGS_SUBJECT_BLOCKED_AFTER_SECONDS": ("subject_blocked_after_seconds", _float),
     "TIDINGS_RETENTION_DAYS": ("retention_days", _float),
     "TIDINGS_AUDIT_RETENTION_DAYS": ("audit_retention_days", _float),
     "TIDINGS_ALLOW_PRIVATE_URLS": ("allow_private_urls", _bool),

@@ -248,6 +248,24 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockedSubject:
+    """An ordered subject held back (issue 25): `waiting` queued deliveries, the oldest stored
+    at `waiting_since`, behind the pending delivery `delivery_id` that keeps failing."""
+
+    delivery_id: str
+    organization_id: str
+    endpoint_id: str
+    subject: str
+    event_id: str
+    series: int
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    waiting: int
+    waiting_since: float
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """One line of what an endpoint is owed (issue 25): its delivery of one event."""
 

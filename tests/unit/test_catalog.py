@@ -26,7 +26,11 @@ NOVATRADE_TYPES = {
     "self_service_invitation.used",
     "self_service_invitation.expired",
 }
-WEBHOOK_TYPES = {"webhook.endpoint_auto_paused", "webhook.delivery_failed_terminal"}
+WEBHOOK_TYPES = {
+    "webhook.endpoint_auto_paused",
+    "webhook.delivery_failed_terminal",
+    "webhook.subject_blocked",
+}
 DLT_TYPES = {
     "onboarding.requirementsQuestionnaire",
     "onboarding.requirementsIDV",

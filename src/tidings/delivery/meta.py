@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from tidings.catalog import Catalog
 from tidings.clock import to_rfc3339
 from tidings.errors import ApiError
-from tidings.models import Delivery, Endpoint, EndpointHealth, Event
+from tidings.models import BlockedSubject, Delivery, Endpoint, EndpointHealth, Event
 from tidings.policies import PAUSE_GONE
 
 log = logging.getLogger("tidings.delivery.meta")
@@ -23,6 +23,7 @@ ENDPOINT_AUTO_PAUSED = "webhook.endpoint_auto_paused"
 # The pause reason for a 410 answer (defined with the other pause reasons in policies).
 PAUSE_REASON_GONE = PAUSE_GONE
 DELIVERY_FAILED_TERMINAL = "webhook.delivery_failed_terminal"
+SUBJECT_BLOCKED = "webhook.subject_blocked"
 MAX_ERROR_CHARS = 500
 PUBLISH_TRIES = 3
 PUBLISH_BACKOFF_SECONDS = 0.2
@@ -117,6 +118,30 @@ def delivery_failed_terminal(
     ), key
 
 
+def subject_blocked(
+    catalog: Catalog, blocked: BlockedSubject, blocked_at: float
+) -> tuple[dict[str, Any], str]:
+    """(envelope, idempotency key) of `webhook.subject_blocked`; the key is the blocking
+    delivery and its attempt series, so a subject is told of once per blockage."""
+    code = blocked.last_status_code
+    data: dict[str, Any] = {
+        "endpointId": blocked.endpoint_id,
+        "subject": blocked.subject,
+        "blockingDeliveryId": blocked.delivery_id,
+        "blockingEventId": blocked.event_id,
+        "attempts": blocked.attempts,
+        "lastStatusCode": code if code is not None and 100 <= code <= 599 else None,
+        "lastError": blocked.last_error[:MAX_ERROR_CHARS] if blocked.last_error else None,
+        "waiting": blocked.waiting,
+        "waitingSince": to_rfc3339(blocked.waiting_since),
+        "blockedAt": to_rfc3339(blocked_at),
+    }
+    key = f"{SUBJECT_BLOCKED}:{blocked.delivery_id}:{blocked.series}"
+    return _envelope(
+        catalog, SUBJECT_BLOCKED, blocked.organization_id, blocked.endpoint_id, data
+    ), key
+
+
 async def publish_meta(
     publisher: MetaPublisher,
     envelope: dict[str, Any],
@@ -158,8 +183,10 @@ __all__ = [
     "DELIVERY_FAILED_TERMINAL",
     "ENDPOINT_AUTO_PAUSED",
     "PAUSE_REASON_GONE",
+    "SUBJECT_BLOCKED",
     "MetaPublisher",
     "delivery_failed_terminal",
     "endpoint_auto_paused",
     "publish_meta",
+    "subject_blocked",
 ]

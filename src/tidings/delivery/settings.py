@@ -19,6 +19,7 @@ from tidings.config import (
     PAUSE_AFTER_SECONDS,
     RETENTION_DAYS,
     RETRY_JITTER_FRACTION,
+    SUBJECT_BLOCKED_AFTER_SECONDS,
     WORKER_CONCURRENCY,
     Settings,
 )
@@ -51,6 +52,7 @@ class WorkerSettings:
     jitter_fraction: float = RETRY_JITTER_FRACTION
     pause_after_failures: int = PAUSE_AFTER_FAILURES
     pause_after_seconds: float = PAUSE_AFTER_SECONDS
+    subject_blocked_after_seconds: float = SUBJECT_BLOCKED_AFTER_SECONDS
     concurrency: int = WORKER_CONCURRENCY
     claim_batch_size: int = CLAIM_BATCH_SIZE
     endpoint_max_in_flight: int = ENDPOINT_MAX_IN_FLIGHT
@@ -94,6 +96,7 @@ class WorkerSettings:
             jitter_fraction=settings.retry_jitter_fraction,
             pause_after_failures=settings.pause_after_failures,
             pause_after_seconds=settings.pause_after_seconds,
+            subject_blocked_after_seconds=settings.subject_blocked_after_seconds,
             concurrency=settings.worker_concurrency,
             claim_batch_size=settings.claim_batch_size,
             endpoint_max_in_flight=settings.endpoint_max_in_flight,

@@ -33,6 +33,7 @@ from tidings.catalog import Catalog
 from tidings.clock import Clock, system_clock
 from tidings.delivery.aftermath import Aftermath, PauseStore
 from tidings.delivery.attempt import Attempter
+from tidings.delivery.blocked import BlockedStore, run_blocked_watch
 from tidings.delivery.claiming import Claimer, ClaimStore
 from tidings.delivery.meta import MetaPublisher
 from tidings.delivery.metrics import DeliveryMetrics
@@ -58,7 +59,14 @@ CLAIM_COALESCE_SECONDS = 0.01
 
 
 class WorkerStore(
-    ClaimStore, OutcomeStore, PauseStore, HistoryStore, PresenceStore, StatsStore, Protocol
+    ClaimStore,
+    OutcomeStore,
+    PauseStore,
+    HistoryStore,
+    PresenceStore,
+    StatsStore,
+    BlockedStore,
+    Protocol,
 ):
     """Everything the worker asks of the store."""
 
@@ -83,6 +91,8 @@ class Worker:
         self.clock = clock
         self.metrics = metrics if metrics is not None else DeliveryMetrics.shared()
         self._store = store
+        self._catalog = catalog
+        self._publisher = publisher
         self._concurrency = settings.concurrency
         self._claim_batch_size = settings.claim_batch_size
         self._min_claim = max(1, min(settings.claim_batch_size, settings.concurrency) // 4)
@@ -150,6 +160,19 @@ class Worker:
             asyncio.create_task(
                 run_stats(self._store, self.clock, self.stats, stop),
                 name="tidings.worker.stats",
+            )
+        )
+        background.append(
+            asyncio.create_task(
+                run_blocked_watch(
+                    self._store,
+                    self._catalog,
+                    self._publisher,
+                    self.clock,
+                    settings.subject_blocked_after_seconds,
+                    stop,
+                ),
+                name="tidings.worker.blocked",
             )
         )
         log.info(

@@ -340,6 +340,26 @@ class WebhookDeliveryFailedTerminal(EventData):
     failed_at: str = wire("failedAt")
 
 
+@register
+@dataclass(frozen=True, kw_only=True)
+class WebhookSubjectBlocked(EventData):
+    """``webhook.subject_blocked``: on an endpoint with ordering ``subject``, one subject's
+    deliveries have waited too long behind one that keeps failing."""
+
+    TYPES = ("webhook.subject_blocked",)
+
+    endpoint_id: str = wire("endpointId")
+    subject: str = wire("subject")
+    blocking_delivery_id: str = wire("blockingDeliveryId")
+    blocking_event_id: str = wire("blockingEventId")
+    attempts: int = wire("attempts")
+    last_status_code: int | None = wire("lastStatusCode")
+    last_error: str | None = wire("lastError")
+    waiting: int = wire("waiting")
+    waiting_since: str = wire("waitingSince")
+    blocked_at: str = wire("blockedAt")
+
+
 # --- dlt -----------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from tidings.models import (
     Attempt,
     AttemptOutcome,
     AuditEntry,
+    BlockedSubject,
     ClaimedDelivery,
     ConsoleSession,
     Delivery,
@@ -875,6 +876,33 @@ class Store:
             last=last,
         )
         return [row["event_id"] for row in rows]
+
+    async def blocked_subjects(self, cutoff: float, limit: int) -> list[BlockedSubject]:
+        """Ordered subjects whose oldest queued delivery was stored before `cutoff`, held back
+        by a pending one that failed at least once and was not reported yet; longest first."""
+        rows = await self._db.fetch("blocked_subjects", cutoff=cutoff, limit=limit)
+        return [
+            BlockedSubject(
+                delivery_id=row["delivery_id"],
+                organization_id=row["organization_id"],
+                endpoint_id=row["endpoint_id"],
+                subject=row["subject"],
+                event_id=row["event_id"],
+                series=int(row["series"]),
+                attempts=int(row["attempt_count"]),
+                last_status_code=row["last_status_code"],
+                last_error=row["last_error"],
+                waiting=int(row["waiting"]),
+                waiting_since=float(row["waiting_since"]),
+            )
+            for row in rows
+        ]
+
+    async def mark_blocked_reported(self, delivery_ids: Sequence[str], now: float) -> int:
+        """The blocking deliveries' webhook.subject_blocked went out (not again for them)."""
+        if not delivery_ids:
+            return 0
+        return await self._db.execute("mark_blocked_reported", ids=list(delivery_ids), now=now)
 
     async def last_sequence(self, endpoint_id: str) -> int:
         """The endpoint's highest sequence number so far (0 before its first delivery)."""

@@ -7,6 +7,8 @@ mid-attempt loses nothing and lets no later event overtake."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import signal
 from collections import defaultdict
 from typing import Any
@@ -71,7 +73,7 @@ class Ledger:
                 e for i, (e, _) in enumerate(arrivals) if e not in {a for a, _ in arrivals[:i]}
             ]
             assert first_seen == events, (subject, arrivals)
-            for before, after in zip(events, events[1:], strict=False):
+            for before, after in itertools.pairwise(events):
                 assert self.previous[after] == before
                 assert self.sequence[after] > self.sequence[before]
                 sent_after = arrivals.index(next(a for a in arrivals if a[0] == after))
@@ -233,3 +235,38 @@ async def test_a_worker_killed_mid_attempt_lets_no_later_event_overtake(
     finally:
         processes.stop_all()
         await store.close()
+
+
+async def test_a_subject_held_back_too_long_is_told_of_once(store: Store) -> None:
+    catalog = real_catalog()
+    publisher = StorePublisher(store, catalog)
+    org = await new_org(store)
+    subject_of: dict[str, str] = {}
+    seen = Ledger(subject_of)
+
+    def status_for(event_id: str, n: int) -> int:
+        return 500 if subject_of[event_id] == "stuck" else 200
+
+    async with running_receiver() as rx:
+        ep = await new_endpoint(
+            store, org, rx.on("/ordered", seen.behaviour(status_for)), ordering="subject"
+        )
+        await new_endpoint(store, org, rx.url("/meta"), event_types=("webhook.*",))
+        published, ids = await publish_subjects(publisher, org, ["stuck", "fine"], per_subject=3)
+        subject_of.update(ids)
+        async with running_worker(
+            store,
+            catalog,
+            publisher,
+            retry_schedule=(0.05, 600.0),
+            subject_blocked_after_seconds=0.5,
+        ):
+            await rx.wait_for(lambda: bool(rx.at("/meta")), timeout=30, what="the meta event")
+            await asyncio.sleep(2.5)  # two more rounds of the watch: nothing told twice
+        [told] = [r for r in rx.at("/meta")]
+        body = json.loads(told.body)
+        assert body["type"] == "webhook.subject_blocked"
+        data = body["data"]
+        assert data["endpointId"] == ep.id and data["subject"] == "stuck"
+        assert data["blockingEventId"] == published["stuck"][0]
+        assert data["waiting"] == 2 and data["attempts"] >= 1 and data["lastStatusCode"] == 500

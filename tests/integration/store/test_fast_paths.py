@@ -204,7 +204,7 @@ async def ordered(store: Store, ids: Callable[[str], str]) -> list[Any]:
                     at=T0 + 4,
                     next_attempt_at=T0 + 60,
                 ),
-            ],  # fmt: skip
+            ],
             T0 + 5,
         )
     )

@@ -431,6 +431,27 @@ WHERE d.endpoint_id = :endpoint_id AND d.organization_id = :organization_id
 -- name: endpoint_last_sequence
 SELECT last FROM endpoint_sequences WHERE endpoint_id = :endpoint_id
 
+-- name: blocked_subjects
+-- Ordered subjects held back: the queued deliveries of an (endpoint, subject) the oldest of which
+-- was stored before :cutoff, behind a pending delivery that has failed at least once and was not
+-- reported yet (webhook.subject_blocked). By deliveries_ordered_open.
+SELECT h.id AS delivery_id, h.organization_id, h.endpoint_id, h.subject, h.event_id, h.series,
+       h.attempt_count, h.last_status_code, h.last_error, w.waiting, w.waiting_since
+FROM (SELECT q.endpoint_id, q.subject, count(*) AS waiting, min(q.created_at) AS waiting_since
+      FROM deliveries AS q
+      WHERE q.ordered AND q.status = 'queued'
+      GROUP BY q.endpoint_id, q.subject
+      HAVING min(q.created_at) < :cutoff) AS w
+JOIN deliveries AS h
+  ON h.endpoint_id = w.endpoint_id AND h.subject = w.subject AND h.ordered
+ AND h.status = 'pending' AND h.attempt_count > 0 AND h.blocked_reported_at IS NULL
+ORDER BY w.waiting_since, h.id
+LIMIT :limit
+
+-- name: mark_blocked_reported
+UPDATE deliveries SET blocked_reported_at = :now
+WHERE id = ANY(:ids::text[]) AND blocked_reported_at IS NULL
+
 -- name: get_delivery
 SELECT * FROM deliveries WHERE organization_id = :organization_id AND id = :id
 
@@ -480,7 +501,7 @@ UPDATE deliveries AS d SET
     series = d.series + 1, attempt_count = 0, next_attempt_at = :now,
     status = CASE WHEN ep.ordering = 'subject' AND d.subject IS NOT NULL THEN 'queued'
                   WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
-    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL),
+    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL), blocked_reported_at = NULL,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.id = :id AND d.status <> 'skipped'
@@ -494,7 +515,7 @@ UPDATE deliveries AS d SET
     series = d.series + 1, attempt_count = 0, next_attempt_at = :now,
     status = CASE WHEN ep.ordering = 'subject' AND d.subject IS NOT NULL THEN 'queued'
                   WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
-    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL),
+    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL), blocked_reported_at = NULL,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id
@@ -511,7 +532,7 @@ UPDATE deliveries AS d SET
     schema_version = r.schema_version,
     status = CASE WHEN ep.ordering = 'subject' AND d.subject IS NOT NULL THEN 'queued'
                   WHEN ep.status = 'paused' THEN 'held' ELSE 'pending' END,
-    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL),
+    ordered = (ep.ordering = 'subject' AND d.subject IS NOT NULL), blocked_reported_at = NULL,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 FROM json_to_recordset(:rows::json) AS r(id text, schema_version integer), endpoints AS ep
 WHERE d.organization_id = :organization_id AND d.endpoint_id = :endpoint_id AND d.id = r.id

@@ -20,6 +20,8 @@ ALTER TABLE deliveries ADD COLUMN sequence bigint;
 ALTER TABLE deliveries ADD COLUMN subject text;
 ALTER TABLE deliveries ADD COLUMN previous_event_id text;
 ALTER TABLE deliveries ADD COLUMN ordered boolean NOT NULL DEFAULT false;
+-- when webhook.subject_blocked told of this delivery holding its subject back (once)
+ALTER TABLE deliveries ADD COLUMN blocked_reported_at double precision;
 CREATE TABLE endpoint_sequences (
     endpoint_id text PRIMARY KEY,
     last bigint NOT NULL

@@ -137,6 +137,7 @@ CREATE TABLE deliveries (
     subject text,
     previous_event_id text,
     ordered boolean NOT NULL DEFAULT false,
+    blocked_reported_at double precision,
     CONSTRAINT deliveries_event_id_endpoint_id_key UNIQUE (event_id, endpoint_id),
     CONSTRAINT deliveries_id_key UNIQUE (id),
     CONSTRAINT deliveries_pkey PRIMARY KEY (seq)

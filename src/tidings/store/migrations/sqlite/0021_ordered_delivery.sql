@@ -6,6 +6,8 @@ ALTER TABLE deliveries ADD COLUMN sequence INTEGER;
 ALTER TABLE deliveries ADD COLUMN subject TEXT;
 ALTER TABLE deliveries ADD COLUMN previous_event_id TEXT;
 ALTER TABLE deliveries ADD COLUMN ordered INTEGER NOT NULL DEFAULT 0;
+-- when webhook.subject_blocked told of this delivery holding its subject back (once)
+ALTER TABLE deliveries ADD COLUMN blocked_reported_at REAL;
 CREATE TABLE endpoint_sequences (
     endpoint_id TEXT PRIMARY KEY,
     last        INTEGER NOT NULL

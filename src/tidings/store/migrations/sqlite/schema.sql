@@ -129,7 +129,7 @@ CREATE TABLE deliveries (
     last_error        TEXT,
     is_meta           INTEGER NOT NULL DEFAULT 0,
     created_at        REAL NOT NULL,
-    updated_at        REAL NOT NULL, sequence INTEGER, subject TEXT, previous_event_id TEXT, ordered INTEGER NOT NULL DEFAULT 0,
+    updated_at        REAL NOT NULL, sequence INTEGER, subject TEXT, previous_event_id TEXT, ordered INTEGER NOT NULL DEFAULT 0, blocked_reported_at REAL,
     -- also serves lookups by event (history per event, purge, replay of missing)
     UNIQUE (event_id, endpoint_id)
 );
