@@ -88,6 +88,16 @@ RateOpt = Annotated[
         "--rate-limit", min=0, metavar="PER_SECOND", help="At most this many deliveries a second."
     ),
 ]
+OrderingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ordering",
+        metavar="ORDERING",
+        help="subject: one subject's events one at a time, in order | none (docs/api.md: "
+        "Ordering).",
+        show_default=False,
+    ),
+]
 FilterOpt = Annotated[
     str | None,
     typer.Option(
@@ -130,7 +140,7 @@ def show_endpoint(endpoint: dict[str, Any], title: str) -> None:
     names = (
         "id", "url", "format", "status", "pauseReason", "eventTypes", "partnerIds",
         "acceptedSchemaVersions", "sources", "description", "headers", "rateLimitPerSecond",
-        "filter", "recordFiltered", "failureStreak", "lastSuccessAt", "createdAt",
+        "filter", "recordFiltered", "ordering", "failureStreak", "lastSuccessAt", "createdAt",
     )  # fmt: skip
     pairs: list[tuple[str, Any]] = [(n, endpoint.get(n)) for n in names if n in endpoint]
     if endpoint.get("secret"):
@@ -152,6 +162,7 @@ def endpoints_create(
     header: HeaderOpt = None,
     rate_limit: RateOpt = None,
     event_filter: FilterOpt = None,
+    ordering: OrderingOpt = None,
     record_filtered: Annotated[
         bool,
         typer.Option("--record-filtered", help="Record the events --filter refuses as skipped."),
@@ -174,6 +185,8 @@ def endpoints_create(
         body["filter"] = guarded(lambda: parse_json_option(event_filter, "--filter"))
     if record_filtered:
         body["recordFiltered"] = True
+    if ordering is not None:
+        body["ordering"] = ordering
     created = call(url, key, lambda api: api.post("/v1/endpoints", body))
     if shown(created, as_json, field):
         return
@@ -241,6 +254,7 @@ def endpoints_update(
     header: HeaderOpt = None,
     rate_limit: RateOpt = None,
     event_filter: FilterOpt = None,
+    ordering: OrderingOpt = None,
     no_filter: Annotated[
         bool, typer.Option("--no-filter", help="Remove the filter: every subscribed event.")
     ] = False,
@@ -262,12 +276,53 @@ def endpoints_update(
         body["filter"] = guarded(lambda: parse_json_option(event_filter, "--filter"))
     if no_filter:
         body["filter"] = None
+    if ordering is not None:
+        body["ordering"] = ordering
     if not body:
         raise fail("nothing to change: give at least one option (see --help)")
     endpoint = call(url, key, lambda api: api.patch(f"/v1/endpoints/{endpoint_id}", body))
     if shown(endpoint, as_json, None):
         return
     show_endpoint(endpoint, "endpoint updated")
+
+
+@endpoints_app.command("ledger")
+def endpoints_ledger(
+    endpoint_id: EndpointArg,
+    after: Annotated[
+        int, typer.Option("--after", min=0, help="Start after this sequence number.")
+    ] = 0,
+    limit: LimitOpt = 100,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+    as_json: JsonOpt = False,
+    wide: WideOpt = False,
+) -> None:
+    """What the endpoint is owed, in sequence order (X-Tidings-Sequence)."""
+    page = call(
+        url,
+        key,
+        lambda api: api.get(f"/v1/endpoints/{endpoint_id}/ledger", after=after, limit=limit),
+    )
+    if as_json:
+        shown(page, as_json, None)
+        return
+    show_items(
+        page["items"],
+        lambda e: [
+            cell(e.get("sequence")),
+            cell(e.get("eventId")),
+            cell(e.get("type")),
+            cell(e.get("subject")),
+            styled_status(e.get("status")),
+        ],
+        ["sequence", "eventId", "type", "subject", "status"],
+        empty="nothing owed after that number",
+        as_json=False,
+        wide=wide,
+    )
+    if page.get("nextAfter") is not None:
+        out.print(f"more: --after {page['nextAfter']} (last sequence {page['lastSequence']})")
 
 
 @endpoints_app.command("delete")

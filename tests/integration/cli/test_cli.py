@@ -410,3 +410,47 @@ def test_events_erase_one_event_or_a_subject_and_the_event_shows_it(server: Serv
     assert usage.code == 2 and "needs --org" in usage.err
     refused = server.cli("events", "erase", "evt_e2", "--org", org_id, key=org_key)
     assert refused.code == 1 and "platform_key_required" in refused.err
+
+
+def test_an_ordered_endpoint_and_its_ledger(server: Server) -> None:
+    org_id, org_key = _setup_org(server)
+    create = (
+        "endpoints", "create", "https://hooks.example.com/in", "--types", "compliance.*",
+    )  # fmt: skip
+    bad = server.cli(*create, "--ordering", "fifo", key=org_key)
+    assert bad.code != 0 and "ordering" in bad.err
+    created = _ok(server.cli(*create, "--ordering", "subject", "--json", key=org_key)).json()
+    assert created["ordering"] == "subject"
+    endpoint_id = created["id"]
+    shown = _ok(server.cli("endpoints", "get", endpoint_id, key=org_key)).out
+    assert "ordering" in shown and "subject" in shown
+    for n in (1, 2):
+        data = json.dumps(_status_changed("ord_9", None, "VALID"))
+        _ok(
+            server.cli(
+                "events",
+                "publish",
+                "--type",
+                "compliance.status_changed",
+                "--data",
+                data,
+                "--org",
+                org_id,
+                "--id",
+                f"evt_ord_{n}",
+                "--subject",
+                "ord_9",
+            )  # fmt: skip
+        )
+    ledger = _ok(server.cli("endpoints", "ledger", endpoint_id, "--json", key=org_key)).json()
+    assert [(e["sequence"], e["eventId"], e["subject"]) for e in ledger["items"]] == [
+        (1, "evt_ord_1", "ord_9"),
+        (2, "evt_ord_2", "ord_9"),
+    ]
+    assert ledger["items"][1]["status"] == "queued"  # behind the first (which is never sent)
+    table = _ok(server.cli("endpoints", "ledger", endpoint_id, "--after", "1", key=org_key)).out
+    assert "evt_ord_2" in table and "evt_ord_1" not in table
+    updated = _ok(
+        server.cli("endpoints", "update", endpoint_id, "--ordering", "none", "--json", key=org_key)
+    ).json()
+    assert updated["ordering"] == "none"
