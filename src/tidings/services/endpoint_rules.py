@@ -32,7 +32,7 @@ from tidings.catalog import Catalog
 from tidings.errors import Issues
 from tidings.filters import FilterIssue, unknown_paths
 from tidings.formats import MAX_CUSTOM_HEADERS, validate_custom_headers
-from tidings.models import SOURCES, Endpoint, EventFilter
+from tidings.models import ORDERINGS, SOURCES, Endpoint, EventFilter
 from tidings.netguard import ForbiddenAddress, check_endpoint_url, resolve_allowed
 from tidings.services.deps import Deps, UrlRules
 from tidings.store.base import Store
@@ -228,6 +228,8 @@ async def check_endpoint(
         check_filter_paths(deps.catalog, candidate.event_types, candidate.filter, issues)
     await check_partners(deps.store, candidate.organization_id, candidate.partner_ids, issues)
     check_headers(candidate.headers, issues)
+    if candidate.ordering not in ORDERINGS:
+        issues.add("$.ordering", f"must be one of {', '.join(sorted(ORDERINGS))}")
     issues.raise_if_any()
     assert fmt is not None
     return fmt

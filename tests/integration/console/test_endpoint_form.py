@@ -149,3 +149,25 @@ async def test_the_form_takes_a_filter_and_says_what_is_wrong_with_it(web: Web) 
     assert "attributes.owner_type" in page.text and "recorded as skipped" in page.text
     edit = await browser.get(f"/console/endpoints/{stored['id']}/edit")
     assert "attributes.owner_type" in edit.text and 'name="recordFiltered"' in edit.text
+
+
+async def test_the_form_takes_an_order_and_the_edit_form_keeps_it(web: Web) -> None:
+    """Issue 25 in the console: the order chosen in the form, a value the API refuses named
+    beside the field, the endpoint page and the edit form showing it."""
+    org = await web.org()
+    browser = await web.sign_in(org.key)
+    csrf = csrf_of((await browser.get("/console/endpoints/new")).text)
+    base = {"csrf_token": csrf, "url": "https://127.0.0.1:9/hooks", "eventTypes": "compliance.*",
+            "sources": ["WEB_APP", "SYSTEM"]}  # fmt: skip
+    r = await browser.post("/console/endpoints", data={**base, "ordering": "fifo"})
+    assert r.status_code == 422, r.text
+    assert "must be one of none, subject" in error_of(r.text, "ordering")
+    assert await endpoints_of(web, org.key) == []
+    r = await browser.post("/console/endpoints", data={**base, "ordering": "subject"})
+    assert r.status_code == 201, r.text
+    [stored] = await endpoints_of(web, org.key)
+    assert stored["ordering"] == "subject"
+    page = await browser.get(f"/console/endpoints/{stored['id']}")
+    assert "one at a time, in sequence order" in page.text
+    edit = await browser.get(f"/console/endpoints/{stored['id']}/edit")
+    assert '<option value="subject" selected' in edit.text

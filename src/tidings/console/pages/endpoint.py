@@ -102,6 +102,7 @@ async def edit(request: Request, endpoint_id: EndpointId, viewer: Change) -> Res
                 rate_limit_per_second=given.rate_limit_per_second,
                 filter=given.filter,
                 record_filtered=given.record_filtered,
+                ordering=given.ordering,
             ),
         )
     except ValidationFailed as exc:

@@ -37,6 +37,10 @@ FORMAT_OPTIONS = (
     ("dlt", "dlt"),
     ("standard", "standard"),
 )
+ORDERING_OPTIONS = (
+    ("none", "none: as they come"),
+    ("subject", "subject: one subject's events one at a time, in order"),
+)
 MAX_FIELD_CHARS = 20_000  # longer than any valid value of any field
 
 
@@ -55,6 +59,7 @@ class EndpointForm:
     rateLimitPerSecond: str = ""
     filter: str = ""  # JSON (docs/api.md, Filters)
     recordFiltered: str = ""  # "on" when checked
+    ordering: str = "none"
 
     @classmethod
     def posted(cls, form: FormData) -> EndpointForm:
@@ -83,6 +88,7 @@ class EndpointForm:
             rateLimitPerSecond="" if rate is None else f"{rate:g}",
             filter="" if endpoint.filter is None else json.dumps(endpoint.filter.spec, indent=2),
             recordFiltered="on" if endpoint.record_filtered else "",
+            ordering=endpoint.ordering,
         )
 
     def read(self, issues: Issues) -> endpoints.EndpointInput:
@@ -103,6 +109,7 @@ class EndpointForm:
             ),
             filter=self._filter(issues),
             record_filtered=self.recordFiltered == "on",
+            ordering=self.ordering or "none",
         )
 
     def _filter(self, issues: Issues) -> dict[str, Any] | None:
@@ -143,6 +150,7 @@ def form_page(
             "form": form,
             "errors": errors,
             "format_options": FORMAT_OPTIONS,
+            "ordering_options": ORDERING_OPTIONS,
             "all_sources": sorted(SOURCES),
             "segments": sorted({name.split(".", 1)[0] + ".*" for name in names}),
             "types": sorted(names),
