@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -413,3 +415,87 @@ def test_guard_is_bounded_and_asks_the_application_store_for_what_it_forgot() ->
     assert not remembering.check(arrival("y2", "y1"))
     with pytest.raises(ValueError):
         OrderingGuard(max_items=0)
+
+
+# --- the example of docs/receiver.md runs as written ---------------------------------------------
+def test_docs_reconcile_example(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    http_api: tuple[str, type[_Handler]],
+) -> None:
+    from tidings import formats, signing
+    from tidings.models import Event
+
+    url, handler = http_api
+    text = (Path(__file__).parents[2] / "docs" / "receiver.md").read_text()
+    [block] = [b.split("```", 1)[0] for b in text.split("```python\n")[1:] if "catch_up" in b]
+    secret = signing.generate_secret("novatrade")
+    monkeypatch.chdir(tmp_path)
+    for name, value in (
+        ("TIDINGS_SECRETS", secret),
+        ("TIDINGS_URL", url),
+        ("TIDINGS_API_KEY", "tdk_org_key"),
+        ("TIDINGS_ENDPOINT_ID", "ep_1"),
+    ):
+        monkeypatch.setenv(name, value)
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(block, "docs/receiver.md", "exec"), namespace)
+
+    # e2 of subject A arrives; e1, in front of it, was lost
+    now = time.time()
+    e2 = Event(
+        id="e2",
+        organization_id=ORG,
+        type="compliance.status_changed",
+        schema_version=1,
+        source="WEB_APP",
+        created_at=now,
+        data={"orderId": "e2", "previousStatus": None, "status": "VALID"},
+        subject="A",
+    )
+    body = formats.render_body("novatrade", event=e2, data=e2.data, schema_version=1)
+    headers = formats.sign_headers(
+        "novatrade",
+        event=e2,
+        body=body,
+        delivery_id="dlv_2",
+        attempt=1,
+        secrets=[secret],
+        now=now,
+        sequence=2,
+        previous_event_id="e1",
+    )
+    namespace["receive"](body, headers)
+    assert capsys.readouterr().out == "arrived before e1\n"
+
+    items = [
+        {"sequence": n, "eventId": f"e{n}", "type": e2.type, "subject": "A",
+         "deliveryId": f"dlv_{n}", "status": "succeeded"}
+        for n in (1, 2)
+    ]  # fmt: skip
+    first = {"id": "dlv_1", "sequence": 1, "previousEventId": None}
+    handler.answers = {
+        "/v1/endpoints/ep_1/digest?from=1&to=1000": (
+            200,
+            {
+                "from": 1,
+                "to": 1000,
+                "count": 2,
+                "digest": event_ids_digest(["e1", "e2"]),
+                "lastSequence": 2,
+            },
+        ),
+        "/v1/endpoints/ep_1/ledger?after=0&limit=500": (
+            200,
+            {"items": items, "nextAfter": None, "lastSequence": 2},
+        ),
+        "/v1/events/e1": (200, envelope("e1", "A", deliveries=[first])),
+    }
+    namespace["catch_up"]()
+    assert capsys.readouterr().out == "['e1'] 0 True\n"
+    rows = namespace["db"].execute("SELECT id, sequence FROM events ORDER BY id").fetchall()
+    assert rows == [("e1", 1), ("e2", 2)]
+    # the guard asks the database for what it did not see arrive
+    assert "e1" not in namespace["guard"] and namespace["guard"].check(arrival("e3", "e1"))
+    namespace["db"].close()

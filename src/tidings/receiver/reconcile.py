@@ -499,9 +499,9 @@ class OrderingGuard:
     whether your own store holds an event id, and it is asked before an id counts as missing.
 
     tidings sends an ordered subject's next event only once the previous one succeeded, failed
-    for good or was skipped, so a missing previous event means it failed for good, was answered
-    2xx and lost, or was never owed (skipped deliveries are not named as previous events).
-    `reconcile` fetches the first two kinds.
+    for good or was skipped, so a missing previous event means it failed for good or was
+    answered 2xx and lost (`reconcile` fetches both), or, rarely, it was skipped after the next
+    one was stored (an event erased before it went out: nothing to fetch).
     """
 
     def __init__(
