@@ -431,6 +431,29 @@ def test_parse_novatrade() -> None:
     assert (typed.order_id, typed.previous_status, typed.status) == ("ord_1", "INCOMPLETE", "VALID")
 
 
+def test_sequence_and_previous_event_id_come_from_the_headers() -> None:
+    # issue 25: in every format, next to the correlation id; absent headers give None
+    plain = verify_and_parse(
+        "novatrade", NT_BODY, nt_headers(NT_BODY, [NT_SECRET]), NT_SECRET, now=NOW
+    )
+    assert (plain.sequence, plain.previous_event_id) == (None, None)
+    extra = {"x-tidings-sequence": " 42 ", "X-Tidings-Previous-Event-Id": "evt_41"}
+    for fmt, body, headers, secret in (
+        ("novatrade", NT_BODY, nt_headers(NT_BODY, [NT_SECRET]), NT_SECRET),
+        ("dlt", DLT_BODY, dlt_headers(DLT_BODY, [DLT_SECRET]), DLT_SECRET),
+        ("standard", STD_BODY, std_headers(STD_BODY, [WH_SECRET], msg_id="evt_s1"), WH_SECRET),
+    ):
+        event = verify_and_parse(fmt, body, {**headers, **extra}, secret, now=NOW)
+        assert (event.sequence, event.previous_event_id) == (42, "evt_41")
+    with pytest.raises(WebhookPayloadError, match="X-Tidings-Sequence"):
+        verify_and_parse(
+            "dlt",
+            DLT_BODY,
+            {**dlt_headers(DLT_BODY, [DLT_SECRET]), "X-Tidings-Sequence": "4x"},
+            DLT_SECRET,
+        )
+
+
 def test_parse_dlt_takes_the_full_type_from_the_header() -> None:
     headers = {
         **dlt_headers(DLT_BODY, [DLT_SECRET]),

@@ -11,6 +11,10 @@ their framework when they are imported themselves.
         event = verifier.verify_and_parse(raw_body, headers)
     except WebhookVerificationError as exc:
         ...  # answer 400/401 with exc.reason
+
+`reconcile` (with `TidingsClient`, ``urllib.request``) checks against tidings' ledger that the
+receiver holds every event its endpoint is owed and hands it what is missing; `OrderingGuard`
+says when an event of an ordered endpoint arrived before its previous one.
 """
 
 from __future__ import annotations
@@ -22,9 +26,19 @@ from tidings.receiver.dedup import (
     SqliteDedupStore,
     once,
 )
+from tidings.receiver.digest import event_ids_digest
 from tidings.receiver.errors import WebhookPayloadError, WebhookVerificationError
 from tidings.receiver.events import Verifier, WebhookEvent, parse, verify_and_parse
 from tidings.receiver.models import EventData, parse_data, registered_types, typed_class
+from tidings.receiver.reconcile import (
+    OrderCheck,
+    OrderingGuard,
+    OutOfOrderError,
+    ReconcileReport,
+    TidingsApiError,
+    TidingsClient,
+    reconcile,
+)
 from tidings.receiver.verify import DEFAULT_TOLERANCE_SECONDS, FORMATS, verify
 
 __all__ = [
@@ -34,14 +48,22 @@ __all__ = [
     "Deduplicator",
     "EventData",
     "MemoryLRUStore",
+    "OrderCheck",
+    "OrderingGuard",
+    "OutOfOrderError",
+    "ReconcileReport",
     "SqliteDedupStore",
+    "TidingsApiError",
+    "TidingsClient",
     "Verifier",
     "WebhookEvent",
     "WebhookPayloadError",
     "WebhookVerificationError",
+    "event_ids_digest",
     "once",
     "parse",
     "parse_data",
+    "reconcile",
     "registered_types",
     "typed_class",
     "verify",

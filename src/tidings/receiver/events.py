@@ -28,6 +28,8 @@ EVENT_ID_HEADER = "X-Tidings-Event-Id"
 EVENT_TYPE_HEADER = "X-Tidings-Event-Type"
 SCHEMA_VERSION_HEADER = "X-Tidings-Schema-Version"
 CORRELATION_ID_HEADER = "X-Tidings-Correlation-Id"
+SEQUENCE_HEADER = "X-Tidings-Sequence"
+PREVIOUS_EVENT_ID_HEADER = "X-Tidings-Previous-Event-Id"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class WebhookEvent:
       (``X-Tidings-Correlation-Id``; None when it gave none). Compare it with your own calls'
       ids to skip the echoes of your own changes. Like the other ``X-Tidings-*`` headers it is
       not covered by the signature.
+    - `sequence`: the delivery's number in what the endpoint is owed (``X-Tidings-Sequence``:
+      1, 2, 3 ... in the order the endpoint's deliveries were stored; None when absent). Store
+      it with the event id: `tidings.receiver.reconcile` compares those pairs with tidings.
+    - `previous_event_id`: the previous event of the same subject owed to this endpoint
+      (``X-Tidings-Previous-Event-Id``; None for an event without a subject or the first of
+      its subject). `OrderingGuard` checks it. Neither header is signed either.
     - `attributes`: envelope fields of the format (novatrade: source, organizationUuid,
       partnerUuid; dlt: owner_id, owner_type, external_id, entitlement_trigger_id,
       entitlement_id).
@@ -63,6 +71,8 @@ class WebhookEvent:
     attempt: int | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     correlation_id: str | None = None
+    sequence: int | None = None
+    previous_event_id: str | None = None
 
     @property
     def typed(self) -> EventData | None:
@@ -130,6 +140,8 @@ def parse(fmt: str, body: bytes | str, headers: HeadersLike) -> WebhookEvent:
     h = lower_headers(headers)
     delivery_id = h.get(DELIVERY_ID_HEADER.lower()) or None
     correlation_id = h.get(CORRELATION_ID_HEADER.lower()) or None
+    sequence = _int_or_none(h.get(SEQUENCE_HEADER.lower()), SEQUENCE_HEADER)
+    previous_event_id = h.get(PREVIOUS_EVENT_ID_HEADER.lower()) or None
     attempt = _int_or_none(h.get(ATTEMPT_HEADER.lower()), ATTEMPT_HEADER)
     header_version = _int_or_none(h.get(SCHEMA_VERSION_HEADER.lower()), SCHEMA_VERSION_HEADER)
     if fmt == "novatrade":
@@ -147,6 +159,8 @@ def parse(fmt: str, body: bytes | str, headers: HeadersLike) -> WebhookEvent:
             delivery_id=delivery_id,
             attempt=attempt,
             correlation_id=correlation_id,
+            sequence=sequence,
+            previous_event_id=previous_event_id,
             attributes={key: raw.get(key) for key in ("source", "organizationUuid", "partnerUuid")},
         )
     if fmt == "dlt":
@@ -162,6 +176,8 @@ def parse(fmt: str, body: bytes | str, headers: HeadersLike) -> WebhookEvent:
             delivery_id=delivery_id,
             attempt=attempt,
             correlation_id=correlation_id,
+            sequence=sequence,
+            previous_event_id=previous_event_id,
             attributes={key: raw.get(key) for key in DLT_ENVELOPE_FIELDS},
         )
     msg_id = h.get(STANDARD_ID_HEADER, "").strip()
@@ -178,6 +194,8 @@ def parse(fmt: str, body: bytes | str, headers: HeadersLike) -> WebhookEvent:
         delivery_id=delivery_id,
         attempt=attempt,
         correlation_id=correlation_id,
+        sequence=sequence,
+        previous_event_id=previous_event_id,
     )
 
 
@@ -236,7 +254,9 @@ __all__ = [
     "DELIVERY_ID_HEADER",
     "EVENT_ID_HEADER",
     "EVENT_TYPE_HEADER",
+    "PREVIOUS_EVENT_ID_HEADER",
     "SCHEMA_VERSION_HEADER",
+    "SEQUENCE_HEADER",
     "Verifier",
     "WebhookEvent",
     "parse",
