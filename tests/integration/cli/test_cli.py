@@ -440,7 +440,7 @@ def test_an_ordered_endpoint_and_its_ledger(server: Server) -> None:
                 f"evt_ord_{n}",
                 "--subject",
                 "ord_9",
-            )  # fmt: skip
+            )
         )
     ledger = _ok(server.cli("endpoints", "ledger", endpoint_id, "--json", key=org_key)).json()
     assert [(e["sequence"], e["eventId"], e["subject"]) for e in ledger["items"]] == [
