@@ -18,6 +18,7 @@ from tidings.delivery.settings import WorkerSettings
 from tidings.delivery.worker import Worker
 from tidings.models import (
     AttemptOutcome,
+    BlockedSubject,
     ClaimedDelivery,
     Delivery,
     DeliveryStatus,
@@ -161,6 +162,12 @@ class FakeStore:
 
     async def worker_gone(self, worker_id: str) -> None:
         self.gone.append(worker_id)
+
+    async def blocked_subjects(self, cutoff: float, limit: int) -> list[BlockedSubject]:
+        return []  # nothing ordered here (tests/integration/delivery covers the watch)
+
+    async def mark_blocked_reported(self, delivery_ids: Sequence[str], now: float) -> int:
+        return 0
 
     async def add_endpoint_stats(
         self, hours: Sequence[EndpointHour], *, forget_before: float

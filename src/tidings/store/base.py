@@ -1285,6 +1285,11 @@ class Store:
         key = {"organization_id": organization_id, "event_ids": ids}
         async with self._db.transaction() as tx:
             erased = await tx.execute("erase_events", now=now, **key)
+            ordered_at = await tx.fetch("erased_ordered_endpoints", **key)
+            if ordered_at:
+                await tx.execute(
+                    "lock_sequences", endpoint_ids=[row["endpoint_id"] for row in ordered_at]
+                )
             stopped_rows = await tx.fetch("stop_erased_deliveries", now=now, **key)
             stopped = len(stopped_rows)
             promoted = await _promote(tx, stopped_rows, now)

@@ -310,12 +310,13 @@ async def test_bad_input_is_named(api: Api) -> None:
         r = await api.client.get(f"{url}/ledger", params=params, headers=org.headers)
         assert r.status_code == 422, r.text
         assert r.json()["error"]["details"][0]["path"] == path
-    for params, path in (
+    digest_cases: list[tuple[dict[str, str | int], str]] = [
         ({"from": "x", "to": 2}, "query.from"),
         ({"from": 1}, "query.to"),
         ({"from": 5, "to": 2}, "query.to"),
         ({"from": 1, "to": 2_000_000}, "query.to"),
-    ):
-        r = await api.client.get(f"{url}/digest", params=params, headers=org.headers)
+    ]
+    for query, path in digest_cases:
+        r = await api.client.get(f"{url}/digest", params=query, headers=org.headers)
         assert r.status_code == 422, r.text
         assert r.json()["error"]["details"][0]["path"] == path

@@ -21,6 +21,7 @@ from tidings.store.base import Store
 from tidings.store.connect import open_store
 
 from .helpers import (
+    Behaviour,
     StorePublisher,
     new_endpoint,
     new_org,
@@ -45,7 +46,7 @@ class Ledger:
         self.previous: dict[str, str | None] = {}  # event id -> X-Tidings-Previous-Event-Id
         self.sequence: dict[str, int] = {}
 
-    def behaviour(self, status_for: Any, delay: float = 0.0) -> Any:
+    def behaviour(self, status_for: Any, delay: float = 0.0) -> Behaviour:
         async def answer(request: web.Request, n: int) -> web.StreamResponse:
             event_id = request.headers["X-Tidings-Event-Id"]
             key = (request.path, self.subject_of[event_id])

@@ -1017,6 +1017,14 @@ LIMIT :limit
 UPDATE events SET data = 'null'::jsonb, erased_at = :now
 WHERE organization_id = :organization_id AND id = ANY(:event_ids::text[]) AND erased_at IS NULL
 
+-- name: erased_ordered_endpoints
+-- The endpoints where an erasure stops ordered deliveries: their sequence locks are taken before
+-- the deliveries are (a worker that settled a delivery holds the lock and then queued rows).
+SELECT DISTINCT endpoint_id FROM deliveries
+WHERE event_id = ANY(:event_ids::text[]) AND organization_id = :organization_id
+  AND ordered AND status IN ('pending', 'held', 'queued')
+ORDER BY endpoint_id
+
 -- name: stop_erased_deliveries
 -- What was still to be sent of an erased event will not be: skipped, reason "erased" (a worker
 -- holding one loses its lease, and its late outcome is dropped with its attempt).

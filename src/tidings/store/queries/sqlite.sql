@@ -970,6 +970,14 @@ UPDATE events SET data = 'null', erased_at = :now
 WHERE organization_id = :organization_id AND id IN (SELECT value FROM json_each(:event_ids))
   AND erased_at IS NULL
 
+-- name: erased_ordered_endpoints
+-- The endpoints where an erasure stops ordered deliveries: their sequence locks are taken before
+-- the deliveries are (a worker that settled a delivery holds the lock and then queued rows).
+SELECT DISTINCT endpoint_id FROM deliveries
+WHERE event_id IN (SELECT value FROM json_each(:event_ids)) AND organization_id = :organization_id
+  AND ordered AND status IN ('pending', 'held', 'queued')
+ORDER BY endpoint_id
+
 -- name: stop_erased_deliveries
 -- What was still to be sent of an erased event will not be: skipped, reason "erased" (a worker
 -- holding one loses its lease, and its late outcome is dropped with its attempt).
