@@ -25,6 +25,10 @@ DELIVERY_FIELDS = {
     "lastStatusCode",
     "lastError",
     "series",
+    "sequence",
+    "subject",
+    "previousEventId",
+    "ordered",
 }
 
 
