@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,7 @@ async def make_tenant(
     urls: list[str],
     fmt: str = "novatrade",
     event_filter: dict[str, Any] | None = None,
+    ordering: str = "none",
 ) -> Tenant:
     now = time.time()
     org_id = str(uuid.uuid4())
@@ -125,6 +126,7 @@ async def make_tenant(
             created_at=now,
             updated_at=now,
             filter=None if event_filter is None else compile_filter(event_filter),
+            ordering=ordering,
         )
         await store.create_endpoint(endpoint)
         ids.append(endpoint.id)
@@ -148,10 +150,16 @@ def envelope(org_id: str, n: int) -> dict[str, Any]:
     }
 
 
-async def bulk_publish(store: Store, org_id: str, count: int, batch: int = 500) -> None:
+# the n-th event of an organization's bench workload (`envelope` unless a scenario says)
+MakeEnvelope = Callable[[str, int], dict[str, Any]]
+
+
+async def bulk_publish(
+    store: Store, org_id: str, count: int, batch: int = 500, make: MakeEnvelope = envelope
+) -> None:
     publisher = Publisher(store, Catalog.load_default())
     for start in range(0, count, batch):
-        envelopes = [envelope(org_id, n) for n in range(start, min(count, start + batch))]
+        envelopes = [make(org_id, n) for n in range(start, min(count, start + batch))]
         results = await publisher.publish_batch(envelopes)
         bad = [r for r in results if isinstance(r, Exception)]
         if bad:
@@ -159,13 +167,21 @@ async def bulk_publish(store: Store, org_id: str, count: int, batch: int = 500) 
 
 
 @contextlib.asynccontextmanager
-async def published_database(backend: str, urls: list[str], events: int) -> AsyncIterator[str]:
-    """A fresh database (`fresh_database`) with one tenant whose endpoints are `urls`, `events`
-    events published to them through the real Publisher, then settled (`settle`)."""
+async def published_database(
+    backend: str,
+    urls: list[str],
+    events: int,
+    *,
+    ordering: str = "none",
+    make: MakeEnvelope = envelope,
+) -> AsyncIterator[str]:
+    """A fresh database (`fresh_database`) with one tenant whose endpoints are `urls` (each with
+    `ordering`), `events` events (`make`) published to them through the real Publisher, then
+    settled (`settle`)."""
     async with fresh_database(backend) as url:
         async with connected(url) as store:
-            tenant = await make_tenant(store, urls)
-            await bulk_publish(store, tenant.org_id, events)
+            tenant = await make_tenant(store, urls, ordering=ordering)
+            await bulk_publish(store, tenant.org_id, events, make=make)
         await settle(url)
         yield url
 
@@ -369,12 +385,17 @@ async def tidings_drain(
     backend: str = "postgres",
     workers: int = 1,
     env_extra: Mapping[str, str] | None = None,
+    ordering: str = "none",
+    make: MakeEnvelope = envelope,
+    target: int | None = None,
 ) -> Drain:
-    """tidings delivering `events` x `urls` from a fresh, settled database (`published_database`)
-    with `workers` worker processes (SQLite: one `serve`), timed as `wait_delivered` says."""
+    """tidings delivering `events` x `urls` from a fresh, settled database (`published_database`,
+    endpoints with `ordering`, events made by `make`) with `workers` worker processes (SQLite:
+    one `serve`), timed as `wait_delivered` says until `target` deliveries succeeded (all of
+    them unless given)."""
     from bench.receiver import free_port
 
-    async with published_database(backend, urls, events) as url:
+    async with published_database(backend, urls, events, ordering=ordering, make=make) as url:
         # the store used for polling is opened after publishing (SQLite: one writer)
         env = tidings_env(url, **(env_extra or {}))
         if backend == "sqlite":
@@ -383,4 +404,5 @@ async def tidings_drain(
             procs = [["worker"] for _ in range(workers)]
         async with connected(url) as store:
             with many_processes(procs, env):
-                return await wait_delivered(store, events * len(urls), timeout=900, url=url)
+                total = events * len(urls) if target is None else target
+                return await wait_delivered(store, total, timeout=900, url=url)

@@ -9,6 +9,14 @@
   `X-Tidings-Delivery-Id` and keeps each event's first receipt time; on SIGTERM it writes them
   to DUMP as JSON. Used where requests must hang (isolation), for sub-millisecond receipt
   times (latency), and as the fallback where nginx cannot be had.
+
+Either can also keep the order log of issue 25's scenarios (`start_receiver(kind,
+order_log=True)`, bench.ordered): per request, in the order answered, its status, path (the
+endpoint), delivery and event ids, X-Tidings-Sequence and X-Tidings-Previous-Event-Id; it then
+answers 500 to events whose id starts `evt_blk_` (a blocked subject's), 200 to the rest. nginx
+logs headers, so it needs no Python receiver for this: with one worker process it writes each
+line as it finishes the request, before it reads the next, so an endpoint's subject, whose next
+request is only sent after the answer to the previous, is logged in the order it arrived.
 """
 
 from __future__ import annotations
@@ -37,8 +45,7 @@ events {{ worker_connections 4096; }}
 http {{
   # one line per request: receipt time, delivery id, event id (tidings headers or Standard
   # Webhooks' webhook-id), so runs on nginx count duplicates and receipt times too
-  log_format ids '$msec $http_x_tidings_delivery_id $http_x_tidings_event_id $http_webhook_id';
-  access_log {dir}/ids.log ids buffer=256k flush=1s;
+{log}
   client_body_buffer_size 64k;
   keepalive_requests 1000000;
   keepalive_timeout 120s;
@@ -49,10 +56,26 @@ http {{
   scgi_temp_path {dir}/scgi;
   server {{
     listen 127.0.0.1:{port};
-    location / {{ return 200 'ok'; }}
+    location / {{ {location} }}
   }}
 }}
 """
+
+IDS_LOG = """
+  log_format ids '$msec $http_x_tidings_delivery_id $http_x_tidings_event_id $http_webhook_id';
+  access_log {dir}/ids.log ids buffer=256k flush=1s;"""
+ANSWER = "return 200 'ok';"
+# the order log (ORDER_FIELDS) and the blocked subjects' 500s, for bench.ordered
+ORDER_LOG = """
+  log_format order '$status $uri $http_x_tidings_delivery_id $http_x_tidings_event_id '
+                   '$http_x_tidings_sequence $http_x_tidings_previous_event_id';
+  access_log {dir}/order.log order buffer=256k flush=1s;"""
+BLOCKED_PREFIX = "evt_blk_"
+ANSWER_BLOCKING = (
+    f"if ($http_x_tidings_event_id ~ ^{BLOCKED_PREFIX}) {{ return 500 'blocked'; }} " + ANSWER
+)
+# (status, path, delivery id, event id, sequence, previous event id or None)
+OrderRecord = tuple[int, str, str, str, int, str | None]
 
 
 def free_port() -> int:
@@ -109,6 +132,7 @@ class RunningReceiver:
     dump: Path | None = None
     workdir: Path | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    order_log: bool = False
 
     @property
     def url(self) -> str:
@@ -124,6 +148,8 @@ class RunningReceiver:
                 self.process.kill()
         if self.dump is not None and self.dump.exists():
             self.stats = json.loads(self.dump.read_text())
+        elif self.kind == "nginx" and self.workdir is not None and self.order_log:
+            self.stats = {"requests": read_order_log(self.workdir / "order.log")}
         elif self.kind == "nginx" and self.workdir is not None:
             self.stats = _nginx_stats(self.workdir / "ids.log")
         if self.workdir is not None:
@@ -177,49 +203,69 @@ def _nginx_stats(log: Path) -> dict[str, Any]:
     return receipts.stats()
 
 
-def start_nginx(binary: str) -> RunningReceiver:
+def read_order_log(log: Path) -> list[OrderRecord]:
+    """The order log's requests (nginx writes `-` for a header not sent)."""
+    records: list[OrderRecord] = []
+    if log.exists():
+        with log.open() as lines:
+            for line in lines:
+                parts = line.split()
+                if len(parts) != 6 or parts[4] == "-":
+                    continue  # not a tidings delivery
+                previous = None if parts[5] == "-" else parts[5]
+                records.append(
+                    (int(parts[0]), parts[1], parts[2], parts[3], int(parts[4]), previous)
+                )
+    return records
+
+
+def start_nginx(binary: str, order_log: bool = False) -> RunningReceiver:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="tidings-bench-nginx-"))
     conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    log = (ORDER_LOG if order_log else IDS_LOG).format(dir=workdir)
+    location = ANSWER_BLOCKING if order_log else ANSWER
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port, log=log, location=location))
     process = subprocess.Popen(
         [binary, "-c", str(conf), "-p", str(workdir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     wait_port(port)
-    return RunningReceiver("nginx", port, process, workdir=workdir)
+    return RunningReceiver("nginx", port, process, workdir=workdir, order_log=order_log)
 
 
-def start_counting() -> RunningReceiver:
+def start_counting(order_log: bool = False) -> RunningReceiver:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="tidings-bench-rx-"))
     dump = workdir / "counts.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.receiver", str(port), str(dump)],
+        [sys.executable, "-m", "bench.receiver", str(port), str(dump)]
+        + (["--order-log"] if order_log else []),
         stdout=subprocess.DEVNULL,
         stderr=None,
         cwd=Path(__file__).resolve().parent.parent,
     )
     wait_port(port)
-    return RunningReceiver("aiohttp", port, process, dump=dump)
+    return RunningReceiver("aiohttp", port, process, dump=dump, order_log=order_log)
 
 
-def start_receiver(kind: str) -> RunningReceiver:
-    """kind: "counting" (aiohttp), "nginx", or "auto" (nginx when available, else aiohttp)."""
+def start_receiver(kind: str, *, order_log: bool = False) -> RunningReceiver:
+    """kind: "counting" (aiohttp), "nginx", or "auto" (nginx when available, else aiohttp);
+    `order_log`: keep the order log and fail blocked subjects (see the module docstring)."""
     if kind in ("nginx", "auto"):
         binary = ensure_nginx()
         if binary is not None:
-            return start_nginx(binary)
+            return start_nginx(binary, order_log)
         if kind == "nginx":
             raise RuntimeError("nginx is not installed and could not be installed")
-    return start_counting()
+    return start_counting(order_log)
 
 
 # ---- the counting receiver process ------------------------------------------------------------
 
 
-def _serve(port: int, dump: Path) -> None:
+def _serve(port: int, dump: Path, order_log: bool = False) -> None:
     from aiohttp import web
 
     try:
@@ -229,16 +275,28 @@ def _serve(port: int, dump: Path) -> None:
     except ImportError:  # pragma: no cover
         pass
     receipts = Receipts()
+    requests: list[OrderRecord] = []
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/hang"):
             await asyncio.sleep(3600)
         await request.read()
-        receipts.add(
-            request.headers.get("X-Tidings-Delivery-Id", ""),
-            request.headers.get("X-Tidings-Event-Id") or request.headers.get("webhook-id") or "",
-            time.time(),
-        )
+        event = request.headers.get("X-Tidings-Event-Id") or request.headers.get("webhook-id") or ""
+        receipts.add(request.headers.get("X-Tidings-Delivery-Id", ""), event, time.time())
+        if order_log and (sequence := request.headers.get("X-Tidings-Sequence")):
+            status = 500 if event.startswith(BLOCKED_PREFIX) else 200
+            requests.append(
+                (
+                    status,
+                    request.path,
+                    request.headers.get("X-Tidings-Delivery-Id", ""),
+                    event,
+                    int(sequence),
+                    request.headers.get("X-Tidings-Previous-Event-Id"),
+                )
+            )
+            if status == 500:
+                return web.Response(status=500, text="blocked")
         return web.Response(text="ok")
 
     async def main() -> None:
@@ -255,11 +313,14 @@ def _serve(port: int, dump: Path) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
-        dump.write_text(json.dumps(receipts.stats()))
+        stats = receipts.stats()
+        if order_log:
+            stats["requests"] = requests
+        dump.write_text(json.dumps(stats))
         await runner.cleanup()
 
     asyncio.run(main())
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), Path(sys.argv[2]))
+    _serve(int(sys.argv[1]), Path(sys.argv[2]), "--order-log" in sys.argv[3:])

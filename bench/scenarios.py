@@ -575,6 +575,18 @@ async def console(scale: float, receiver: str) -> list[Figure]:
     return figures
 
 
+async def ordered(scale: float, receiver: str) -> list[Figure]:
+    from bench.ordered import ordered as run
+
+    return await run(scale, receiver)
+
+
+async def ordered_blocked(scale: float, receiver: str) -> list[Figure]:
+    from bench.ordered import ordered_blocked as run
+
+    return await run(scale, receiver)
+
+
 SCENARIOS = {
     "throughput-pg": throughput_pg,
     "throughput-pg-2": throughput_pg_2,
@@ -590,4 +602,6 @@ SCENARIOS = {
     "ceilings": ceilings,
     "sender-pyreqwest": sender_pyreqwest,
     "console": console,
+    "ordered": ordered,
+    "ordered-blocked": ordered_blocked,
 }

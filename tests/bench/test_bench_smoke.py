@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
         "peer-celery",
         "console",
         "publish-filter",
+        "ordered",
+        "ordered-blocked",
     ],
 )
 def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
@@ -56,6 +58,9 @@ def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
     assert any(ch.isdigit() for ch in done.stdout.split(f"▶ {scenario}", 1)[1])
     if scenario in ("throughput-pg-2", "wan"):
         assert "sent twice: 0.00" in done.stdout
+    if scenario in ("ordered", "ordered-blocked"):  # the receiver's order check ran
+        assert "out of order: 0.00" in done.stdout
+        assert "not received: 0.00" in done.stdout
     if scenario == "peer-celery":  # both comparisons ran, each on its own receiver
         assert "tidings / peer (throughput-pg)" in done.stdout
         assert "tidings / peer (wan)" in done.stdout
@@ -81,6 +86,52 @@ def test_nginx_access_log_counts_deliveries_duplicates_and_receipts(tmp_path: Pa
     assert stats["duplicates"] == 1
     assert stats["first_seen"] == {"evt_1": 1000.001, "msg_9": 1000.020}
     assert stats["last_at"] == 1000.020
+
+
+def test_the_order_check_counts_what_a_receiver_of_an_ordered_endpoint_must_not_see(
+    tmp_path: Path,
+) -> None:
+    """bench.ordered's check over nginx's order log (`status path delivery event sequence
+    previous`): per endpoint and subject, a sequence below one seen, or a previous event that is
+    not the last one accepted, is out of order; a failing event's retry and a resend are not."""
+    sys.path.insert(0, str(ROOT))
+    from bench.ordered import check_order
+    from bench.receiver import read_order_log
+
+    log = tmp_path / "order.log"
+    log.write_text(
+        "200 /ep0 dlv_1 evt_s1_n1 1 -\n"
+        "200 /ep1 dlv_2 evt_s1_n1 1 -\n"  # the same subject on another endpoint: its own order
+        "500 /ep0 dlv_3 evt_blk_s1_n3 4 evt_s1_n1\n"  # fails ...
+        "500 /ep0 dlv_3 evt_blk_s1_n3 4 evt_s1_n1\n"  # ... and is retried: in order
+        "200 /ep0 dlv_4 evt_s1_n5 6 evt_blk_s1_n3\n"  # sent while its previous was failing
+        "200 /ep0 dlv_5 evt_s2_n2 3 -\n"  # another subject, lower sequence: in order
+        "200 /ep0 dlv_6 evt_s2_n0 2 -\n"  # a lower sequence of subject 2
+        "200 /ep0 dlv_5 evt_s2_n2 3 -\n"  # dlv_5 again after n0: no longer the last accepted
+        "200 /ep1 dlv_7 evt_s1_n9 9 evt_s1_n5\n"  # previous is not the last accepted (n1)
+        "200 /ceiling dlv_ceiling_1 - - -\n"  # not a tidings delivery
+    )
+    records = read_order_log(log)
+    assert len(records) == 9
+    assert records[2] == (500, "/ep0", "dlv_3", "evt_blk_s1_n3", 4, "evt_s1_n1")
+    check = check_order(records)
+    assert check.requests == 9
+    assert check.out_of_order == 4  # n5 after a failing n3, n0 below 3, n2 again, n9
+    assert check.accepted == 6
+    assert check.sent_twice == 1  # dlv_5
+
+
+def test_ordered_workload_spreads_subjects_and_marks_the_blocked_ones() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.ordered import blocked_subjects, ordered_envelope
+
+    assert blocked_subjects(1_000, 0.01) == frozenset(range(0, 1_000, 100))
+    assert blocked_subjects(10, 0.01) == {0}
+    assert blocked_subjects(10, 0.0) == frozenset()
+    first = ordered_envelope("org", 1_203, subjects=1_000, blocked=frozenset({203}))
+    assert (first["id"], first["subject"]) == ("evt_blk_s203_n1203", "sub_203")
+    second = ordered_envelope("org", 1_204, subjects=1_000, blocked=frozenset({203}))
+    assert (second["id"], second["subject"]) == ("evt_s204_n1204", "sub_204")
 
 
 def test_wan_access_log_counts_handshakes_per_side(tmp_path: Path) -> None:
