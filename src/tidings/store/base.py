@@ -1407,15 +1407,39 @@ def _new_delivery_rows(created: Sequence[PublishItem], now: float | None) -> lis
 
 async def _insert_deliveries(tx: Connection, rows: Sequence[r.DeliveryRow]) -> int:
     """Store new deliveries, numbered per endpoint under the endpoints' sequence locks
-    (lock_sequences, insert_deliveries, advance_sequences: migration 0021 says why three
-    statements). Answers how many were stored (a pair that has a delivery already is not)."""
+    (lock_sequences, then insert_deliveries, each its own statement: migration 0021 says why),
+    then move the endpoints' counters and their subjects' latest events on to what was stored.
+    Answers how many were stored (a pair that has a delivery already is not)."""
     if not rows:
         return 0
     endpoint_ids = sorted({d.endpoint_id for _, _, d, _ in rows})
     await tx.execute("lock_sequences", endpoint_ids=endpoint_ids)
-    created = await tx.execute("insert_deliveries", rows=r.delivery_rows(rows))
-    await tx.execute("advance_sequences", endpoint_ids=endpoint_ids)
-    return created
+    stored = await tx.fetch("insert_deliveries", rows=r.delivery_rows(rows))
+    lasts: dict[str, int] = {}
+    heads: dict[tuple[str, str], tuple[int, str]] = {}
+    for row in stored:
+        endpoint_id, sequence = row["endpoint_id"], int(row["sequence"])
+        lasts[endpoint_id] = max(lasts.get(endpoint_id, 0), sequence)
+        if row["subject"] is not None and row["status"] != DeliveryStatus.SKIPPED:
+            key = (endpoint_id, row["subject"])
+            if key not in heads or heads[key][0] < sequence:
+                heads[key] = (sequence, row["event_id"])
+    if lasts:
+        await tx.execute(
+            "advance_sequences",
+            lasts=r.dumps([{"endpoint_id": e, "last": n} for e, n in sorted(lasts.items())]),
+        )
+    if heads:
+        await tx.execute(
+            "advance_subject_heads",
+            heads=r.dumps(
+                [
+                    {"endpoint_id": e, "subject": subject, "event_id": event_id}
+                    for (e, subject), (_, event_id) in sorted(heads.items())
+                ]
+            ),
+        )
+    return len(stored)
 
 
 # What a delivery's outcome can leave it as that lets the next one of its subject go.

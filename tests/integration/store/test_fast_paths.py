@@ -37,6 +37,7 @@ TABLES = [
     "attempts",
     "projections",
     "endpoint_sequences",
+    "subject_heads",
 ]
 
 

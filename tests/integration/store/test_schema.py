@@ -70,6 +70,7 @@ async def test_both_backends_have_the_same_tables_and_columns(
         "endpoint_stats",
         "audit_log",
         "endpoint_sequences",
+        "subject_heads",
     } == set(sqlite_cols)
 
 

@@ -145,14 +145,16 @@ WHERE organization_id = :organization_id AND id = :id AND deleted_at IS NULL
 -- held; the others are queued, except one whose attempt is under way (it finishes, and its
 -- outcome makes the next one due).
 UPDATE deliveries SET ordered = 1,
-    status = CASE WHEN lease_expires_at >= :now THEN status
-                  WHEN sequence = (SELECT min(f.sequence) FROM deliveries AS f
-                                   WHERE f.endpoint_id = deliveries.endpoint_id
-                                     AND f.subject = deliveries.subject
-                                     AND f.status IN ('pending', 'held')) THEN status
+    status = CASE WHEN deliveries.lease_expires_at >= :now THEN deliveries.status
+                  WHEN deliveries.sequence = f.first THEN deliveries.status
                   ELSE 'queued' END,
     updated_at = :now
-WHERE endpoint_id = :endpoint_id AND subject IS NOT NULL AND status IN ('pending', 'held')
+FROM (SELECT subject, min(sequence) AS first FROM deliveries
+      WHERE endpoint_id = :endpoint_id AND subject IS NOT NULL
+        AND status IN ('pending', 'held')
+      GROUP BY subject) AS f
+WHERE deliveries.endpoint_id = :endpoint_id AND deliveries.subject = f.subject
+  AND deliveries.status IN ('pending', 'held')
 
 -- name: unorder_open_deliveries
 -- An endpoint switched to ordering "none": its ordered open deliveries are ordered no more and
@@ -330,14 +332,16 @@ FROM (
            CASE WHEN a.ordered AND (a.prior IS NOT NULL OR EXISTS (
                     SELECT 1 FROM deliveries AS o
                     WHERE o.endpoint_id = a.endpoint_id AND o.subject = a.subject
-                      AND o.ordered AND o.status IN ('pending', 'held', 'queued')))
+                      AND o.ordered AND o.status IN ('pending', 'held')) OR EXISTS (
+                    SELECT 1 FROM deliveries AS o
+                    WHERE o.endpoint_id = a.endpoint_id AND o.subject = a.subject
+                      AND o.ordered AND o.status = 'queued'))
                 THEN 'queued' ELSE a.status END AS status,
            CASE WHEN a.subject IS NULL OR a.status = 'skipped' THEN NULL
                 ELSE coalesce(a.prior, (
-                    SELECT p.event_id FROM deliveries AS p
-                    WHERE p.endpoint_id = a.endpoint_id AND p.subject = a.subject
-                      AND p.status <> 'skipped'
-                    ORDER BY p.sequence DESC LIMIT 1)) END AS previous_event_id
+                    SELECT h.event_id FROM subject_heads AS h
+                    WHERE h.endpoint_id = a.endpoint_id AND h.subject = a.subject))
+           END AS previous_event_id
     FROM (
         SELECT t.id, t.organization_id, t.event_id, t.endpoint_id, t.status, t.skip_reason,
                t.schema_version, t.is_meta, t.now, t.n, e.subject,
@@ -364,12 +368,19 @@ FROM (
 WHERE true
 ORDER BY b.n
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
+RETURNING endpoint_id, subject, event_id, sequence, status
 
 -- name: advance_sequences
-UPDATE endpoint_sequences SET last = max(last, coalesce(
-    (SELECT max(d.sequence) FROM deliveries AS d
-     WHERE d.endpoint_id = endpoint_sequences.endpoint_id), 0))
-WHERE endpoint_id IN (SELECT value FROM json_each(:endpoint_ids))
+UPDATE endpoint_sequences SET last = max(last, (
+    SELECT t.value ->> '$.last' FROM json_each(:lasts) AS t
+    WHERE t.value ->> '$.endpoint_id' = endpoint_sequences.endpoint_id))
+WHERE endpoint_id IN (SELECT value ->> '$.endpoint_id' FROM json_each(:lasts))
+
+-- name: advance_subject_heads
+INSERT INTO subject_heads (endpoint_id, subject, event_id)
+SELECT value ->> '$.endpoint_id', value ->> '$.subject', value ->> '$.event_id'
+FROM json_each(:heads) WHERE true
+ON CONFLICT (endpoint_id, subject) DO UPDATE SET event_id = excluded.event_id
 
 -- name: promote_subjects
 -- See the PostgreSQL query.
@@ -413,7 +424,7 @@ SELECT last FROM endpoint_sequences WHERE endpoint_id = :endpoint_id
 -- name: blocked_subjects
 -- Ordered subjects held back: the queued deliveries of an (endpoint, subject) the oldest of which
 -- was stored before :cutoff, behind a pending delivery that has failed at least once and was not
--- reported yet (webhook.subject_blocked). By deliveries_ordered_open.
+-- reported yet (webhook.subject_blocked). By deliveries_ordered_queued.
 SELECT h.id AS delivery_id, h.organization_id, h.endpoint_id, h.subject, h.event_id, h.series,
        h.attempt_count, h.last_status_code, h.last_error, w.waiting, w.waiting_since
 FROM (SELECT q.endpoint_id, q.subject, count(*) AS waiting, min(q.created_at) AS waiting_since

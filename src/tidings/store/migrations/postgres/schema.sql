@@ -149,9 +149,9 @@ CREATE INDEX deliveries_due ON public.deliveries USING btree (next_attempt_at) W
 
 CREATE INDEX deliveries_endpoint_seq ON public.deliveries USING btree (endpoint_id, seq);
 
-CREATE INDEX deliveries_endpoint_subject ON public.deliveries USING btree (endpoint_id, subject, sequence) WHERE (subject IS NOT NULL);
+CREATE INDEX deliveries_ordered_head ON public.deliveries USING btree (endpoint_id, subject) WHERE (ordered AND (status = ANY (ARRAY['pending'::text, 'held'::text])));
 
-CREATE INDEX deliveries_ordered_open ON public.deliveries USING btree (endpoint_id, subject, sequence) WHERE (ordered AND (status = ANY (ARRAY['pending'::text, 'held'::text, 'queued'::text])));
+CREATE INDEX deliveries_ordered_queued ON public.deliveries USING btree (endpoint_id, subject, sequence) WHERE (ordered AND (status = 'queued'::text));
 
 CREATE INDEX deliveries_org_seq ON public.deliveries USING btree (organization_id, seq);
 
@@ -282,6 +282,13 @@ CREATE TABLE endpoint_sequences (
     CONSTRAINT endpoint_sequences_pkey PRIMARY KEY (endpoint_id)
 );
 
+CREATE TABLE subject_heads (
+    endpoint_id text NOT NULL,
+    subject text NOT NULL,
+    event_id text NOT NULL,
+    CONSTRAINT subject_heads_pkey PRIMARY KEY (endpoint_id, subject)
+);
+
 CREATE OR REPLACE FUNCTION public.tidings_endpoints_changed()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -317,57 +324,70 @@ BEGIN
     INSERT INTO endpoint_sequences (endpoint_id, last)
     SELECT t.id, 0 FROM unnest(v_ids) AS t(id) ORDER BY t.id
     ON CONFLICT (endpoint_id) DO UPDATE SET last = endpoint_sequences.last;
-    INSERT INTO deliveries (
-        id, organization_id, event_id, endpoint_id, status, skip_reason, schema_version,
-        next_attempt_at, is_meta, created_at, updated_at, sequence, subject, previous_event_id,
-        ordered
-    )
-    SELECT b.id, b.organization_id, b.event_id, b.endpoint_id, b.status, b.skip_reason,
-           b.schema_version, CASE WHEN b.status = 'pending' THEN b.now END, b.is_meta, b.now,
-           b.now, b.sequence, b.subject, b.previous_event_id, b.ordered
-    FROM (
-        SELECT a.id, a.organization_id, a.event_id, a.endpoint_id, a.skip_reason,
-               a.schema_version, a.is_meta, a.now, a.sequence, a.subject, a.ordered, a.n,
-               CASE WHEN a.ordered AND (a.prior IS NOT NULL OR EXISTS (
-                        SELECT 1 FROM deliveries AS o
-                        WHERE o.endpoint_id = a.endpoint_id AND o.subject = a.subject
-                          AND o.ordered AND o.status IN ('pending', 'held', 'queued')))
-                    THEN 'queued' ELSE a.status END AS status,
-               CASE WHEN a.subject IS NULL OR a.status = 'skipped' THEN NULL
-                    ELSE coalesce(a.prior, (
-                        SELECT p.event_id FROM deliveries AS p
-                        WHERE p.endpoint_id = a.endpoint_id AND p.subject = a.subject
-                          AND p.status <> 'skipped'
-                        ORDER BY p.sequence DESC LIMIT 1)) END AS previous_event_id
+    WITH ins AS (
+        INSERT INTO deliveries (
+            id, organization_id, event_id, endpoint_id, status, skip_reason, schema_version,
+            next_attempt_at, is_meta, created_at, updated_at, sequence, subject, previous_event_id,
+            ordered
+        )
+        SELECT b.id, b.organization_id, b.event_id, b.endpoint_id, b.status, b.skip_reason,
+               b.schema_version, CASE WHEN b.status = 'pending' THEN b.now END, b.is_meta, b.now,
+               b.now, b.sequence, b.subject, b.previous_event_id, b.ordered
         FROM (
-            SELECT t.id, t.organization_id, t.event_id, t.endpoint_id, t.status, t.skip_reason,
-                   t.schema_version, t.is_meta, t.now, t.n, e.subject,
-                   s.last + row_number() OVER (PARTITION BY t.endpoint_id ORDER BY t.n) AS sequence,
-                   (ep.ordering = 'subject' AND e.subject IS NOT NULL AND t.status <> 'skipped')
-                       AS ordered,
-                   lag(t.event_id) OVER (PARTITION BY t.endpoint_id, e.subject,
-                                                      t.status = 'skipped' ORDER BY t.n) AS prior
-            FROM ROWS FROM (json_to_recordset(p_rows)
-                            AS (id text, organization_id text, event_id text, endpoint_id text,
-                                status text, skip_reason text, schema_version integer,
-                                is_meta boolean, now double precision))
-                 WITH ORDINALITY
-                 AS t(id, organization_id, event_id, endpoint_id, status, skip_reason,
-                      schema_version, is_meta, now, n)
-            JOIN events AS e ON e.organization_id = t.organization_id AND e.id = t.event_id
-            JOIN endpoints AS ep ON ep.id = t.endpoint_id
-            JOIN endpoint_sequences AS s ON s.endpoint_id = t.endpoint_id
-            WHERE NOT EXISTS (SELECT 1 FROM deliveries AS x
-                              WHERE x.event_id = t.event_id AND x.endpoint_id = t.endpoint_id)
-        ) AS a
-    ) AS b
-    ORDER BY b.n
-    ON CONFLICT (endpoint_id, event_id) DO NOTHING;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    UPDATE endpoint_sequences SET last = greatest(last, coalesce(
-        (SELECT max(d.sequence) FROM deliveries AS d
-         WHERE d.endpoint_id = endpoint_sequences.endpoint_id), 0))
-    WHERE endpoint_id = ANY(v_ids);
+            SELECT a.id, a.organization_id, a.event_id, a.endpoint_id, a.skip_reason,
+                   a.schema_version, a.is_meta, a.now, a.sequence, a.subject, a.ordered, a.n,
+                   CASE WHEN a.ordered AND (a.prior IS NOT NULL OR EXISTS (
+                            SELECT 1 FROM deliveries AS o
+                            WHERE o.endpoint_id = a.endpoint_id AND o.subject = a.subject
+                              AND o.ordered AND o.status IN ('pending', 'held')) OR EXISTS (
+                            SELECT 1 FROM deliveries AS o
+                            WHERE o.endpoint_id = a.endpoint_id AND o.subject = a.subject
+                              AND o.ordered AND o.status = 'queued'))
+                        THEN 'queued' ELSE a.status END AS status,
+                   CASE WHEN a.subject IS NULL OR a.status = 'skipped' THEN NULL
+                        ELSE coalesce(a.prior, (
+                            SELECT h.event_id FROM subject_heads AS h
+                            WHERE h.endpoint_id = a.endpoint_id AND h.subject = a.subject))
+                   END AS previous_event_id
+            FROM (
+                SELECT t.id, t.organization_id, t.event_id, t.endpoint_id, t.status, t.skip_reason,
+                       t.schema_version, t.is_meta, t.now, t.n, e.subject,
+                       s.last + row_number() OVER (PARTITION BY t.endpoint_id ORDER BY t.n) AS sequence,
+                       (ep.ordering = 'subject' AND e.subject IS NOT NULL AND t.status <> 'skipped')
+                           AS ordered,
+                       lag(t.event_id) OVER (PARTITION BY t.endpoint_id, e.subject,
+                                                          t.status = 'skipped' ORDER BY t.n) AS prior
+                FROM ROWS FROM (json_to_recordset(p_rows)
+                                AS (id text, organization_id text, event_id text, endpoint_id text,
+                                    status text, skip_reason text, schema_version integer,
+                                    is_meta boolean, now double precision))
+                     WITH ORDINALITY
+                     AS t(id, organization_id, event_id, endpoint_id, status, skip_reason,
+                          schema_version, is_meta, now, n)
+                JOIN events AS e ON e.organization_id = t.organization_id AND e.id = t.event_id
+                JOIN endpoints AS ep ON ep.id = t.endpoint_id
+                JOIN endpoint_sequences AS s ON s.endpoint_id = t.endpoint_id
+                WHERE NOT EXISTS (SELECT 1 FROM deliveries AS x
+                                  WHERE x.event_id = t.event_id AND x.endpoint_id = t.endpoint_id)
+            ) AS a
+        ) AS b
+        ORDER BY b.n
+        ON CONFLICT (endpoint_id, event_id) DO NOTHING
+        RETURNING endpoint_id, subject, event_id, sequence, status
+    ), lasts AS (
+        UPDATE endpoint_sequences AS s SET last = greatest(s.last, m.last)
+        FROM (SELECT i.endpoint_id, max(i.sequence) AS last FROM ins AS i
+              GROUP BY i.endpoint_id) AS m
+        WHERE s.endpoint_id = m.endpoint_id
+    ), heads AS (
+        INSERT INTO subject_heads (endpoint_id, subject, event_id)
+        SELECT DISTINCT ON (i.endpoint_id, i.subject) i.endpoint_id, i.subject, i.event_id
+        FROM ins AS i
+        WHERE i.subject IS NOT NULL AND i.status <> 'skipped'
+        ORDER BY i.endpoint_id, i.subject, i.sequence DESC
+        ON CONFLICT (endpoint_id, subject) DO UPDATE SET event_id = excluded.event_id
+    )
+    SELECT count(*) INTO v_count FROM ins;
     RETURN v_count;
 END
 $function$;

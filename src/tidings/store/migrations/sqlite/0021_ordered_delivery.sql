@@ -12,6 +12,12 @@ CREATE TABLE endpoint_sequences (
     endpoint_id TEXT PRIMARY KEY,
     last        INTEGER NOT NULL
 );
+CREATE TABLE subject_heads (
+    endpoint_id TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, subject)
+);
 
 UPDATE deliveries SET sequence = n.sequence, subject = n.subject
 FROM (SELECT d.seq, e.subject,
@@ -27,9 +33,15 @@ FROM (SELECT seq, lag(event_id) OVER (PARTITION BY endpoint_id, subject ORDER BY
 WHERE deliveries.seq = p.seq AND p.previous_event_id IS NOT NULL;
 INSERT INTO endpoint_sequences (endpoint_id, last)
 SELECT endpoint_id, max(sequence) FROM deliveries GROUP BY endpoint_id;
+INSERT INTO subject_heads (endpoint_id, subject, event_id)
+SELECT endpoint_id, subject, event_id FROM (
+    SELECT endpoint_id, subject, event_id,
+           row_number() OVER (PARTITION BY endpoint_id, subject ORDER BY sequence DESC) AS r
+    FROM deliveries WHERE subject IS NOT NULL AND status <> 'skipped')
+WHERE r = 1;
 
 CREATE UNIQUE INDEX deliveries_endpoint_sequence ON deliveries (endpoint_id, sequence);
-CREATE INDEX deliveries_endpoint_subject ON deliveries (endpoint_id, subject, sequence)
-    WHERE subject IS NOT NULL;
-CREATE INDEX deliveries_ordered_open ON deliveries (endpoint_id, subject, sequence)
-    WHERE ordered AND status IN ('pending', 'held', 'queued');
+CREATE INDEX deliveries_ordered_head ON deliveries (endpoint_id, subject)
+    WHERE ordered AND status IN ('pending', 'held');
+CREATE INDEX deliveries_ordered_queued ON deliveries (endpoint_id, subject, sequence)
+    WHERE ordered AND status = 'queued';

@@ -144,11 +144,11 @@ CREATE INDEX deliveries_created_at ON deliveries (created_at);
 
 CREATE UNIQUE INDEX deliveries_endpoint_sequence ON deliveries (endpoint_id, sequence);
 
-CREATE INDEX deliveries_endpoint_subject ON deliveries (endpoint_id, subject, sequence)
-    WHERE subject IS NOT NULL;
+CREATE INDEX deliveries_ordered_head ON deliveries (endpoint_id, subject)
+    WHERE ordered AND status IN ('pending', 'held');
 
-CREATE INDEX deliveries_ordered_open ON deliveries (endpoint_id, subject, sequence)
-    WHERE ordered AND status IN ('pending', 'held', 'queued');
+CREATE INDEX deliveries_ordered_queued ON deliveries (endpoint_id, subject, sequence)
+    WHERE ordered AND status = 'queued';
 
 CREATE TABLE attempts (
     seq               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -265,4 +265,11 @@ CREATE TABLE workers_seen (
 CREATE TABLE endpoint_sequences (
     endpoint_id TEXT PRIMARY KEY,
     last        INTEGER NOT NULL
+);
+
+CREATE TABLE subject_heads (
+    endpoint_id TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, subject)
 );
