@@ -1632,6 +1632,8 @@ def _compare_and_set_rows(
 def _delivery_history_query(flt: DeliveryFilter) -> str:
     """The list_deliveries variant whose index fits the filter."""
     if flt.event_types is not None and not flt.event_types.empty:
+        if flt.endpoint_id is not None:
+            return "list_deliveries_of_types_for_endpoint"
         return "list_deliveries_of_types"
     if flt.endpoint_id is not None:
         return "list_deliveries_for_endpoint"

@@ -424,11 +424,11 @@ async def test_delivery_history_reads_the_ascending_indexes_backward(pg_url: str
             for r in await conn.fetch("SELECT indexname, indexdef FROM pg_indexes")
         }
         assert defs["deliveries_org_seq"].endswith("(organization_id, seq)")
-        assert defs["deliveries_endpoint_seq"].endswith("(endpoint_id, seq)")
+        assert defs["deliveries_endpoint_sequence"].endswith("(endpoint_id, sequence)")
         await conn.execute("SET enable_seqscan = off")
         for name, index, endpoint_id in [
             ("list_deliveries", "deliveries_org_seq", "NULL"),
-            ("list_deliveries_for_endpoint", "deliveries_endpoint_seq", f"'{endpoint.id}'"),
+            ("list_deliveries_for_endpoint", "deliveries_endpoint_sequence", f"'{endpoint.id}'"),
         ]:
             query = QUERIES[name]
             values = {

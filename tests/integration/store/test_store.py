@@ -745,6 +745,49 @@ async def test_delivery_history_newest_first_with_filters(store: Store) -> None:
         await store.list_deliveries(org, DeliveryFilter(), limit=4, cursor="abc")
 
 
+async def test_an_endpoints_history_pages_by_its_sequence_even_past_a_purged_cursor(
+    store: Store,
+) -> None:
+    """An endpoint's history, newest first, walks deliveries_endpoint_sequence (issue 25): the
+    seq cursor is read as its row's sequence, or the highest below it when retention purged
+    that row; with an event-type filter too."""
+    org = await make_org(store)
+    ep, other = await make_endpoint(store, org), await make_endpoint(store, org)
+    ids: list[str] = []
+    for i in range(7):
+        _, made = await publish_one(store, org, [ep.id, other.id], now=T0 + i)
+        ids.append(made[0])
+    newest_first = list(reversed(ids))
+    for flt in (
+        DeliveryFilter(endpoint_id=ep.id),
+        DeliveryFilter(endpoint_id=ep.id, event_types=TypeFilter(prefixes=("order.",))),
+    ):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await store.list_deliveries(org, flt, limit=3, cursor=cursor)
+            seen += [d.id for d in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == newest_first
+    first = await store.list_deliveries(
+        org, DeliveryFilter(endpoint_id=ep.id), limit=3, cursor=None
+    )
+    assert [d.sequence for d in first.items] == [7, 6, 5]
+    # the cursor's row goes (erased, so skipped, then purged as retention would)
+    gone = first.items[-1]
+    erased = await store.get_event(org, gone.event_id)
+    assert erased is not None
+    await store.erase_events(org, [erased], [], T0 + 50)
+    assert await store.purge_history(T0 + 100, 100) >= 1
+    assert await store.get_delivery(org, gone.id) is None
+    rest = await store.list_deliveries(
+        org, DeliveryFilter(endpoint_id=ep.id), limit=10, cursor=first.next_cursor
+    )
+    assert [d.id for d in rest.items] == newest_first[3:]
+
+
 async def test_purge_keeps_recent_and_open_history(store: Store) -> None:
     org = await make_org(store)
     ep = await make_endpoint(store, org)

@@ -483,14 +483,20 @@ ORDER BY seq DESC
 LIMIT :limit
 
 -- name: list_deliveries_for_endpoint
+-- Newest first by deliveries_endpoint_sequence: an endpoint's sequence numbers run in the order
+-- of seq (numbered in insert order under the endpoint's lock), so the seq cursor is read as
+-- the sequence of its row (or, when retention purged that row, one above the highest below it).
 SELECT * FROM deliveries
 WHERE endpoint_id = :endpoint_id AND organization_id = :organization_id
-  AND (:before_seq::bigint IS NULL OR seq < :before_seq)
+  AND (:before_seq::bigint IS NULL OR sequence < coalesce(
+        (SELECT b.sequence FROM deliveries AS b WHERE b.seq = :before_seq),
+        (SELECT max(b.sequence) + 1 FROM deliveries AS b
+         WHERE b.endpoint_id = :endpoint_id AND b.seq < :before_seq)))
   AND (:event_id::text IS NULL OR event_id = :event_id)
   AND (:status::text IS NULL OR status = :status)
   AND (:created_after::double precision IS NULL OR created_at >= :created_after)
   AND (:created_before::double precision IS NULL OR created_at < :created_before)
-ORDER BY seq DESC
+ORDER BY sequence DESC
 LIMIT :limit
 
 -- name: list_deliveries_for_event
@@ -831,7 +837,7 @@ SELECT tidings_record_outcomes(:worker_id, :outcomes::json, :now, :ids::text[],
 
 -- name: list_deliveries_of_types
 -- list_deliveries whose event's type matches a TypeFilter: newest first through
--- deliveries_org_seq (or deliveries_endpoint_seq with an endpoint), each row's event by events_org_id.
+-- deliveries_org_seq (an endpoint's: list_deliveries_of_types_for_endpoint), each row's event by events_org_id.
 SELECT d.* FROM deliveries AS d
 JOIN events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
 WHERE d.organization_id = :organization_id
@@ -844,6 +850,26 @@ WHERE d.organization_id = :organization_id
   AND (:no_types::boolean OR e.type = ANY(:exact::text[])
        OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p WHERE starts_with(e.type, p)))
 ORDER BY d.seq DESC
+LIMIT :limit
+
+-- name: list_deliveries_of_types_for_endpoint
+-- list_deliveries_of_types of one endpoint, newest first by deliveries_endpoint_sequence (as
+-- list_deliveries_for_endpoint).
+SELECT d.* FROM deliveries AS d
+JOIN events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
+WHERE d.organization_id = :organization_id
+  AND (:before_seq::bigint IS NULL OR d.sequence < coalesce(
+        (SELECT b.sequence FROM deliveries AS b WHERE b.seq = :before_seq),
+        (SELECT max(b.sequence) + 1 FROM deliveries AS b
+         WHERE b.endpoint_id = :endpoint_id AND b.seq < :before_seq)))
+  AND d.endpoint_id = :endpoint_id
+  AND (:event_id::text IS NULL OR d.event_id = :event_id)
+  AND (:status::text IS NULL OR d.status = :status)
+  AND (:created_after::double precision IS NULL OR d.created_at >= :created_after)
+  AND (:created_before::double precision IS NULL OR d.created_at < :created_before)
+  AND (:no_types::boolean OR e.type = ANY(:exact::text[])
+       OR EXISTS (SELECT 1 FROM unnest(:prefixes::text[]) AS p WHERE starts_with(e.type, p)))
+ORDER BY d.sequence DESC
 LIMIT :limit
 
 -- name: count_replay_window

@@ -460,14 +460,20 @@ ORDER BY seq DESC
 LIMIT :limit
 
 -- name: list_deliveries_for_endpoint
+-- Newest first by deliveries_endpoint_sequence: an endpoint's sequence numbers run in the order
+-- of seq (numbered in insert order under the endpoint's lock), so the seq cursor is read as
+-- the sequence of its row (or, when retention purged that row, one above the highest below it).
 SELECT * FROM deliveries
 WHERE endpoint_id = :endpoint_id AND +organization_id = :organization_id
-  AND (:before_seq IS NULL OR seq < :before_seq)
+  AND (:before_seq IS NULL OR sequence < coalesce(
+        (SELECT b.sequence FROM deliveries AS b WHERE b.seq = :before_seq),
+        (SELECT max(b.sequence) + 1 FROM deliveries AS b
+         WHERE b.endpoint_id = :endpoint_id AND b.seq < :before_seq)))
   AND (:event_id IS NULL OR event_id = :event_id)
   AND (:status IS NULL OR status = :status)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
-ORDER BY seq DESC
+ORDER BY sequence DESC
 LIMIT :limit
 
 -- name: list_deliveries_for_event
@@ -779,7 +785,7 @@ DELETE FROM portal_links WHERE expires_at < :cutoff
 
 -- name: list_deliveries_of_types
 -- list_deliveries whose event's type matches a TypeFilter: newest first through
--- deliveries_org_seq (or deliveries_endpoint_seq with an endpoint), each row's event by events_org_id.
+-- deliveries_org_seq (an endpoint's: list_deliveries_of_types_for_endpoint), each row's event by events_org_id.
 SELECT d.* FROM deliveries AS d
 JOIN events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
 WHERE d.organization_id = :organization_id
@@ -794,6 +800,28 @@ WHERE d.organization_id = :organization_id
        OR EXISTS (SELECT 1 FROM json_each(:prefixes) AS p
                   WHERE substr(e.type, 1, length(p.value)) = p.value))
 ORDER BY d.seq DESC
+LIMIT :limit
+
+-- name: list_deliveries_of_types_for_endpoint
+-- list_deliveries_of_types of one endpoint, newest first by deliveries_endpoint_sequence (as
+-- list_deliveries_for_endpoint).
+SELECT d.* FROM deliveries AS d
+JOIN events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
+WHERE d.organization_id = :organization_id
+  AND (:before_seq IS NULL OR d.sequence < coalesce(
+        (SELECT b.sequence FROM deliveries AS b WHERE b.seq = :before_seq),
+        (SELECT max(b.sequence) + 1 FROM deliveries AS b
+         WHERE b.endpoint_id = :endpoint_id AND b.seq < :before_seq)))
+  AND d.endpoint_id = :endpoint_id
+  AND (:event_id IS NULL OR d.event_id = :event_id)
+  AND (:status IS NULL OR d.status = :status)
+  AND (:created_after IS NULL OR d.created_at >= :created_after)
+  AND (:created_before IS NULL OR d.created_at < :created_before)
+  AND (:no_types
+       OR e.type IN (SELECT value FROM json_each(:exact))
+       OR EXISTS (SELECT 1 FROM json_each(:prefixes) AS p
+                  WHERE substr(e.type, 1, length(p.value)) = p.value))
+ORDER BY d.sequence DESC
 LIMIT :limit
 
 -- name: count_replay_window

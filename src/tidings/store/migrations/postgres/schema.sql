@@ -147,8 +147,6 @@ CREATE INDEX deliveries_created_at ON public.deliveries USING btree (created_at)
 
 CREATE INDEX deliveries_due ON public.deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 
-CREATE INDEX deliveries_endpoint_seq ON public.deliveries USING btree (endpoint_id, seq);
-
 CREATE INDEX deliveries_ordered_head ON public.deliveries USING btree (endpoint_id, subject) WHERE (ordered AND (status = ANY (ARRAY['pending'::text, 'held'::text])));
 
 CREATE INDEX deliveries_ordered_queued ON public.deliveries USING btree (endpoint_id, subject, sequence) WHERE (ordered AND (status = 'queued'::text));

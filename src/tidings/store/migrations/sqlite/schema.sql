@@ -138,8 +138,6 @@ CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pend
 
 CREATE INDEX deliveries_org_seq ON deliveries (organization_id, seq);
 
-CREATE INDEX deliveries_endpoint_seq ON deliveries (endpoint_id, seq);
-
 CREATE INDEX deliveries_created_at ON deliveries (created_at);
 
 CREATE UNIQUE INDEX deliveries_endpoint_sequence ON deliveries (endpoint_id, sequence);
