@@ -382,11 +382,12 @@ class Store:
             )
             if before is None or await tx.execute("update_endpoint", **params) == 0:
                 raise NotFound(f"endpoint {endpoint.id} not found")
-            if before["ordering"] != endpoint.ordering:
+            reordered = before["ordering"] != endpoint.ordering
+            if reordered:
                 await _reorder_open_deliveries(tx, endpoint, endpoint.updated_at)
             await _audit(tx, audit)
-        if endpoint.ordering == Ordering.NONE:
-            self._announce()  # queued deliveries may be due now
+        if reordered and endpoint.ordering == Ordering.NONE:
+            self._announce()  # what was queued is due now
 
     async def set_endpoint_secrets(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.integration.api.conftest import Api, Org
 from tidings.ids import new_id
-from tidings.models import Attempt, AttemptOutcome, DeliveryStatus, Event
+from tidings.models import Attempt, AttemptOutcome, ClaimedDelivery, DeliveryStatus, Event
 from tidings.store.base import PublishItem
 from tidings.subscriptions import plan_deliveries
 
@@ -64,6 +64,42 @@ async def publish(
     return result.event, [d.id for d in planned]
 
 
+def worker_outcome(
+    c: ClaimedDelivery,
+    now: float,
+    status_code: int | None,
+    *,
+    final: bool = False,
+    error: str | None = None,
+) -> AttemptOutcome:
+    """One attempt's outcome as a worker would record it: 2xx succeeds, anything else is
+    retried in 60 s, or fails for good when `final`."""
+    ok = status_code is not None and 200 <= status_code < 300
+    if ok:
+        status = DeliveryStatus.SUCCEEDED
+    else:
+        status = DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
+    return AttemptOutcome(
+        delivery_id=c.delivery.id,
+        endpoint_id=c.endpoint.id,
+        attempt=Attempt(
+            delivery_id=c.delivery.id,
+            number=c.delivery.attempt_count + 1,
+            started_at=now,
+            duration_ms=42.5,
+            status_code=status_code,
+            error=error,
+            response_excerpt="accepted" if ok else "try later",
+            series=c.delivery.series,
+        ),
+        status=status,
+        next_attempt_at=None if ok or final else now + 60.0,
+        success=ok,
+        last_status_code=status_code,
+        last_error=error,
+    )
+
+
 async def attempt_all(
     api: Api,
     *,
@@ -75,33 +111,6 @@ async def attempt_all(
     """One attempt for every due delivery, as a worker would record it: 2xx succeeds, anything
     else is retried in 60 s, or fails for good when `final`. Answers the delivery ids."""
     claimed = await api.store.claim_due("wrk_test", now, 60.0, 1000)
-    outcomes = []
-    for c in claimed:
-        ok = status_code is not None and 200 <= status_code < 300
-        if ok:
-            status = DeliveryStatus.SUCCEEDED
-        else:
-            status = DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
-        outcomes.append(
-            AttemptOutcome(
-                delivery_id=c.delivery.id,
-                endpoint_id=c.endpoint.id,
-                attempt=Attempt(
-                    delivery_id=c.delivery.id,
-                    number=c.delivery.attempt_count + 1,
-                    started_at=now,
-                    duration_ms=42.5,
-                    status_code=status_code,
-                    error=error,
-                    response_excerpt="accepted" if ok else "try later",
-                    series=c.delivery.series,
-                ),
-                status=status,
-                next_attempt_at=None if ok or final else now + 60.0,
-                success=ok,
-                last_status_code=status_code,
-                last_error=error,
-            )
-        )
+    outcomes = [worker_outcome(c, now, status_code, final=final, error=error) for c in claimed]
     await api.store.record_outcomes("wrk_test", outcomes, now)
     return [c.delivery.id for c in claimed]

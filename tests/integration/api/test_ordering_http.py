@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from tests.integration.api.conftest import Api, Org
-from tests.integration.api.history_helpers import make_endpoint
-from tidings.models import Attempt, AttemptOutcome, ClaimedDelivery, DeliveryStatus
+from tests.integration.api.history_helpers import make_endpoint, worker_outcome
+from tidings.models import ClaimedDelivery, DeliveryStatus
 from tidings.receiver.digest import event_ids_digest
 
 WORKER = "wrk_test"
@@ -49,28 +49,9 @@ async def settle(
     api: Api, claims: list[ClaimedDelivery], now: float, status: DeliveryStatus
 ) -> None:
     """Record one attempt of each: SUCCEEDED, FAILED (for good) or PENDING (retry in 60 s)."""
-    ok = status == DeliveryStatus.SUCCEEDED
-    outcomes = [
-        AttemptOutcome(
-            delivery_id=c.delivery.id,
-            endpoint_id=c.endpoint.id,
-            attempt=Attempt(
-                delivery_id=c.delivery.id,
-                number=c.delivery.attempt_count + 1,
-                started_at=now,
-                duration_ms=1.0,
-                status_code=200 if ok else 500,
-                error=None,
-                response_excerpt=None,
-                series=c.delivery.series,
-            ),
-            status=status,
-            next_attempt_at=now + 60 if status == DeliveryStatus.PENDING else None,
-            success=ok,
-            last_status_code=200 if ok else 500,
-        )
-        for c in claims
-    ]
+    code = 200 if status == DeliveryStatus.SUCCEEDED else 500
+    final = status == DeliveryStatus.FAILED
+    outcomes = [worker_outcome(c, now, code, final=final) for c in claims]
     await api.store.record_outcomes(WORKER, outcomes, now)
 
 
