@@ -266,18 +266,6 @@ class BlockedSubject:
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One line of what an endpoint is owed (issue 25): its delivery of one event."""
-
-    sequence: int
-    event_id: str
-    type: str
-    subject: str | None
-    status: DeliveryStatus
-    delivery_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class Attempt:
     delivery_id: str
     number: int  # 1-based within the delivery's life (keeps counting across replays)

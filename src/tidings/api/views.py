@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidings.clock import to_rfc3339
-from tidings.models import Attempt, Delivery, Endpoint, EndpointSecret, Event, LedgerEntry
+from tidings.models import Attempt, Delivery, Endpoint, EndpointSecret, Event
 from tidings.services.endpoints import SigningSecrets
 
 
@@ -100,17 +100,6 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "subject": delivery.subject,
         "previousEventId": delivery.previous_event_id,
         "ordered": delivery.ordered,
-    }
-
-
-def ledger_entry_view(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "sequence": entry.sequence,
-        "eventId": entry.event_id,
-        "type": entry.type,
-        "subject": entry.subject,
-        "deliveryId": entry.delivery_id,
-        "status": str(entry.status),
     }
 
 

@@ -48,6 +48,7 @@ from tidings.receiver.events import (
     WebhookEvent,
     parse,
 )
+from tidings.receiver.ledger import MAX_DIGEST_RANGE, LedgerEntry, LedgerPage, RangeDigest
 from tidings.receiver.verify import FORMATS, STANDARD_ID_HEADER
 from tidings.receiver.wire import DLT_ENVELOPE_FIELDS
 
@@ -57,7 +58,7 @@ IN_FLIGHT_STATUSES = frozenset({"pending", "held", "queued"})  # tidings will st
 SKIPPED_STATUS = "skipped"  # never owed
 
 MAX_PAGE = 500  # the API's largest page
-MAX_CHUNK = 1_000_000  # the widest range one digest covers
+MAX_CHUNK = MAX_DIGEST_RANGE  # the widest range one digest covers
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
@@ -75,34 +76,6 @@ class TidingsApiError(Exception):
         self.message = message
         shown = f"HTTP {status}" if status is not None else "no answer"
         super().__init__(f"{url}: {shown}{f' {code}' if code else ''}: {message}")
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One delivery the endpoint is owed (or was: `status` ``skipped``)."""
-
-    sequence: int
-    event_id: str
-    type: str
-    subject: str | None
-    delivery_id: str
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerPage:
-    items: list[LedgerEntry]
-    next_after: int | None  # the `after` of the next page; None at the end
-    last_sequence: int  # the endpoint's highest number when this was read
-
-
-@dataclass(frozen=True, slots=True)
-class RangeDigest:
-    first: int
-    last: int
-    count: int  # deliveries numbered first..last that are not skipped
-    digest: str  # event_ids_digest of their event ids
-    last_sequence: int
 
 
 class ReconcileClient(Protocol):
@@ -179,31 +152,13 @@ class TidingsClient:
         return f"/v1/endpoints/{urllib.parse.quote(self.endpoint_id, safe='')}/{what}"
 
     def ledger(self, after: int = 0, limit: int = MAX_PAGE) -> LedgerPage:
-        body = self._get(self._endpoint_path("ledger"), {"after": after, "limit": limit})
-        items = [
-            LedgerEntry(
-                sequence=int(item["sequence"]),
-                event_id=str(item["eventId"]),
-                type=str(item["type"]),
-                subject=item.get("subject"),
-                delivery_id=str(item["deliveryId"]),
-                status=str(item["status"]),
-            )
-            for item in body["items"]
-        ]
-        next_after = body.get("nextAfter")
-        return LedgerPage(
-            items, None if next_after is None else int(next_after), int(body["lastSequence"])
+        return LedgerPage.from_wire(
+            self._get(self._endpoint_path("ledger"), {"after": after, "limit": limit})
         )
 
     def digest(self, first: int, last: int) -> RangeDigest:
-        body = self._get(self._endpoint_path("digest"), {"from": first, "to": last})
-        return RangeDigest(
-            first=int(body["from"]),
-            last=int(body["to"]),
-            count=int(body["count"]),
-            digest=str(body["digest"]),
-            last_sequence=int(body["lastSequence"]),
+        return RangeDigest.from_wire(
+            self._get(self._endpoint_path("digest"), {"from": first, "to": last})
         )
 
     def event(self, event_id: str) -> dict[str, Any] | None:

@@ -1,35 +1,15 @@
 """What an endpoint is owed, for a receiver that checks it has everything (issue 25): the
-ledger (its deliveries in sequence order) and the digest of a range of sequence numbers."""
+ledger (its deliveries in sequence order) and the digest of a range of sequence numbers, as
+the records `tidings.receiver.ledger` defines for the API and the SDK alike."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tidings.auth import Actor, require_organization
 from tidings.errors import Issues, NotFoundError
-from tidings.models import LedgerEntry
 from tidings.receiver.digest import event_ids_digest
+from tidings.receiver.ledger import MAX_DIGEST_RANGE, LedgerPage, RangeDigest
 from tidings.services.deps import Deps
 from tidings.services.paging import check_page
-
-# The widest range one digest covers (a busy endpoint's day; its ids are read in one query).
-MAX_DIGEST_RANGE = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerPage:
-    items: list[LedgerEntry]
-    next_after: int | None  # where the next page starts; None when this one reached the end
-    last_sequence: int  # the endpoint's highest number when the page was read
-
-
-@dataclass(frozen=True, slots=True)
-class Digest:
-    first: int
-    last: int
-    count: int  # deliveries numbered first..last that are not skipped
-    digest: str  # tidings.receiver.digest.event_ids_digest of their event ids
-    last_sequence: int
 
 
 async def _endpoint_of(deps: Deps, actor: Actor, endpoint_id: str) -> str:
@@ -51,7 +31,7 @@ async def ledger(
     return LedgerPage(items, items[-1].sequence if more else None, last)
 
 
-async def digest(deps: Deps, actor: Actor, endpoint_id: str, first: int, last: int) -> Digest:
+async def digest(deps: Deps, actor: Actor, endpoint_id: str, first: int, last: int) -> RangeDigest:
     """Count and digest of the event ids of the deliveries numbered `first` to `last`."""
     issues = Issues()
     if last < first:
@@ -62,7 +42,7 @@ async def digest(deps: Deps, actor: Actor, endpoint_id: str, first: int, last: i
     organization_id = await _endpoint_of(deps, actor, endpoint_id)
     highest = await deps.store.last_sequence(endpoint_id)
     ids = await deps.store.ledger_event_ids(organization_id, endpoint_id, first, last)
-    return Digest(first, last, len(ids), event_ids_digest(ids), highest)
+    return RangeDigest(first, last, len(ids), event_ids_digest(ids), highest)
 
 
-__all__ = ["MAX_DIGEST_RANGE", "Digest", "LedgerPage", "digest", "ledger"]
+__all__ = ["MAX_DIGEST_RANGE", "digest", "ledger"]

@@ -45,7 +45,6 @@ from tidings.models import (
     Event,
     KeyKind,
     KeyScope,
-    LedgerEntry,
     NewDelivery,
     Ordering,
     Organization,
@@ -54,6 +53,7 @@ from tidings.models import (
     PortalLink,
     Projection,
 )
+from tidings.receiver.ledger import LedgerEntry
 from tidings.secret_box import SecretBox
 from tidings.store import rows as r
 from tidings.store.connector import Connection, Connector
@@ -852,17 +852,7 @@ class Store:
             after=after,
             limit=limit,
         )
-        return [
-            LedgerEntry(
-                sequence=int(row["sequence"]),
-                event_id=row["event_id"],
-                type=row["type"],
-                subject=row["subject"],
-                status=DeliveryStatus(row["status"]),
-                delivery_id=row["delivery_id"],
-            )
-            for row in rows
-        ]
+        return [r.ledger_entry_from_row(row) for row in rows]
 
     async def ledger_event_ids(
         self, organization_id: str, endpoint_id: str, first: int, last: int
@@ -882,22 +872,7 @@ class Store:
         """Ordered subjects whose oldest queued delivery was stored before `cutoff`, held back
         by a pending one that failed at least once and was not reported yet; longest first."""
         rows = await self._db.fetch("blocked_subjects", cutoff=cutoff, limit=limit)
-        return [
-            BlockedSubject(
-                delivery_id=row["delivery_id"],
-                organization_id=row["organization_id"],
-                endpoint_id=row["endpoint_id"],
-                subject=row["subject"],
-                event_id=row["event_id"],
-                series=int(row["series"]),
-                attempts=int(row["attempt_count"]),
-                last_status_code=row["last_status_code"],
-                last_error=row["last_error"],
-                waiting=int(row["waiting"]),
-                waiting_since=float(row["waiting_since"]),
-            )
-            for row in rows
-        ]
+        return [r.blocked_subject_from_row(row) for row in rows]
 
     async def mark_blocked_reported(self, delivery_ids: Sequence[str], now: float) -> int:
         """The blocking deliveries' webhook.subject_blocked went out (not again for them)."""

@@ -18,6 +18,7 @@ from tidings.models import (
     Attempt,
     AttemptOutcome,
     AuditEntry,
+    BlockedSubject,
     ConsoleSession,
     Delivery,
     DeliveryStatus,
@@ -34,6 +35,7 @@ from tidings.models import (
     PortalLink,
     Projection,
 )
+from tidings.receiver.ledger import LedgerEntry
 
 
 class Row(Protocol):
@@ -269,6 +271,14 @@ def delivery_from_row(r: Row) -> Delivery:
         previous_event_id=r["previous_event_id"],
         ordered=bool(r["ordered"]),
     )
+
+
+def ledger_entry_from_row(r: Row) -> LedgerEntry:
+    return _record(LedgerEntry, r, status=DeliveryStatus(r["status"]))
+
+
+def blocked_subject_from_row(r: Row) -> BlockedSubject:
+    return _record(BlockedSubject, r)
 
 
 def attempt_from_row(r: Row) -> Attempt:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tidings.api.context import Ctx, Limit, OrgKey, Rfc3339, WriterKey
-from tidings.api.views import endpoint_view, ledger_entry_view, secrets_view
+from tidings.api.views import endpoint_view, secrets_view
 from tidings.config import SECRET_ROTATION_GRACE_SECONDS
 from tidings.errors import time_at
 from tidings.models import DEFAULT_SOURCES
@@ -337,11 +337,7 @@ async def get_ledger(
     limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     page = await ledger.ledger(ctx.deps, actor, endpoint_id, after=after, limit=limit)
-    return {
-        "items": [ledger_entry_view(e) for e in page.items],
-        "nextAfter": page.next_after,
-        "lastSequence": page.last_sequence,
-    }
+    return page.to_wire()
 
 
 @router.get(
@@ -361,11 +357,4 @@ async def get_digest(
     first: Annotated[int, Query(alias="from", ge=1, le=2**62, description="first number")],
     last: Annotated[int, Query(alias="to", ge=1, le=2**62, description="last number")],
 ) -> dict[str, Any]:
-    found = await ledger.digest(ctx.deps, actor, endpoint_id, first, last)
-    return {
-        "from": found.first,
-        "to": found.last,
-        "count": found.count,
-        "digest": found.digest,
-        "lastSequence": found.last_sequence,
-    }
+    return (await ledger.digest(ctx.deps, actor, endpoint_id, first, last)).to_wire()

@@ -426,7 +426,7 @@ SELECT last FROM endpoint_sequences WHERE endpoint_id = :endpoint_id
 -- was stored before :cutoff, behind a pending delivery that has failed at least once and was not
 -- reported yet (webhook.subject_blocked). By deliveries_ordered_queued.
 SELECT h.id AS delivery_id, h.organization_id, h.endpoint_id, h.subject, h.event_id, h.series,
-       h.attempt_count, h.last_status_code, h.last_error, w.waiting, w.waiting_since
+       h.attempt_count AS attempts, h.last_status_code, h.last_error, w.waiting, w.waiting_since
 FROM (SELECT q.endpoint_id, q.subject, count(*) AS waiting, min(q.created_at) AS waiting_since
       FROM deliveries AS q
       WHERE q.ordered AND q.status = 'queued'
