@@ -318,3 +318,32 @@ def test_the_correlation_id_header_is_sent_when_the_event_has_one() -> None:
                                delivery_id="dlv_1", attempt=1, secrets=secrets,
                                now=1_767_225_600.0)  # fmt: skip
         assert made["X-Tidings-Correlation-Id"] == "req-9"
+
+
+@pytest.mark.parametrize("event", [NT_EVENT, DLT_EVENT], ids=["novatrade", "dlt"])
+def test_the_sequence_headers_go_beside_every_format_and_change_no_body(event: Event) -> None:
+    """Issue 25: X-Tidings-Sequence and X-Tidings-Previous-Event-Id are headers in every format
+    (for standard, beside webhook-id/-timestamp/-signature, as that specification allows); the
+    body bytes are the same with or without them, and the signatures still verify (the standard
+    one with the reference library); the receiver SDK reads the same header names."""
+    from tidings import formats
+    from tidings.receiver import events as receiver_events
+
+    assert receiver_events.SEQUENCE_HEADER == formats.SEQUENCE_HEADER
+    assert receiver_events.PREVIOUS_EVENT_ID_HEADER == formats.PREVIOUS_EVENT_HEADER
+    for fmt in ("novatrade", "dlt", "standard"):
+        secret = generate_secret(fmt)
+        now = time.time()
+        body = render_body(fmt, event=event, data=event.data, schema_version=event.schema_version)
+        plain = sign_headers(fmt, event=event, body=body, delivery_id="dlv_1", attempt=1,
+                             secrets=[secret], now=now)  # fmt: skip
+        assert "X-Tidings-Sequence" not in plain and "X-Tidings-Previous-Event-Id" not in plain
+        headers = sign_headers(fmt, event=event, body=body, delivery_id="dlv_1", attempt=1,
+                               secrets=[secret], now=now, sequence=7,
+                               previous_event_id="evt_6")  # fmt: skip
+        assert headers["X-Tidings-Sequence"] == "7"
+        assert headers["X-Tidings-Previous-Event-Id"] == "evt_6"
+        added = {"X-Tidings-Sequence", "X-Tidings-Previous-Event-Id"}
+        assert {k: v for k, v in headers.items() if k not in added} == plain
+        if fmt == "standard":
+            assert Webhook(secret).verify(body, headers) == json.loads(body)
