@@ -1,6 +1,11 @@
 """Retention (contract §7): delivery history older than TIDINGS_RETENTION_DAYS is purged by the
 worker, in small batches so no transaction holds the database for long. The audit trail has its
-own retention, TIDINGS_AUDIT_RETENTION_DAYS (default 365, issue 22), purged by the same task."""
+own retention, TIDINGS_AUDIT_RETENTION_DAYS (default 365, issue 22), purged by the same task.
+
+On PostgreSQL the attempts are partitioned by day (issue 27, migration 0022): each pass first
+makes the partitions of today and the days ahead (so no cron is needed and an insert never waits
+for one), and a day wholly older than the cutoff is dropped as one table instead of deleted row
+by row. The pass runs even with retention off, for the partitions ahead."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from tidings.store.base import StoreError
 log = logging.getLogger("tidings.delivery.retention")
 
 PURGE_BATCH_SIZE = 500
+PARTITION_DAYS_AHEAD = 4  # today's day partition and the three after it
 PURGE_INTERVAL_SECONDS = 300.0
 PAUSE_BETWEEN_BATCHES_SECONDS = 0.05
 MAX_BATCHES_PER_RUN = 10_000
@@ -26,6 +32,10 @@ class HistoryStore(Protocol):
     async def purge_history(self, cutoff: float, batch_size: int) -> int: ...
 
     async def purge_audit(self, cutoff: float, batch_size: int) -> int: ...
+
+    async def make_history_partitions(self, now: float, days: int) -> int: ...
+
+    async def drop_history_partitions(self, cutoff: float) -> list[str]: ...
 
 
 async def purge_once(
@@ -62,7 +72,26 @@ async def purge_once(
                 extra={"action": f"retention.{what}_purged", "rows": rows, "cutoff": cutoff},
             )
         total += rows
+    if retention_days > 0:
+        cutoff = now - retention_days * 86400.0
+        dropped = await store.drop_history_partitions(cutoff)
+        if dropped:
+            log.info(
+                "history partitions dropped",
+                extra={"action": "retention.partitions_dropped", "partitions": dropped},
+            )
     return total
+
+
+async def make_partitions(store: HistoryStore, clock: Clock) -> int:
+    """Make the history's day partitions from today on (PostgreSQL); answers how many."""
+    made = await store.make_history_partitions(clock(), PARTITION_DAYS_AHEAD)
+    if made:
+        log.info(
+            "history partitions made",
+            extra={"action": "retention.partitions_made", "partitions": made},
+        )
+    return made
 
 
 async def run_retention(
@@ -75,10 +104,11 @@ async def run_retention(
     interval_seconds: float = PURGE_INTERVAL_SECONDS,
     batch_size: int = PURGE_BATCH_SIZE,
 ) -> None:
-    """Purge now, then every `interval_seconds`, until `stop` is set. Store errors are logged
-    and tried again at the next interval."""
+    """Make the partitions ahead and purge, now and then every `interval_seconds`, until `stop`
+    is set. Store errors are logged and tried again at the next interval."""
     while not stop.is_set():
         try:
+            await make_partitions(store, clock)
             await purge_once(
                 store,
                 clock,
@@ -93,9 +123,11 @@ async def run_retention(
 
 
 __all__ = [
+    "PARTITION_DAYS_AHEAD",
     "PURGE_BATCH_SIZE",
     "PURGE_INTERVAL_SECONDS",
     "HistoryStore",
+    "make_partitions",
     "purge_once",
     "run_retention",
 ]

@@ -136,20 +136,19 @@ class Worker:
         writer = asyncio.create_task(self._outcomes.run(), name="tidings.worker.flush")
         background: list[asyncio.Task[None]] = []
         settings = self.settings
-        if settings.retention_days > 0 or settings.audit_retention_days > 0:
-            background.append(
-                asyncio.create_task(
-                    run_retention(
-                        self._store,
-                        self.clock,
-                        settings.retention_days,
-                        stop,
-                        audit_retention_days=settings.audit_retention_days,
-                        interval_seconds=settings.retention_interval_seconds,
-                    ),
-                    name="tidings.worker.retention",
-                )
+        background.append(  # always: it makes the history's partitions ahead too
+            asyncio.create_task(
+                run_retention(
+                    self._store,
+                    self.clock,
+                    settings.retention_days,
+                    stop,
+                    audit_retention_days=settings.audit_retention_days,
+                    interval_seconds=settings.retention_interval_seconds,
+                ),
+                name="tidings.worker.retention",
             )
+        )
         background.append(
             asyncio.create_task(
                 run_presence(self._store, self.clock, settings.worker_id, stop),

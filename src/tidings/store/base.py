@@ -814,6 +814,22 @@ class Store:
             deleted += await tx.execute("purge_events", cutoff=cutoff, limit=batch_size)
         return deleted
 
+    async def make_history_partitions(self, now: float, days: int) -> int:
+        """Make the history's day partitions for the `days` days from `now`'s on (PostgreSQL;
+        nothing on SQLite). Answers how many were new."""
+        row = await self._db.fetch_one("make_history_partitions", now=now, days=days)
+        return 0 if row is None else int(row["made"])
+
+    async def drop_history_partitions(self, cutoff: float) -> list[str]:
+        """Drop the history's day partitions wholly older than `cutoff`, oldest first, one
+        transaction each (PostgreSQL; nothing on SQLite). Answers their names."""
+        dropped: list[str] = []
+        while True:
+            row = await self._db.fetch_one("drop_history_partition", cutoff=cutoff)
+            if row is None or row["dropped"] is None:
+                return dropped
+            dropped.append(str(row["dropped"]))
+
     # ---- deliveries: history and replay -------------------------------------------------------
     async def get_delivery(self, organization_id: str, delivery_id: str) -> Delivery | None:
         row = await self._db.fetch_one(

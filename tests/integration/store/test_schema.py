@@ -35,9 +35,10 @@ def _sqlite_columns(url: str) -> dict[str, set[str]]:
 async def _postgres_columns(url: str) -> dict[str, set[str]]:
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch(
+        rows = await conn.fetch(  # a partitioned table's partitions are not tables of their own
             "SELECT table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema = 'public'"
+            " JOIN pg_class AS c ON c.oid = ('public.' || quote_ident(table_name))::regclass"
+            " WHERE table_schema = 'public' AND NOT c.relispartition"
         )
     finally:
         await conn.close()

@@ -50,13 +50,14 @@ SELECT sql FROM (
                           '    CONSTRAINT ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
                    FROM pg_constraint AS k WHERE k.conrelid = c.oid
                ) AS lines
-           ) || E'\n)' AS sql
+           ) || E'\n)' || coalesce(' PARTITION BY ' || pg_get_partkeydef(c.oid), '') AS sql
     FROM pg_class AS c
-    WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace
+    WHERE c.relkind IN ('r', 'p') AND c.relnamespace = 'public'::regnamespace
+      AND NOT c.relispartition  -- the day partitions come and go (the worker makes them)
     UNION ALL
     SELECT i.indrelid, 2, pg_get_indexdef(i.indexrelid)
     FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
-    WHERE c.relnamespace = 'public'::regnamespace
+    WHERE c.relnamespace = 'public'::regnamespace AND NOT c.relispartition
       AND NOT EXISTS (SELECT 1 FROM pg_constraint AS k WHERE k.conindid = i.indexrelid)
     UNION ALL
     SELECT t.tgrelid, 3, pg_get_triggerdef(t.oid)
@@ -695,6 +696,16 @@ DELETE FROM attempts WHERE delivery_id = ANY(:ids::text[])
 -- name: purge_deliveries
 DELETE FROM deliveries
 WHERE seq = ANY(:seqs::bigint[]) AND status IN ('succeeded', 'failed', 'skipped')
+
+-- name: make_history_partitions
+-- The day partitions of the history for the :days UTC days from the one holding :now
+-- (migration 0022): made ahead of need by every worker's retention pass.
+SELECT tidings_make_day_partitions('attempts', :now, :days) AS made
+
+-- name: drop_history_partition
+-- The oldest attempts day wholly before :cutoff, dropped (its open deliveries' attempts kept);
+-- its name, or NULL when there is none.
+SELECT tidings_drop_attempts_day(:cutoff) AS dropped
 
 -- name: purge_events
 DELETE FROM events WHERE seq IN (

@@ -663,6 +663,14 @@ DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(:ids))
 DELETE FROM deliveries
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN ('succeeded', 'failed', 'skipped')
 
+-- name: make_history_partitions
+-- SQLite's history is one table: nothing to make (PostgreSQL's partitions days, migration 0022).
+SELECT 0 AS made WHERE :now IS NOT NULL AND :days IS NOT NULL
+
+-- name: drop_history_partition
+-- Nothing to drop: SQLite's purge deletes rows (purge_select_deliveries and after).
+SELECT NULL AS dropped WHERE :cutoff IS NOT NULL
+
 -- name: purge_events
 DELETE FROM events WHERE seq IN (
     SELECT e.seq FROM events AS e
