@@ -386,7 +386,6 @@ FROM (
     ) AS a
 ) AS b
 ORDER BY b.n
-ON CONFLICT (endpoint_id, event_id) DO NOTHING
 RETURNING endpoint_id, subject, event_id, sequence, status
 
 -- name: advance_sequences
@@ -700,12 +699,13 @@ WHERE seq = ANY(:seqs::bigint[]) AND status IN ('succeeded', 'failed', 'skipped'
 -- name: make_history_partitions
 -- The day partitions of the history for the :days UTC days from the one holding :now
 -- (migration 0022): made ahead of need by every worker's retention pass.
-SELECT tidings_make_day_partitions('attempts', :now, :days) AS made
+SELECT tidings_make_day_partitions('attempts', :now, :days)
+     + tidings_make_day_partitions('deliveries', :now, :days) AS made
 
 -- name: drop_history_partition
--- The oldest attempts day wholly before :cutoff, dropped (its open deliveries' attempts kept);
--- its name, or NULL when there is none.
-SELECT tidings_drop_attempts_day(:cutoff) AS dropped
+-- The oldest day partition of deliveries, else of attempts, wholly before :cutoff, dropped
+-- (what is still open kept): its name, or NULL when there is none.
+SELECT tidings_drop_history_day(:cutoff) AS dropped
 
 -- name: purge_events
 DELETE FROM events WHERE seq IN (

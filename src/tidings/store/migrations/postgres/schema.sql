@@ -113,48 +113,6 @@ CREATE UNIQUE INDEX events_org_id ON public.events USING btree (organization_id,
 
 CREATE UNIQUE INDEX events_org_idempotency_key ON public.events USING btree (organization_id, idempotency_key) WHERE (idempotency_key IS NOT NULL);
 
-CREATE TABLE deliveries (
-    seq bigint NOT NULL DEFAULT nextval('deliveries_seq_seq'::regclass),
-    id text NOT NULL,
-    organization_id text NOT NULL,
-    event_id text NOT NULL,
-    endpoint_id text NOT NULL,
-    status text NOT NULL,
-    skip_reason text,
-    schema_version integer,
-    attempt_count integer NOT NULL DEFAULT 0,
-    series integer NOT NULL DEFAULT 1,
-    next_attempt_at double precision,
-    lease_owner text,
-    lease_expires_at double precision,
-    last_attempt_at double precision,
-    last_status_code integer,
-    last_error text,
-    is_meta boolean NOT NULL DEFAULT false,
-    created_at double precision NOT NULL,
-    updated_at double precision NOT NULL,
-    sequence bigint NOT NULL,
-    subject text,
-    previous_event_id text,
-    ordered boolean NOT NULL DEFAULT false,
-    blocked_reported_at double precision,
-    CONSTRAINT deliveries_event_id_endpoint_id_key UNIQUE (event_id, endpoint_id),
-    CONSTRAINT deliveries_id_key UNIQUE (id),
-    CONSTRAINT deliveries_pkey PRIMARY KEY (seq)
-);
-
-CREATE INDEX deliveries_created_at ON public.deliveries USING btree (created_at);
-
-CREATE INDEX deliveries_due ON public.deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
-
-CREATE INDEX deliveries_ordered_head ON public.deliveries USING btree (endpoint_id, subject) WHERE (ordered AND (status = ANY (ARRAY['pending'::text, 'held'::text])));
-
-CREATE INDEX deliveries_ordered_queued ON public.deliveries USING btree (endpoint_id, subject, sequence) WHERE (ordered AND (status = 'queued'::text));
-
-CREATE INDEX deliveries_org_seq ON public.deliveries USING btree (organization_id, seq);
-
-CREATE UNIQUE INDEX deliveries_endpoint_sequence ON public.deliveries USING btree (endpoint_id, sequence);
-
 CREATE TABLE projections (
     organization_id text NOT NULL,
     kind text NOT NULL,
@@ -286,7 +244,52 @@ CREATE TABLE attempts (
 
 CREATE INDEX attempts_delivery ON ONLY public.attempts USING btree (delivery_id, seq);
 
-CREATE OR REPLACE FUNCTION public.tidings_drop_attempts_day(cutoff double precision)
+CREATE TABLE deliveries (
+    seq bigint NOT NULL DEFAULT nextval('deliveries_seq_seq'::regclass),
+    id text NOT NULL,
+    organization_id text NOT NULL,
+    event_id text NOT NULL,
+    endpoint_id text NOT NULL,
+    status text NOT NULL,
+    skip_reason text,
+    schema_version integer,
+    attempt_count integer NOT NULL DEFAULT 0,
+    series integer NOT NULL DEFAULT 1,
+    next_attempt_at double precision,
+    lease_owner text,
+    lease_expires_at double precision,
+    last_attempt_at double precision,
+    last_status_code integer,
+    last_error text,
+    is_meta boolean NOT NULL DEFAULT false,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    sequence bigint NOT NULL,
+    subject text,
+    previous_event_id text,
+    ordered boolean NOT NULL DEFAULT false,
+    blocked_reported_at double precision
+) PARTITION BY RANGE (created_at);
+
+CREATE INDEX deliveries_created_at ON ONLY public.deliveries USING btree (created_at);
+
+CREATE INDEX deliveries_due ON ONLY public.deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+
+CREATE INDEX deliveries_endpoint_sequence ON ONLY public.deliveries USING btree (endpoint_id, sequence);
+
+CREATE INDEX deliveries_event_endpoint ON ONLY public.deliveries USING btree (event_id, endpoint_id);
+
+CREATE INDEX deliveries_id ON ONLY public.deliveries USING btree (id);
+
+CREATE INDEX deliveries_ordered_head ON ONLY public.deliveries USING btree (endpoint_id, subject) WHERE (ordered AND (status = ANY (ARRAY['pending'::text, 'held'::text])));
+
+CREATE INDEX deliveries_ordered_queued ON ONLY public.deliveries USING btree (endpoint_id, subject, sequence) WHERE (ordered AND (status = 'queued'::text));
+
+CREATE INDEX deliveries_org_seq ON ONLY public.deliveries USING btree (organization_id, seq);
+
+CREATE INDEX deliveries_seq ON ONLY public.deliveries USING btree (seq);
+
+CREATE OR REPLACE FUNCTION public.tidings_drop_history_day(cutoff double precision)
  RETURNS text
  LANGUAGE plpgsql
 AS $function$
@@ -294,18 +297,25 @@ DECLARE
     part record;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('tidings.partitions'));
+    PERFORM set_config('lock_timeout', '2s', true);
+    SELECT * INTO part FROM tidings_partitions('deliveries') AS p
+    WHERE p.hi <= cutoff ORDER BY p.hi LIMIT 1;
+    IF FOUND THEN
+        EXECUTE format('ALTER TABLE deliveries DETACH PARTITION %I', part.name);
+        EXECUTE format('INSERT INTO deliveries SELECT * FROM %I '
+                       'WHERE status IN (''pending'', ''held'', ''queued'')', part.name);
+        EXECUTE format('DROP TABLE %I', part.name);
+        RETURN part.name;
+    END IF;
     SELECT * INTO part FROM tidings_partitions('attempts') AS p
     WHERE p.hi <= cutoff ORDER BY p.hi LIMIT 1;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('CREATE TEMPORARY TABLE tidings_kept_attempts ON COMMIT DROP AS '
-                   'SELECT a.* FROM %I AS a WHERE a.delivery_id IN '
+    EXECUTE format('ALTER TABLE attempts DETACH PARTITION %I', part.name);
+    EXECUTE format('INSERT INTO attempts SELECT a.* FROM %I AS a WHERE a.delivery_id IN '
                    '(SELECT d.id FROM deliveries AS d WHERE d.created_at < $1)', part.name)
         USING part.hi;
-    PERFORM set_config('lock_timeout', '2s', true);
-    EXECUTE format('ALTER TABLE attempts DETACH PARTITION %I', part.name);
-    INSERT INTO attempts SELECT * FROM tidings_kept_attempts;
     EXECUTE format('DROP TABLE %I', part.name);
     RETURN part.name;
 END
@@ -394,7 +404,6 @@ BEGIN
             ) AS a
         ) AS b
         ORDER BY b.n
-        ON CONFLICT (endpoint_id, event_id) DO NOTHING
         RETURNING endpoint_id, subject, event_id, sequence, status
     ), lasts AS (
         UPDATE endpoint_sequences AS s SET last = greatest(s.last, m.last)
@@ -433,8 +442,10 @@ BEGIN
         CONTINUE WHEN EXISTS (SELECT 1 FROM tidings_partitions(parent) AS p
                               WHERE p.lo < day_hi AND p.hi > day_lo);
         BEGIN
-            EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%s) TO (%s)',
-                           day_name, parent, day_lo, day_hi);
+            EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%s) TO (%s)%s',
+                           day_name, parent, day_lo, day_hi,
+                           CASE WHEN parent = 'deliveries' THEN ' WITH (fillfactor = 80)'
+                                ELSE '' END);
             made := made + 1;
         EXCEPTION WHEN check_violation THEN
             RAISE NOTICE 'tidings: % not made, the default partition holds rows of that day',
