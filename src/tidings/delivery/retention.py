@@ -2,10 +2,13 @@
 worker, in small batches so no transaction holds the database for long. The audit trail has its
 own retention, TIDINGS_AUDIT_RETENTION_DAYS (default 365, issue 22), purged by the same task.
 
-On PostgreSQL the attempts are partitioned by day (issue 27, migration 0022): each pass first
-makes the partitions of today and the days ahead (so no cron is needed and an insert never waits
-for one), and a day wholly older than the cutoff is dropped as one table instead of deleted row
-by row. The pass runs even with retention off, for the partitions ahead."""
+On PostgreSQL deliveries and attempts are partitioned by day (issue 27, migration 0022): each
+pass first makes the partitions of today and the days ahead (so no cron is needed and an insert
+never waits for one), then drops each day wholly older than the cutoff as one table instead of
+deleting its rows; the row-by-row purge that follows is left what lives outside the days (rows
+kept open past their day, rows from before the upgrade) and the events. On PostgreSQL a day's
+history is so kept until all of it is past the retention: up to a day longer than on SQLite.
+The pass runs even with retention off, for the partitions ahead."""
 
 from __future__ import annotations
 
@@ -52,6 +55,13 @@ async def purge_once(
     A retention `<= 0` keeps everything of its kind."""
     total = 0
     now = clock()
+    if retention_days > 0:  # whole days first: what is left for the rows below is small
+        dropped = await store.drop_history_partitions(now - retention_days * 86400.0)
+        if dropped:
+            log.info(
+                "history partitions dropped",
+                extra={"action": "retention.partitions_dropped", "partitions": dropped},
+            )
     for days, purge, what in (
         (retention_days, store.purge_history, "history"),
         (audit_retention_days, store.purge_audit, "audit"),
@@ -72,14 +82,6 @@ async def purge_once(
                 extra={"action": f"retention.{what}_purged", "rows": rows, "cutoff": cutoff},
             )
         total += rows
-    if retention_days > 0:
-        cutoff = now - retention_days * 86400.0
-        dropped = await store.drop_history_partitions(cutoff)
-        if dropped:
-            log.info(
-                "history partitions dropped",
-                extra={"action": "retention.partitions_dropped", "partitions": dropped},
-            )
     return total
 
 

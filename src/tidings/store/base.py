@@ -804,9 +804,13 @@ class Store:
     async def purge_history(self, cutoff: float, batch_size: int) -> int:
         """Delete up to `batch_size` finished deliveries (succeeded, failed, skipped) created
         before `cutoff` with their attempts, and events created before `cutoff` that have no
-        delivery left pending/held. Answers rows deleted; callers loop until 0."""
+        delivery left pending/held. Answers rows deleted; callers loop until 0. PostgreSQL
+        moves the cutoff back to the start of its day (`history_rows_cutoff`): the rows of a
+        day partly past it go with their day's partitions (`drop_history_partitions`)."""
         deleted = 0
         async with self._db.transaction() as tx:
+            row = await tx.fetch_one("history_rows_cutoff", cutoff=cutoff)
+            cutoff = cutoff if row is None else float(row["cutoff"])
             rows = await tx.fetch("purge_select_deliveries", cutoff=cutoff, limit=batch_size)
             if rows:
                 await tx.execute("purge_attempts", ids=[row["id"] for row in rows])

@@ -683,6 +683,11 @@ WHERE failure_streak > 0 AND deleted_at IS NULL
 ORDER BY failure_streak DESC, seq
 LIMIT :limit
 
+-- name: history_rows_cutoff
+-- The row-by-row purge stops at the start of the cutoff's day: the rows of that day go with
+-- their day partitions once all of it is past (drop_history_partition).
+SELECT floor(:cutoff::double precision / 86400) * 86400 AS cutoff
+
 -- name: purge_select_deliveries
 SELECT seq, id FROM deliveries
 WHERE status IN ('succeeded', 'failed', 'skipped') AND created_at < :cutoff

@@ -650,6 +650,10 @@ WHERE failure_streak > 0 AND deleted_at IS NULL
 ORDER BY failure_streak DESC, seq
 LIMIT :limit
 
+-- name: history_rows_cutoff
+-- One table, no days: the row-by-row purge goes to the cutoff itself.
+SELECT :cutoff AS cutoff
+
 -- name: purge_select_deliveries
 SELECT seq, id FROM deliveries
 WHERE status IN ('succeeded', 'failed', 'skipped') AND created_at < :cutoff
