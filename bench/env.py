@@ -291,10 +291,10 @@ class Drain:
 
 class AttemptCounter:
     """How many attempts the workers have written so far: the attempts sequence (PostgreSQL) or
-    max(seq) of `attempts` (SQLite), one look-up. Polling this instead of counting deliveries by status matters: that count scans
-    every delivery (100,000 to 1,000,000 rows) on each poll and took a good share of the
-    database's CPU away from the workers being measured. (The bench reads the table directly;
-    the product's SQL stays in its store.)"""
+    max(seq) of `attempts` (SQLite), one look-up. Polling this instead of counting deliveries
+    by status matters: that count scans every delivery (100,000 to 1,000,000 rows) on each
+    poll and took a good share of the database's CPU away from the workers being measured.
+    (The bench reads the table directly; the product's SQL stays in its store.)"""
 
     def __init__(self, url: str) -> None:
         self.url = url

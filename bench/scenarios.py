@@ -587,6 +587,12 @@ async def ordered_blocked(scale: float, receiver: str) -> list[Figure]:
     return await run(scale, receiver)
 
 
+async def retention(scale: float, receiver: str) -> list[Figure]:
+    from bench.retention import retention as run
+
+    return await run(scale, receiver)
+
+
 SCENARIOS = {
     "throughput-pg": throughput_pg,
     "throughput-pg-2": throughput_pg_2,
@@ -604,4 +610,5 @@ SCENARIOS = {
     "console": console,
     "ordered": ordered,
     "ordered-blocked": ordered_blocked,
+    "retention": retention,
 }

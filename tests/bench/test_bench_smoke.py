@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
         "publish-filter",
         "ordered",
         "ordered-blocked",
+        "retention",
     ],
 )
 def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
@@ -61,6 +62,9 @@ def test_bench_scenario_runs_end_to_end(scenario: str) -> None:
     if scenario in ("ordered", "ordered-blocked"):  # the receiver's order check ran
         assert "out of order: 0.00" in done.stdout
         assert "not received: 0.00" in done.stdout
+    if scenario == "retention":  # each B pass dropped the oldest day of both tables
+        assert done.stdout.count("dropped deliveries_p") == 2, done.stdout
+        assert done.stdout.count(", attempts_p") == 2, done.stdout
     if scenario == "peer-celery":  # both comparisons ran, each on its own receiver
         assert "tidings / peer (throughput-pg)" in done.stdout
         assert "tidings / peer (wan)" in done.stdout

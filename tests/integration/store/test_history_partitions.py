@@ -200,7 +200,7 @@ def _sql(name: str, **values: str) -> str:
 DAYS = ("20260101", "20260102", "20260103", "20260104", "20260105")
 
 
-async def _plans(conn: asyncpg.Connection, name: str, **values: str) -> list[str]:
+async def _plans(conn: asyncpg.Connection, name: str, **values: str | int) -> list[str]:
     """EXPLAIN of a named query, with its values written in (the custom plan) and as the generic
     plan a prepared statement switches to after five runs."""
     sql = _sql(name, **{k: f"'{v}'" if isinstance(v, str) else str(v) for k, v in values.items()})
