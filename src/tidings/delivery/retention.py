@@ -1,5 +1,6 @@
 """Retention (contract §7): delivery history older than TIDINGS_RETENTION_DAYS is purged by the
-worker, in small batches so no transaction holds the database for long. The audit trail has its
+worker, in batches so no transaction holds the database for long, resting between them as long
+as each took. The audit trail has its
 own retention, TIDINGS_AUDIT_RETENTION_DAYS (default 365, issue 22), purged by the same task.
 
 On PostgreSQL deliveries and attempts are partitioned by day (issue 27, migration 0022): each
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Protocol
 
 from tidings.clock import Clock
@@ -22,10 +24,13 @@ from tidings.store.base import StoreError
 
 log = logging.getLogger("tidings.delivery.retention")
 
-PURGE_BATCH_SIZE = 500
+PURGE_BATCH_SIZE = 2_000
 PARTITION_DAYS_AHEAD = 4  # today's day partition and the three after it
 PURGE_INTERVAL_SECONDS = 300.0
-PAUSE_BETWEEN_BATCHES_SECONDS = 0.05
+# between batches the purge rests as long as the batch took, and at least this: it never has
+# more than half of the database's time (a fixed 50 ms after 500 rows made a day's events on
+# PostgreSQL take 6 s, mostly resting)
+PAUSE_BETWEEN_BATCHES_SECONDS = 0.005
 MAX_BATCHES_PER_RUN = 10_000
 
 
@@ -71,11 +76,12 @@ async def purge_once(
         cutoff = now - days * 86400.0
         rows = 0
         for _ in range(MAX_BATCHES_PER_RUN):
+            started = time.monotonic()
             deleted = await purge(cutoff=cutoff, batch_size=batch_size)
             rows += deleted
             if deleted == 0:
                 break
-            await asyncio.sleep(pause_seconds)
+            await asyncio.sleep(max(pause_seconds, time.monotonic() - started))
         if rows:
             log.info(
                 f"{what} purged",

@@ -1,21 +1,23 @@
--- Attempts partitioned by day of started_at (issue 27 §3): retention drops a whole day's table
--- instead of deleting its rows one batch at a time.
+-- The history partitioned by day (issue 27 §3): retention drops a whole day's tables instead of
+-- deleting their rows one batch at a time (decisions.md, "History partitioned by day").
 --
--- attempts becomes a table partitioned by RANGE (started_at), one partition a UTC day, named
--- attempts_pYYYYMMDD, made ahead of need by tidings_make_day_partitions (each worker calls it
--- with its clock, see store.make_history_partitions; there is no cron) and dropped by
--- tidings_drop_attempts_day once the whole day is older than the retention cutoff.
--- attempts_default takes a row no day partition covers (a clock far off): the safety net, so an
--- insert never fails for want of a partition.
+-- attempts (by started_at) and deliveries (by created_at) become tables partitioned by RANGE,
+-- one partition a UTC day, named <table>_pYYYYMMDD, made ahead of need by
+-- tidings_make_day_partitions (each worker's retention pass calls it with its clock, see
+-- store.make_history_partitions; there is no cron) and dropped by tidings_drop_history_day once
+-- the whole day is older than the retention cutoff (what is still open is kept).
+-- <table>_default takes a row no day partition covers (a clock far off, a row kept open past
+-- its day): the safety net, so an insert never fails for want of a partition.
 --
--- The upgrade keeps every row without copying: the table as it was becomes the partition
--- attempts_legacy for everything before the end of the day the migration runs (ATTACH checks
--- its rows against that bound once, under the migration's lock), and is dropped like a day once
--- all of it is past retention. An empty table (a new installation) is simply replaced.
+-- The upgrade keeps every row without copying: each table as it was becomes the partition
+-- <table>_legacy for everything before the end of the day the migration runs (ATTACH checks
+-- its rows against that bound once, under the migration's lock, and builds on deliveries_legacy
+-- the plain indexes its unique ones cannot stand for), and is dropped like a day once all of it
+-- is past retention. An empty table (a new installation) is simply replaced.
 --
--- No primary key: a partitioned table's key must hold the partition column, and (seq) alone
--- is unique by construction (one sequence); look-ups go by (delivery_id, seq), an index on each
--- partition.
+-- attempts has no primary key: a partitioned table's key must hold the partition column, and
+-- (seq) alone is unique by construction (one sequence); look-ups go by (delivery_id, seq), an
+-- index on each partition.
 ALTER TABLE attempts RENAME TO attempts_legacy;
 ALTER INDEX attempts_pkey RENAME TO attempts_legacy_pkey;
 ALTER INDEX attempts_delivery RENAME TO attempts_legacy_delivery;
@@ -68,6 +70,11 @@ CREATE INDEX deliveries_ordered_queued ON deliveries (endpoint_id, subject, sequ
     WHERE ordered AND status = 'queued';
 CREATE INDEX deliveries_org_seq ON deliveries (organization_id, seq);
 CREATE INDEX deliveries_endpoint_sequence ON deliveries (endpoint_id, sequence);
+-- The open deliveries by event: the events purge keeps an event while one of its deliveries is
+-- open, and without this it would look in every day's (event_id, endpoint_id) index, or read
+-- every day whole, for each event (a day's events took seconds to purge; now milliseconds).
+-- Only open rows are in it: a delivery enters it when stored and leaves when settled.
+CREATE INDEX deliveries_open ON deliveries (event_id) WHERE status IN ('pending', 'held', 'queued');
 -- fillfactor 80 (migration 0021) is a setting of each partition: a partitioned table has none
 CREATE TABLE deliveries_default PARTITION OF deliveries DEFAULT WITH (fillfactor = 80);
 

@@ -281,6 +281,8 @@ CREATE INDEX deliveries_event_endpoint ON ONLY public.deliveries USING btree (ev
 
 CREATE INDEX deliveries_id ON ONLY public.deliveries USING btree (id);
 
+CREATE INDEX deliveries_open ON ONLY public.deliveries USING btree (event_id) WHERE (status = ANY (ARRAY['pending'::text, 'held'::text, 'queued'::text]));
+
 CREATE INDEX deliveries_ordered_head ON ONLY public.deliveries USING btree (endpoint_id, subject) WHERE (ordered AND (status = ANY (ARRAY['pending'::text, 'held'::text])));
 
 CREATE INDEX deliveries_ordered_queued ON ONLY public.deliveries USING btree (endpoint_id, subject, sequence) WHERE (ordered AND (status = 'queued'::text));
