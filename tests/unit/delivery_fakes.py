@@ -181,6 +181,12 @@ class FakeStore:
     async def purge_audit(self, cutoff: float, batch_size: int) -> int:
         return 0  # nor do they write an audit trail
 
+    async def make_history_partitions(self, now: float, days: int) -> int:
+        return 0  # one list of deliveries, like SQLite
+
+    async def drop_history_partitions(self, cutoff: float) -> list[str]:
+        return []
+
     def _fail_if(self, operation: str) -> None:
         if operation in self.failing:
             raise StoreError(f"{operation} failed (as the test asked)")

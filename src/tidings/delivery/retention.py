@@ -1,7 +1,7 @@
 """Retention (contract §7): delivery history older than TIDINGS_RETENTION_DAYS is purged by the
 worker, in batches so no transaction holds the database for long, resting between them as long
-as each took. The audit trail has its
-own retention, TIDINGS_AUDIT_RETENTION_DAYS (default 365, issue 22), purged by the same task.
+as each took. The audit trail has its own retention, TIDINGS_AUDIT_RETENTION_DAYS (default 365,
+issue 22), purged by the same task.
 
 On PostgreSQL deliveries and attempts are partitioned by day (issue 27, migration 0022): each
 pass first makes the partitions of today and the days ahead (so no cron is needed and an insert
