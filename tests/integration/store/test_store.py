@@ -780,7 +780,9 @@ async def test_an_endpoints_history_pages_by_its_sequence_even_past_a_purged_cur
     erased = await store.get_event(org, gone.event_id)
     assert erased is not None
     await store.erase_events(org, [erased], [], T0 + 50)
-    assert await store.purge_history(T0 + 100, 100) >= 1
+    # a cutoff on a day's boundary: PostgreSQL's row purge stops at the start of the cutoff's
+    # day (the rest of it goes with its day partitions, test_history_partitions.py)
+    assert await store.purge_history(T0 + 86_400, 100) >= 1
     assert await store.get_delivery(org, gone.id) is None
     rest = await store.list_deliveries(
         org, DeliveryFilter(endpoint_id=ep.id), limit=10, cursor=first.next_cursor
@@ -793,8 +795,9 @@ async def test_purge_keeps_recent_and_open_history(store: Store) -> None:
     ep = await make_endpoint(store, org)
     old_done_event, [old_done] = await publish_one(store, org, [ep.id], now=T0)
     old_open_event, [old_open] = await publish_one(store, org, [ep.id], now=T0)
+    later = T0 + 86_400  # the next day: the cutoff below is that day's start (see above)
     recent_event, [recent] = await publish_one(
-        store, org, [ep.id], now=T0 + 1000, created_at=T0 + 1000
+        store, org, [ep.id], now=later + 1000, created_at=later + 1000
     )
     await store.claim_due("w", T0 + 1, LEASE, 1)
     await store.record_outcomes(
@@ -802,24 +805,24 @@ async def test_purge_keeps_recent_and_open_history(store: Store) -> None:
         [outcome(old_done, ep.id, DeliveryStatus.SUCCEEDED, success=True, at=T0 + 1)],
         T0 + 1,
     )
-    await store.claim_due("w", T0 + 1001, LEASE, 10)
+    await store.claim_due("w", later + 1001, LEASE, 10)
     await store.record_outcomes(
         "w",
         [
-            outcome(recent, ep.id, DeliveryStatus.SUCCEEDED, success=True, at=T0 + 1001),
+            outcome(recent, ep.id, DeliveryStatus.SUCCEEDED, success=True, at=later + 1001),
             outcome(
                 old_open,
                 ep.id,
                 DeliveryStatus.PENDING,
                 success=False,
-                at=T0 + 1001,
-                next_attempt_at=T0 + 5000,
+                at=later + 1001,
+                next_attempt_at=later + 5000,
             ),
         ],
-        T0 + 1001,
+        later + 1001,
     )
     total = 0
-    while (n := await store.purge_history(T0 + 500, batch_size=1)) > 0:
+    while (n := await store.purge_history(later, batch_size=1)) > 0:
         total += n
     assert total == 2  # the finished old delivery and its event
     assert await store.get_delivery(org, old_done) is None
