@@ -71,17 +71,14 @@ async def _write_history(url: str, org: str, endpoints: list[str], per_day: int)
         for k in range(DAYS, 0, -1):  # oldest first: ids and sequences in time order
             lo = today - k * DAY
             first = (DAYS - k) * per_day  # the day's first event number, 0-based
+            day = (org, lo, first, spacing, per_day)  # $1-$5 of each statement
             await conn.execute(
                 """INSERT INTO events (id, organization_id, type, schema_version, source, data,
                                        created_at)
                    SELECT 'evt_h' || ($3 + n), $1, 'compliance.status_changed', 2, 'SYSTEM',
                           jsonb_build_object('orderId', 'ord_h' || ($3 + n)), $2 + n * $4
                    FROM generate_series(0, $5 - 1) AS n""",
-                org,
-                lo,
-                first,
-                spacing,
-                per_day,
+                *day,
             )
             await conn.execute(
                 """INSERT INTO deliveries (id, organization_id, event_id, endpoint_id, status,
@@ -92,11 +89,7 @@ async def _write_history(url: str, org: str, endpoints: list[str], per_day: int)
                           $2 + (n / 10) * $4 + 30, 200, $2 + (n / 10) * $4,
                           $2 + (n / 10) * $4 + 30, $3 + n / 10 + 1
                    FROM generate_series(0, $5 * 10 - 1) AS n""",
-                org,
-                lo,
-                first,
-                spacing,
-                per_day,
+                *day,
                 endpoints,
             )
             await conn.execute(
@@ -106,11 +99,7 @@ async def _write_history(url: str, org: str, endpoints: list[str], per_day: int)
                           $2 + (n / 20) * $4 + (n % 2) * 30, 12.5,
                           CASE WHEN n % 2 = 0 THEN 500 ELSE 200 END
                    FROM generate_series(0, $5 * 20 - 1) AS n""",
-                org,
-                lo,
-                first,
-                spacing,
-                per_day,
+                *day,
             )
         await conn.execute(
             """INSERT INTO endpoint_sequences (endpoint_id, last)

@@ -6,6 +6,8 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from tidings.ids import new_id
 from tidings.models import (
     ApiKey,
@@ -19,7 +21,9 @@ from tidings.models import (
     NewDelivery,
     Organization,
 )
+from tidings.store import base as store_base
 from tidings.store.base import ProjectionUpdate, PublishItem, Store
+from tidings.store.sql import load_migrations
 
 T0 = 1_767_225_600.0
 _n = itertools.count(1)
@@ -121,3 +125,14 @@ async def publish_one(
     [result] = await store.publish([item(event(org_id, **event_fields), deliveries)], now=now)
     assert result.created
     return result.event, [d.id for d in deliveries]
+
+
+async def migrate_before(store: Store, version: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migrate `store` as a release before migration `version` would have: every earlier one."""
+    with monkeypatch.context() as m:
+        m.setattr(
+            store_base,
+            "load_migrations",
+            lambda dialect: [x for x in load_migrations(dialect) if x.version < version],
+        )
+        assert version not in await store.migrate()

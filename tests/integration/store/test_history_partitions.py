@@ -13,12 +13,11 @@ import pytest
 
 from tidings.delivery.retention import PARTITION_DAYS_AHEAD, make_partitions, purge_once
 from tidings.models import DeliveryStatus
-from tidings.store import base as store_base
 from tidings.store.base import Store
 from tidings.store.connect import open_store
-from tidings.store.sql import load_migrations, load_queries
+from tidings.store.sql import load_queries
 
-from .helpers import T0, make_endpoint, make_org, outcome, publish_one
+from .helpers import T0, make_endpoint, make_org, migrate_before, outcome, publish_one
 
 pytestmark = pytest.mark.postgres
 
@@ -57,29 +56,31 @@ async def _attempted(
     return delivery_id
 
 
-async def _homes(url: str) -> dict[str, tuple[str, str]]:
-    """Each delivery id with the partitions its row and its attempt's row live in."""
+async def _fetch(url: str, sql: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch(
-            "SELECT d.id, d.tableoid::regclass::text AS delivery, a.tableoid::regclass::text"
-            " AS attempt FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id"
-        )
-        return {r["id"]: (r["delivery"], r["attempt"]) for r in rows}
+        return list(await conn.fetch(sql))
     finally:
         await conn.close()
+
+
+async def _homes(url: str) -> dict[str, tuple[str, str]]:
+    """Each delivery id with the partitions its row and its attempt's row live in."""
+    rows = await _fetch(
+        url,
+        "SELECT d.id, d.tableoid::regclass::text AS delivery, a.tableoid::regclass::text"
+        " AS attempt FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id",
+    )
+    return {r["id"]: (r["delivery"], r["attempt"]) for r in rows}
 
 
 async def _partitions(url: str) -> dict[str, tuple[float, float]]:
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch(
-            "SELECT * FROM tidings_partitions('deliveries')"
-            " UNION ALL SELECT * FROM tidings_partitions('attempts')"
-        )
-        return {r["name"]: (r["lo"], r["hi"]) for r in rows}
-    finally:
-        await conn.close()
+    rows = await _fetch(
+        url,
+        "SELECT * FROM tidings_partitions('deliveries')"
+        " UNION ALL SELECT * FROM tidings_partitions('attempts')",
+    )
+    return {r["name"]: (r["lo"], r["hi"]) for r in rows}
 
 
 def _day(day: str) -> tuple[str, str]:
@@ -149,13 +150,7 @@ async def test_the_upgrade_keeps_every_row(
     store = open_store(url)
     await store.connect()
     try:
-        with monkeypatch.context() as m:
-            m.setattr(
-                store_base,
-                "load_migrations",
-                lambda dialect: [x for x in load_migrations(dialect) if x.version < 22],
-            )
-            assert 22 not in await store.migrate()
+        await migrate_before(store, 22, monkeypatch)
         org = await make_org(store)
         ep = await make_endpoint(store, org)
         done = await _attempted(store, org, ep.id, T0, DeliveryStatus.SUCCEEDED)

@@ -9,13 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
-import tidings.store.base as store_base
 from tidings.auth import hash_key
 from tidings.models import KeyScope
 from tidings.store.connect import open_store
-from tidings.store.sql import load_migrations
 
-from .helpers import T0
+from .helpers import T0, migrate_before
 
 PLATFORM = "tdk_platform_made_before_0010_abcdefghijklmnop"
 ORGANIZATION = "tdk_org_made_before_0010_abcdefghijklmnopqrs"
@@ -36,13 +34,7 @@ async def test_keys_made_before_0010_keep_working(
     store = open_store(fresh_database_url_factory(backend, migrated=False))
     await store.connect()
     try:
-        with monkeypatch.context() as m:
-            m.setattr(
-                store_base,
-                "load_migrations",
-                lambda dialect: [x for x in load_migrations(dialect) if x.version < 10],
-            )
-            assert 10 not in await store.migrate()
+        await migrate_before(store, 10, monkeypatch)
         async with store._db.connection() as conn:
             await conn.run_script(OLD_ROWS)
         assert 10 in await store.migrate()
