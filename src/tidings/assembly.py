@@ -321,6 +321,7 @@ async def _run_roles(
     from tidings import tracing
     from tidings.catalog import Catalog
     from tidings.publishing import Publisher
+    from tidings.table_statistics import run_analyze
 
     if tracing.configure_from_env():
         log.info("tracing on (OTEL_* variables)", extra={"action": "tracing.start"})
@@ -336,6 +337,8 @@ async def _run_roles(
     tasks: list[asyncio.Task[None]] = []
     server: _QuietServer | None = None
     health: HealthPort | None = None
+    # every process, API or worker: the publish's plans are the ones that need fresh statistics
+    statistics = asyncio.create_task(run_analyze(store, stop), name="analyze")
     if roles.worker:
         worker = build_worker(settings, store, catalog, publisher)
         await store.listen()
@@ -356,7 +359,7 @@ async def _run_roles(
     stop.set()
     if server is not None:
         server.stop()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*tasks, statistics, return_exceptions=True)
     if health is not None:
         await health.stop()
     tracing.shutdown()

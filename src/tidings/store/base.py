@@ -834,6 +834,13 @@ class Store:
                 return dropped
             dropped.append(str(row["dropped"]))
 
+    async def refresh_statistics(self, rows: int, fraction: float) -> list[str]:
+        """ANALYZE each table changed by at least `rows` + `fraction` of its rows since its
+        last analyze (PostgreSQL, migration 0023; nothing on SQLite). Answers their names; none
+        while another process is at it."""
+        row = await self._db.fetch_one("refresh_statistics", rows=rows, fraction=fraction)
+        return [] if row is None or row["analyzed"] is None else list(row["analyzed"])
+
     # ---- deliveries: history and replay -------------------------------------------------------
     async def get_delivery(self, organization_id: str, delivery_id: str) -> Delivery | None:
         row = await self._db.fetch_one(

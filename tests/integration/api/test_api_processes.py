@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.acceptance.conftest import TEST_ENCRYPTION_KEY
@@ -115,3 +116,41 @@ def test_reuse_port_is_refused_on_sqlite(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert b"--reuse-port needs PostgreSQL" in done.stderr
+
+
+async def test_an_api_process_alone_keeps_the_statistics_fresh(
+    fresh_database_url_factory: Callable[..., str], started: list[subprocess.Popen[bytes]]
+) -> None:
+    """With no worker anywhere, `tidings api` still analyzes the tables its publishing grows
+    (tidings.table_statistics): ANALYZE run by tidings, counted in analyze_count, where
+    autovacuum's would count in autoanalyze_count."""
+    url = fresh_database_url_factory("postgres")
+    port = _free_port()
+    started.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "tidings", "api"],
+            cwd=REPO,
+            env=_env(url, port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    await _ready(f"http://127.0.0.1:{port}/healthz")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO organizations (id, name, created_at) "
+            "SELECT 'org_' || n, 'org ' || n, 0 FROM generate_series(1, 2000) AS n"
+        )
+        await conn.execute("SELECT pg_stat_force_next_flush()")  # counted at once
+        deadline = time.monotonic() + 40  # the pass runs every 10 s
+        while True:
+            analyzed = await conn.fetchval(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'organizations'"
+            )
+            if analyzed or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+    assert analyzed >= 1

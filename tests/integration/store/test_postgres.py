@@ -25,6 +25,7 @@ from tidings.store.base import (
 )
 from tidings.store.postgres import PostgresConnector
 from tidings.store.sql import load_migrations, load_queries
+from tidings.table_statistics import ANALYZE_FRACTION, ANALYZE_MIN_ROWS
 
 from .helpers import T0, event, item, make_endpoint, make_org, outcome, pending
 
@@ -634,6 +635,104 @@ async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: st
         for plan in found:
             assert "Seq Scan on events" not in plan, plan
             assert "Seq Scan on deliveries_default" not in plan, plan  # where the rows (T0) are
+
+
+async def test_publish_plans_made_on_empty_tables_end_with_the_statistics_pass(
+    pg_url: str,
+) -> None:
+    """tidings_publish's statements are planned once per connection and kept until an ANALYZE
+    of a table they read. Made on tables without statistics, the plans cannot tell an index
+    that finds one row from one that finds all: ten single events to one endpoint on new
+    tables, then 3,000 more, and the next publish still hashed every event of the
+    organization and probed for an existing (event, endpoint) pair through the endpoint's
+    index (every delivery of the endpoint), so each publish read what came before it (the wan
+    bench's p99 at 500 events/s grew to 13 s). The workers' statistics pass (migration 0023)
+    analyzes the grown tables, which ends those plans in every connection: the next publish on
+    the same connection looks each event and pair up by its key."""
+    store, connector = pg_store(pg_url, min_connections=1, max_connections=1)
+    await store.connect()
+    try:
+        org = await make_org(store)
+        ep = await make_endpoint(store, org)
+        for _ in range(10):
+            await store.publish([item(event(org), [pending(ep.id)])], now=T0)
+        for _ in range(6):
+            await store.publish([item(event(org), [pending(ep.id)]) for _ in range(500)], now=T0)
+        # (here, made blind, those plans read events_org_seq and the endpoint's index)
+        await _publish_plans(connector, store, org, ep.id)
+        await _flush_statistics(connector)
+        analyzed = await store.refresh_statistics(ANALYZE_MIN_ROWS, ANALYZE_FRACTION)
+        assert {"events", "deliveries_default"} <= set(analyzed), analyzed
+        assert await store.refresh_statistics(ANALYZE_MIN_ROWS, ANALYZE_FRACTION) == []
+        plans = await _publish_plans(connector, store, org, ep.id)
+    finally:
+        await store.close()
+    for plan in plans:
+        assert "Hash Join" not in plan and "Merge Join" not in plan, plan
+        assert "Seq Scan on events" not in plan and "events_org_seq" not in plan, plan
+        # the rows (at T0) live in the default partition; the days ahead are empty
+        assert "deliveries_default_endpoint_id_sequence" not in plan, plan
+
+
+async def _publish_plans(
+    connector: PostgresConnector, store: Store, org: str, endpoint_id: str
+) -> list[str]:
+    """The plans of the deliveries' insert in one more single-event publish, made on the
+    pool's one connection (where the function's plans are cached), as the store makes it."""
+    plans: list[str] = []
+
+    def listener(_conn: Any, message: Any) -> None:
+        plans.append(message.message)
+
+    one = [item(event(org), [pending(endpoint_id)])]
+    async with connector._pool.acquire() as conn:
+        conn.add_log_listener(listener)
+        await conn.execute("LOAD 'auto_explain'")
+        await conn.execute("SET auto_explain.log_min_duration = 0")
+        await conn.execute("SET auto_explain.log_nested_statements = on")
+        await conn.execute("SET client_min_messages = log")
+        await conn.fetchval(
+            *statement(
+                "publish_in_one_round_trip",
+                events=rows.event_rows([i.event for i in one]),
+                deliveries=rows.delivery_rows(store_base._new_delivery_rows(one, T0)),
+                projections="[]",
+                endpoints="[]",
+            )
+        )
+        await asyncio.sleep(0.05)  # the log messages arrive asynchronously
+        conn.remove_log_listener(listener)
+    inserts = [p for p in plans if "Insert on deliveries" in p]
+    assert inserts, f"no plan of the deliveries' insert in {plans}"
+    return inserts
+
+
+async def _flush_statistics(connector: PostgresConnector) -> None:
+    """A backend sends its counts of changed rows to pg_stat_user_tables at most once a second
+    (after 10 s when idle): the pool's one connection sends them now."""
+    async with connector._pool.acquire() as conn:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+async def test_one_statistics_pass_at_a_time(pg_url: str) -> None:
+    """A second process asking while one pass runs answers at once with nothing analyzed."""
+    store, connector = pg_store(pg_url, min_connections=1, max_connections=1)
+    await store.connect()
+    try:
+        org = await make_org(store)
+        ep = await make_endpoint(store, org)
+        await store.publish([item(event(org), [pending(ep.id)]) for _ in range(600)], now=T0)
+        await _flush_statistics(connector)
+        conn = await asyncpg.connect(pg_url)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tidings.statistics'))")
+                assert await store.refresh_statistics(ANALYZE_MIN_ROWS, ANALYZE_FRACTION) == []
+        finally:
+            await conn.close()
+        assert "events" in await store.refresh_statistics(ANALYZE_MIN_ROWS, ANALYZE_FRACTION)
+    finally:
+        await store.close()
 
 
 def _index_scan_buffers(plan: dict[str, Any], index: str) -> int:

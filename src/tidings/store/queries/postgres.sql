@@ -378,11 +378,16 @@ FROM (
              WITH ORDINALITY
              AS t(id, organization_id, event_id, endpoint_id, status, skip_reason,
                   schema_version, is_meta, now, n)
-        JOIN events AS e ON e.organization_id = t.organization_id AND e.id = t.event_id
-        JOIN endpoints AS ep ON ep.id = t.endpoint_id
-        JOIN endpoint_sequences AS s ON s.endpoint_id = t.endpoint_id
+        CROSS JOIN LATERAL (SELECT e.subject FROM events AS e
+                            WHERE e.organization_id = t.organization_id
+                              AND e.id = t.event_id OFFSET 0) AS e
+        CROSS JOIN LATERAL (SELECT ep.ordering FROM endpoints AS ep
+                            WHERE ep.id = t.endpoint_id OFFSET 0) AS ep
+        CROSS JOIN LATERAL (SELECT s.last FROM endpoint_sequences AS s
+                            WHERE s.endpoint_id = t.endpoint_id OFFSET 0) AS s
         WHERE NOT EXISTS (SELECT 1 FROM deliveries AS x
-                          WHERE x.event_id = t.event_id AND x.endpoint_id = t.endpoint_id)
+                          WHERE x.event_id = t.event_id AND x.endpoint_id = t.endpoint_id
+                          OFFSET 0)
     ) AS a
 ) AS b
 ORDER BY b.n
@@ -706,6 +711,11 @@ WHERE seq = ANY(:seqs::bigint[]) AND status IN ('succeeded', 'failed', 'skipped'
 -- (migration 0022): made ahead of need by every worker's retention pass.
 SELECT tidings_make_day_partitions('attempts', :now, :days)
      + tidings_make_day_partitions('deliveries', :now, :days) AS made
+
+-- name: refresh_statistics
+-- ANALYZE each table changed by at least :rows + :fraction of its rows since its last one
+-- (migration 0023): the names of those analyzed (none while another worker is at it).
+SELECT tidings_refresh_statistics(:rows, :fraction) AS analyzed
 
 -- name: drop_history_partition
 -- The oldest day partition of deliveries, else of attempts, wholly before :cutoff, dropped

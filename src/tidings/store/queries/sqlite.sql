@@ -671,6 +671,12 @@ WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN ('succeeded', 'f
 -- SQLite's history is one table: nothing to make (PostgreSQL's partitions days, migration 0022).
 SELECT 0 AS made WHERE :now IS NOT NULL AND :days IS NOT NULL
 
+-- name: refresh_statistics
+-- Nothing to analyze: tidings makes no statistics on SQLite (no ANALYZE), so its planner's
+-- choices rest on the schema alone and do not change as the tables grow (PostgreSQL's do,
+-- migration 0023).
+SELECT NULL AS analyzed WHERE :rows IS NOT NULL AND :fraction IS NOT NULL
+
 -- name: drop_history_partition
 -- Nothing to drop: SQLite's purge deletes rows (purge_select_deliveries and after).
 SELECT NULL AS dropped WHERE :cutoff IS NOT NULL
