@@ -192,6 +192,7 @@ class Store:
         self.secret_box: SecretBox | None = box
         self._seal: r.SecretMap | None = None if box is None else box.encrypt
         self._open: r.SecretMap | None = None if box is None else box.decrypt
+        self._claimed = r.EndpointMemo()  # the claims' endpoints, opened by this box
 
     async def rewrap_secrets(self, batch: int = 500) -> int:
         """Write every endpoint's secrets encrypted with the current key: plain ones (a
@@ -673,7 +674,9 @@ class Store:
                 "endpoints_by_ids", ids=sorted({d.endpoint_id for d in deliveries})
             )
             events = {(e.organization_id, e.id): e for e in map(r.event_from_row, event_rows)}
-            endpoints = {row["id"]: r.endpoint_from_row(row, self._open) for row in endpoint_rows}
+            endpoints = {
+                row["id"]: self._claimed.endpoint(row, self._open) for row in endpoint_rows
+            }
             stale = _unsendable(deliveries, endpoints)
             if stale:
                 await conn.execute(
