@@ -449,6 +449,22 @@ async def test_delivery_history_reads_the_ascending_indexes_backward(pg_url: str
         await conn.close()
 
 
+async def _log_plans(conn: Any, plans: list[str]) -> Callable[[Any, Any], None]:
+    """Have auto_explain send the plan of every statement run on `conn` (those inside
+    functions too) to this client as log messages, kept in `plans`. Answers the listener, to
+    remove before the connection goes back to its pool."""
+
+    def listener(_conn: Any, message: Any) -> None:
+        plans.append(message.message)
+
+    conn.add_log_listener(listener)
+    await conn.execute("LOAD 'auto_explain'")
+    await conn.execute("SET auto_explain.log_min_duration = 0")
+    await conn.execute("SET auto_explain.log_nested_statements = on")
+    await conn.execute("SET client_min_messages = log")
+    return listener
+
+
 async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg_url: str) -> None:
     """On a table of some ten thousand deliveries, analyzed while none was leased, the claim and
     the outcome write must find their rows through an index, never by reading every delivery:
@@ -494,11 +510,7 @@ async def test_claims_and_outcomes_look_deliveries_up_by_key_on_a_small_table(pg
         # the outcome write runs inside tidings_record_outcomes: auto_explain sends the plans
         # of the function's statements to this client as log messages
         plans: list[str] = []
-        conn.add_log_listener(lambda _conn, message: plans.append(message.message))
-        await conn.execute("LOAD 'auto_explain'")
-        await conn.execute("SET auto_explain.log_min_duration = 0")
-        await conn.execute("SET auto_explain.log_nested_statements = on")
-        await conn.execute("SET client_min_messages = log")
+        await _log_plans(conn, plans)
         for mode in ("force_custom_plan", "force_generic_plan"):
             await conn.execute(f"SET plan_cache_mode = {mode}")
             claim, *args = statement(
@@ -578,16 +590,8 @@ async def test_plans_made_on_empty_tables_do_not_outlive_their_growth(pg_url: st
         # the pool's one connection, where the statements above are prepared: the worker's
         # statements run again on it, as the store runs them, with their plans logged
         plans: list[str] = []
-
-        def listener(_conn: Any, message: Any) -> None:
-            plans.append(message.message)
-
         async with connector._pool.acquire() as conn:
-            conn.add_log_listener(listener)
-            await conn.execute("LOAD 'auto_explain'")
-            await conn.execute("SET auto_explain.log_min_duration = 0")
-            await conn.execute("SET auto_explain.log_nested_statements = on")
-            await conn.execute("SET client_min_messages = log")
+            listener = await _log_plans(conn, plans)
             claimed = await conn.fetch(
                 *statement(
                     "claim_due",
@@ -680,17 +684,9 @@ async def _publish_plans(
     """The plans of the deliveries' insert in one more single-event publish, made on the
     pool's one connection (where the function's plans are cached), as the store makes it."""
     plans: list[str] = []
-
-    def listener(_conn: Any, message: Any) -> None:
-        plans.append(message.message)
-
     one = [item(event(org), [pending(endpoint_id)])]
     async with connector._pool.acquire() as conn:
-        conn.add_log_listener(listener)
-        await conn.execute("LOAD 'auto_explain'")
-        await conn.execute("SET auto_explain.log_min_duration = 0")
-        await conn.execute("SET auto_explain.log_nested_statements = on")
-        await conn.execute("SET client_min_messages = log")
+        listener = await _log_plans(conn, plans)
         await conn.fetchval(
             *statement(
                 "publish_in_one_round_trip",
