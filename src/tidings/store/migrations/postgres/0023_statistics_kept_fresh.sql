@@ -12,8 +12,9 @@
 -- database only once a minute (autovacuum_naptime): a minute of plans made blind, and then
 -- kept, on every new database and every day's new partition.
 --
--- tidings_refresh_statistics analyzes each of tidings' tables (partitions included, never a
--- partitioned parent, which the planner does not read for a partition's scan) that has changed
+-- tidings_refresh_statistics analyzes each of tidings' tables that its role owns (partitions
+-- included, never a partitioned parent, which the planner does not read for a partition's
+-- scan; a table owned by another role is left to autovacuum) that has changed
 -- by at least p_rows + p_fraction of its rows since its last analyze, busiest first, and
 -- answers their names. An ANALYZE ends the cached plans that read the table in every
 -- connection. One caller at a time (the others answer nothing at once); a table another
@@ -35,6 +36,7 @@ BEGIN
         FROM pg_stat_user_tables AS s
         JOIN pg_class AS c ON c.oid = s.relid
         WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+          AND pg_has_role(c.relowner, 'USAGE')  -- only an owner may analyze (else a warning)
           AND s.n_mod_since_analyze >= p_rows + p_fraction * greatest(c.reltuples, 0)
         ORDER BY s.n_mod_since_analyze DESC
     LOOP

@@ -757,6 +757,7 @@ BEGIN
         FROM pg_stat_user_tables AS s
         JOIN pg_class AS c ON c.oid = s.relid
         WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+          AND pg_has_role(c.relowner, 'USAGE')  -- only an owner may analyze (else a warning)
           AND s.n_mod_since_analyze >= p_rows + p_fraction * greatest(c.reltuples, 0)
         ORDER BY s.n_mod_since_analyze DESC
     LOOP
