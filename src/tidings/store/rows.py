@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from typing import Any, Protocol, TypeVar
@@ -36,6 +37,7 @@ from tidings.models import (
     Projection,
 )
 from tidings.receiver.ledger import LedgerEntry
+from tidings.ttlcache import TtlCache
 
 
 class Row(Protocol):
@@ -245,12 +247,11 @@ class EndpointMemo:
     on the kept endpoint when they differ."""
 
     def __init__(self, size: int = ENDPOINT_MEMO_SIZE) -> None:
-        self._size = size
-        self._kept: dict[tuple[Any, ...], Endpoint] = {}
+        self._kept: TtlCache[tuple[Any, ...], Endpoint] = TtlCache(math.inf, size, lru=True)
 
     def endpoint(self, r: Row, open_secret: SecretMap | None = None) -> Endpoint:
         key = tuple(r[c] for c in ENDPOINT_STABLE_COLUMNS)
-        kept = self._kept.get(key)
+        kept = self._kept.get(key, 0.0)
         if kept is None:
             kept = endpoint_from_row(r, open_secret)
         elif (kept.failure_streak, kept.failing_since, kept.last_success_at) != (
@@ -266,9 +267,7 @@ class EndpointMemo:
             )
         else:
             return kept
-        if len(self._kept) >= self._size and key not in self._kept:
-            self._kept.clear()
-        self._kept[key] = kept
+        self._kept.put(key, kept, 0.0)
         return kept
 
 

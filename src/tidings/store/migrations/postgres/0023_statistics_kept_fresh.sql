@@ -1,4 +1,4 @@
--- Table statistics kept fresh by the workers (issue 27 §1), not only by autovacuum.
+-- Table statistics kept fresh by every tidings process (issue 27 §1), not only by autovacuum.
 --
 -- The PL/pgSQL functions keep each statement's plan for the life of a connection, and a plan
 -- made while the tables had no statistics stays until an ANALYZE of a table it reads. Without
