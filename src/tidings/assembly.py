@@ -182,6 +182,7 @@ def build_worker(
         timeout_seconds=settings.delivery_timeout_seconds,
         allow_private=settings.allow_private_urls,
         ca_bundle=settings.ca_bundle,
+        fast_lane=settings.fast_lane,
     )
     worker_settings = WorkerSettings.from_settings(
         settings, worker_id=settings.worker_id or default_worker_id()

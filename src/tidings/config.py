@@ -106,6 +106,8 @@ class Settings:
     lease_margin_seconds: float = LEASE_MARGIN_SECONDS
     # a PEM file of CA certificates trusted beside the system's roots (private PKI endpoints)
     ca_bundle: str | None = None
+    # busy hosts are sent to through pyreqwest (delivery/fast_lane.py); false: aiohttp alone
+    fast_lane: bool = True
     # the console's CSP frame-ancestors: who may frame it (default nobody)
     console_frame_ancestors: str = CONSOLE_FRAME_ANCESTORS
     # where people reach this service (portal links are made under it); default: the request's
@@ -233,6 +235,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TIDINGS_WORKER_ID": ("worker_id", _str),
     "TIDINGS_LEASE_MARGIN": ("lease_margin_seconds", _float),
     "TIDINGS_CA_BUNDLE": ("ca_bundle", _pem_file),
+    "TIDINGS_FAST_LANE": ("fast_lane", _bool),
     "TIDINGS_CONSOLE_FRAME_ANCESTORS": ("console_frame_ancestors", _frame_ancestors),
     "TIDINGS_PUBLIC_URL": ("public_url", _public_url),
     "TIDINGS_METRICS_TOKEN": ("metrics_token", _str),

@@ -1,6 +1,8 @@
-"""The only module in tidings that sends HTTP to endpoints.
+"""The only module in tidings that sends HTTP to endpoints (with its fast lane, `fast_lane.py`).
 
-`HttpSender` holds ONE shared aiohttp `ClientSession` for the whole worker. Every request:
+`HttpSender` holds ONE shared aiohttp `ClientSession` for the whole worker, and a fast lane of
+pyreqwest clients for the hosts it sends to most (`fast_lane.py`: why, and how the guard holds
+there); both lanes keep the rules below. Every request:
 - is a POST with the exact signed body, `allow_redirects=False` (a 3xx is an answer, not a hop);
 - carries the caller's headers as given (the worker's signed headers always name Content-Type
   and User-Agent, so aiohttp's own are never used; it adds Host, Content-Length, Accept and
@@ -36,6 +38,7 @@ from aiohttp.payload import BytesPayload
 from yarl import URL
 
 from tidings.config import DELIVERY_TIMEOUT_SECONDS, RESPONSE_EXCERPT_BYTES
+from tidings.delivery.fast_lane import HOT_AFTER_SENDS, FastLane, error_text
 from tidings.netguard import AddressCache, ForbiddenAddress, is_forbidden_address
 
 CONNECT_TIMEOUT_CAP_SECONDS = 10.0
@@ -61,8 +64,9 @@ class Sender(Protocol):
 
 
 def describe_error(exc: BaseException) -> str:
-    """ "<ExceptionClass>: <message>", bounded; never includes request headers or secrets."""
-    message = str(exc) or repr(exc)
+    """ "<ExceptionClass>: <message>", bounded; never includes request headers or secrets (nor
+    the URL, which pyreqwest's own message names)."""
+    message = error_text(exc) or str(exc) or repr(exc)
     return f"{type(exc).__name__}: {message}"[:MAX_ERROR_CHARS]
 
 
@@ -187,7 +191,8 @@ def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
 
 
 class HttpSender:
-    """Sends deliveries over one shared aiohttp session (created on first use)."""
+    """Sends deliveries over one shared aiohttp session (created on first use) and, for the
+    hosts it sends to most, the fast lane (`fast_lane=False` keeps every host on aiohttp)."""
 
     def __init__(
         self,
@@ -197,16 +202,46 @@ class HttpSender:
         excerpt_bytes: int = RESPONSE_EXCERPT_BYTES,
         resolver: AbstractResolver | None = None,
         ca_bundle: str | None = None,
+        fast_lane: bool = True,
+        fast_lane_after: int = HOT_AFTER_SENDS,
     ) -> None:
         self.timeout_seconds = timeout_seconds
         self._tls = tls_context(ca_bundle)
         self.allow_private = allow_private
         self.excerpt_bytes = excerpt_bytes
         self._inner_resolver = resolver
+        # one cache of allowed answers for both lanes: a name is resolved once per TTL
+        self._addresses = AddressCache()
         self._session: aiohttp.ClientSession | None = None
-        self._timeout = aiohttp.ClientTimeout(
-            total=timeout_seconds, connect=min(timeout_seconds, CONNECT_TIMEOUT_CAP_SECONDS)
+        connect_timeout = min(timeout_seconds, CONNECT_TIMEOUT_CAP_SECONDS)
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=connect_timeout)
+        self._lane_resolver = self._guarded_resolver()
+        self._lane = (
+            FastLane(
+                resolve=self._allowed_addresses,
+                timeout_seconds=timeout_seconds,
+                connect_timeout_seconds=connect_timeout,
+                excerpt_bytes=excerpt_bytes,
+                ca_bundle=ca_bundle,
+                pin_seconds=self._addresses.ttl,
+                hot_after=fast_lane_after,
+            )
+            if fast_lane
+            else None
         )
+
+    @property
+    def fast_lane_hosts(self) -> int:
+        """How many hosts the fast lane holds a client for."""
+        return 0 if self._lane is None else self._lane.hosts
+
+    def _guarded_resolver(self) -> GuardedResolver:
+        return GuardedResolver(
+            allow_private=self.allow_private, inner=self._inner_resolver, cache=self._addresses
+        )
+
+    async def _allowed_addresses(self, host: str, port: int) -> list[str]:
+        return [answer["host"] for answer in await self._lane_resolver.resolve(host, port)]
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -216,9 +251,7 @@ class HttpSender:
                 ssl=self._tls,
                 # the guarded resolver caches allowed answers itself (netguard.AddressCache)
                 use_dns_cache=False,
-                resolver=GuardedResolver(
-                    allow_private=self.allow_private, inner=self._inner_resolver
-                ),
+                resolver=self._guarded_resolver(),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -238,21 +271,18 @@ class HttpSender:
         if problem is not None:
             return SendResult(None, f"ForbiddenAddress: {problem}", None, elapsed_ms())
         try:
-            session = self._get_session()
-            async with session.post(
-                target, data=BytesPayload(body), headers=headers, allow_redirects=False
-            ) as response:
-                raw = await self._read_excerpt(response)
-                return SendResult(
-                    status_code=response.status,
-                    error=None,
-                    response_excerpt=decode_excerpt(raw, self.excerpt_bytes),
-                    duration_ms=elapsed_ms(),
-                    retry_after=response.headers.get("Retry-After"),
-                )
+            lane = self._lane
+            if (
+                lane is not None
+                and isinstance(target, URL)
+                and (client := await lane.client_for(target)) is not None
+            ):
+                status, raw, retry_after = await lane.post(client, target, body, headers)
+            else:
+                status, raw, retry_after = await self._post(target, body, headers)
         except asyncio.CancelledError:
             raise
-        except TimeoutError:
+        except TimeoutError:  # aiohttp's and pyreqwest's timeouts alike
             return SendResult(
                 None,
                 f"TimeoutError: no answer in {self.timeout_seconds:g} s",
@@ -261,6 +291,23 @@ class HttpSender:
             )
         except Exception as exc:  # every other failure is an attempt outcome, never a crash
             return SendResult(None, describe_error(_root_cause(exc)), None, elapsed_ms())
+        return SendResult(
+            status_code=status,
+            error=None,
+            response_excerpt=decode_excerpt(raw, self.excerpt_bytes),
+            duration_ms=elapsed_ms(),
+            retry_after=retry_after,
+        )
+
+    async def _post(
+        self, target: URL | str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, bytes, str | None]:
+        session = self._get_session()
+        async with session.post(
+            target, data=BytesPayload(body), headers=headers, allow_redirects=False
+        ) as response:
+            raw = await self._read_excerpt(response)
+            return response.status, raw, response.headers.get("Retry-After")
 
     async def _read_excerpt(self, response: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []
@@ -277,6 +324,8 @@ class HttpSender:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+        if self._lane is not None:
+            await self._lane.close()
 
 
 def _root_cause(exc: Exception) -> BaseException:
