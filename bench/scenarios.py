@@ -28,8 +28,9 @@ from bench.env import (
 )
 from bench.latency import paced_latency
 from bench.receiver import free_port, start_receiver
+from tidings.config import WORKER_CONCURRENCY
 
-CONCURRENCY = 256  # TIDINGS_WORKER_CONCURRENCY default: the ceiling uses the same
+CONCURRENCY = WORKER_CONCURRENCY  # TIDINGS_WORKER_CONCURRENCY default: the ceiling uses the same
 
 
 @dataclass
@@ -562,7 +563,7 @@ async def ceilings(scale: float, receiver: str) -> list[Figure]:
 
 
 async def sender_pyreqwest(scale: float, receiver: str) -> list[Figure]:
-    from bench.alt_sender import sender_pyreqwest as run
+    from bench.lanes import sender_pyreqwest as run
 
     figures: list[Figure] = await run(scale, receiver)
     return figures

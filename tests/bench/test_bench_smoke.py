@@ -160,38 +160,3 @@ def test_wan_access_log_counts_handshakes_per_side(tmp_path: Path) -> None:
     assert stats["requests"] == {"tidings": 4, "ceiling": 2}
     assert stats["duplicates"] == 1 and stats["deliveries"] == 3
     assert stats["first_seen"] == {"evt_1": 1000.003, "evt_2": 1000.005}
-
-
-async def test_the_pyreqwest_sender_experiment_answers_like_the_sender(tmp_path: Path) -> None:
-    """bench.alt_sender (the sender-pyreqwest scenario's worker) answers SendResults as
-    HttpSender does: status and excerpt, Retry-After, and a refused connection as an error."""
-    import socket
-
-    from aiohttp import web
-
-    sys.path.insert(0, str(ROOT))
-    from bench.alt_sender import PyreqwestSender
-
-    async def answer(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(status=503, text="busy", headers={"Retry-After": "7"})
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    sender = PyreqwestSender(allow_private=True, timeout_seconds=5)
-    try:
-        result = await sender.send(f"http://127.0.0.1:{port}/hook", b"{}", {"X-A": "1"})
-        with socket.socket() as s:  # a port nothing listens on
-            s.bind(("127.0.0.1", 0))
-            closed = s.getsockname()[1]
-        refused = await sender.send(f"http://127.0.0.1:{closed}/hook", b"{}", {})
-    finally:
-        await sender.close()
-        await runner.cleanup()
-    assert (result.status_code, result.response_excerpt, result.retry_after) == (503, "busy", "7")
-    assert refused.status_code is None and refused.error
