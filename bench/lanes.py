@@ -1,8 +1,7 @@
 """The `sender-pyreqwest` scenario (issue 27 §4): does the whole engine gain from pyreqwest, not
 only the bare loop? One worker with its fast lane (the default: busy hosts through pyreqwest,
 `tidings/delivery/fast_lane.py`) against one with `TIDINGS_FAST_LANE=false` (aiohttp alone), the
-same deliveries, alternated ABAB, on loopback nginx (as throughput-pg) and on the distant TLS
-receiver (as wan)."""
+same deliveries, alternated ABAB, on the distant TLS receiver (as wan)."""
 
 from __future__ import annotations
 
@@ -47,29 +46,16 @@ def _figure(where: str, rates: dict[str, list[float]], size: str) -> Any:
 
 
 async def sender_pyreqwest(scale: float, receiver: str) -> list[Any]:
-    from bench.receiver import start_receiver
+    """On the distant TLS receiver only: plain HTTP never takes the fast lane (for it the
+    lane's hops between threads cost more than aiohttp's send, fast_lane.LANE_SCHEMES)."""
     from bench.scenarios import _n
     from bench.wan import WAN_ENDPOINTS, WAN_EVENTS
     from bench.wan_net import wan_receiver
 
-    events = _n(10_000, scale, 10)
-    rx = start_receiver(receiver)
-    try:
-        loopback = await _alternated([f"{rx.url}/ep{i}" for i in range(10)], events, {})
-    finally:
-        rx.stop()
-    figures = [
-        _figure(
-            f"{rx.kind}",
-            loopback,
-            f"{events:,} events x 10 endpoints, one worker, ABAB",
-        )
-    ]
     endpoints = _n(WAN_ENDPOINTS, scale, 10)
     with wan_receiver() as wrx:
         urls = [f"{wrx.url}/ep{i}" for i in range(endpoints)]
         distant = await _alternated(urls, WAN_EVENTS, {"TIDINGS_CA_BUNDLE": str(wrx.ca_file)})
         label = wrx.label
     size = f"{endpoints:,} endpoints x {WAN_EVENTS} events, one worker, ABAB; {label}"
-    figures.append(_figure("wan", distant, size))
-    return figures
+    return [_figure("wan", distant, size)]

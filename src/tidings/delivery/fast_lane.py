@@ -19,7 +19,9 @@ only fixed `resolve(host, ip)` entries, so a client is made per host with the on
   failure to resolve) sends the request back to aiohttp, which answers it exactly as before;
 - redirects are never followed, proxies never used (`no_proxy`), so no other host is contacted.
 
-Which hosts: a host enters after `hot_after` sends through aiohttp (a client costs ~4 ms of the
+Which hosts: HTTPS hosts only (TLS is the cost the lane takes off the worker's thread; for plain
+HTTP the hops between threads cost more than aiohttp's whole send, 0.8 x on loopback nginx), and
+a host enters after `hot_after` sends through aiohttp (a client costs ~4 ms of the
 event loop and ~120 KB, most of it loading the system's roots), and at most `max_clients` hosts
 are in the lane at once. When it is full no host enters until one has been idle `idle_seconds`
 (its client closed then); a host never pushes another out, so hosts cannot churn clients.
@@ -51,6 +53,9 @@ IDLE_SECONDS = 120.0
 # how often the idle and retired clients are looked for
 SWEEP_EVERY_SECONDS = 10.0
 COUNTED_HOSTS = 16_384
+# TLS is what the lane takes off the worker's thread; plain HTTP loses by it (the hops between
+# threads cost more than aiohttp's send: 0.8 x on loopback nginx, docs/benchmarks.md)
+LANE_SCHEMES = ("https",)
 
 _PLAIN_HOST = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")
 _PEM_CERTIFICATE = re.compile(
@@ -79,11 +84,11 @@ def ca_certificates(ca_bundle: str | None) -> list[bytes]:
     return _PEM_CERTIFICATE.findall(Path(ca_bundle).read_bytes())
 
 
-def lane_key(target: URL) -> Key | None:
+def lane_key(target: URL, schemes: tuple[str, ...] = LANE_SCHEMES) -> Key | None:
     """(scheme, host, port) of a URL the lane may take, or None (it stays on aiohttp)."""
     host = target.raw_host
     port = target.port
-    if target.scheme not in ("http", "https") or host is None or port is None:
+    if target.scheme not in schemes or host is None or port is None:
         return None
     if _PLAIN_HOST.match(host) is None and not _is_ip(host):
         return None
@@ -124,6 +129,7 @@ class FastLane:
         hot_after: int = HOT_AFTER_SENDS,
         max_clients: int = MAX_CLIENTS,
         idle_seconds: float = IDLE_SECONDS,
+        schemes: tuple[str, ...] = LANE_SCHEMES,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._resolve = resolve
@@ -136,6 +142,7 @@ class FastLane:
         self.hot_after = hot_after
         self.max_clients = max_clients
         self._idle_seconds = idle_seconds
+        self.schemes = schemes
         self._monotonic = monotonic
         self._pinned: dict[Key, _Pinned] = {}
         self._counts: dict[Key, int] = {}
@@ -148,7 +155,7 @@ class FastLane:
 
     async def client_for(self, target: URL) -> Client | None:
         """The host's client, made when the host turns busy; None: send through aiohttp."""
-        key = lane_key(target)
+        key = lane_key(target, self.schemes)
         if key is None:
             return None
         now = self._monotonic()
@@ -267,4 +274,4 @@ class FastLane:
             await client.close()
 
 
-__all__ = ["FastLane", "ca_certificates", "error_text", "lane_key"]
+__all__ = ["LANE_SCHEMES", "FastLane", "ca_certificates", "error_text", "lane_key"]

@@ -38,7 +38,7 @@ from aiohttp.payload import BytesPayload
 from yarl import URL
 
 from tidings.config import DELIVERY_TIMEOUT_SECONDS, RESPONSE_EXCERPT_BYTES
-from tidings.delivery.fast_lane import HOT_AFTER_SENDS, FastLane, error_text
+from tidings.delivery.fast_lane import HOT_AFTER_SENDS, LANE_SCHEMES, FastLane, error_text
 from tidings.netguard import AddressCache, ForbiddenAddress, is_forbidden_address
 
 CONNECT_TIMEOUT_CAP_SECONDS = 10.0
@@ -204,6 +204,7 @@ class HttpSender:
         ca_bundle: str | None = None,
         fast_lane: bool = True,
         fast_lane_after: int = HOT_AFTER_SENDS,
+        fast_lane_schemes: tuple[str, ...] = LANE_SCHEMES,
     ) -> None:
         self.timeout_seconds = timeout_seconds
         self._tls = tls_context(ca_bundle)
@@ -225,6 +226,7 @@ class HttpSender:
                 ca_bundle=ca_bundle,
                 pin_seconds=self._addresses.ttl,
                 hot_after=fast_lane_after,
+                schemes=fast_lane_schemes,
             )
             if fast_lane
             else None

@@ -27,13 +27,15 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def lane_sender(**kwargs: object) -> HttpSender:
-    """A sender whose every host takes the fast lane from its first send."""
-    return HttpSender(fast_lane_after=0, **kwargs)  # type: ignore[arg-type]
+    """A sender whose every host takes the fast lane from its first send, plain HTTP too (the
+    receivers here; by default only HTTPS hosts take it: the TLS tests below)."""
+    options: dict[str, object] = {"fast_lane_after": 0, "fast_lane_schemes": ("http", "https")}
+    return HttpSender(**{**options, **kwargs})  # type: ignore[arg-type]
 
 
 async def test_a_host_enters_the_lane_after_its_sends_through_aiohttp() -> None:
     async with running_receiver() as rx:
-        sender = HttpSender(timeout_seconds=5, allow_private=True, fast_lane_after=3)
+        sender = lane_sender(timeout_seconds=5, allow_private=True, fast_lane_after=3)
         try:
             hosts = []
             for _ in range(5):
@@ -161,17 +163,20 @@ async def test_answers_are_cut_decoded_and_replaced() -> None:
     assert unzipped.response_excerpt == "plain words"
 
 
-def test_only_plain_host_names_and_literal_addresses_take_the_lane() -> None:
+def test_only_https_plain_host_names_and_literal_addresses_take_the_lane() -> None:
     assert lane_key(URL("https://hooks.example.com/x")) == ("https", "hooks.example.com", 443)
-    assert lane_key(URL("http://93.184.215.14:8080/x")) == ("http", "93.184.215.14", 8080)
-    assert lane_key(URL("http://[2001:db8::1]/x")) == ("http", "2001:db8::1", 80)
+    assert lane_key(URL("https://93.184.215.14:8443/x")) == ("https", "93.184.215.14", 8443)
+    assert lane_key(URL("https://[2001:db8::1]/x")) == ("https", "2001:db8::1", 443)
+    assert lane_key(URL("http://hooks.example.com/x")) is None  # plain HTTP: aiohttp
+    both = ("http", "https")
+    assert lane_key(URL("http://93.184.215.14:8080/x"), both) == ("http", "93.184.215.14", 8080)
     for url in (
         "http://ex%61mple.com/x",
         "http://a_b.example.com/x",
         "http://example.com./x",
         "ftp://example.com/x",
     ):
-        assert lane_key(URL(url)) is None, url
+        assert lane_key(URL(url), both) is None, url
 
 
 # --- the lane's own bookkeeping, on a handed-in clock -------------------------------------
