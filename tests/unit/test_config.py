@@ -19,6 +19,7 @@ def test_defaults_without_any_variable() -> None:
     assert s.pause_after_seconds == 72 * 3600
     assert s.retention_days == 30
     assert not s.allow_private_urls and not s.allow_http and not s.http_allowed
+    assert s.fast_lane and s.worker_concurrency == 512
 
 
 def test_default_schedule_is_ten_attempts_over_about_72_hours() -> None:
@@ -43,6 +44,7 @@ def test_every_variable_is_read() -> None:
             "TIDINGS_ALLOW_PRIVATE_URLS": "true",
             "TIDINGS_ALLOW_HTTP": "0",
             "TIDINGS_MAX_BODY_BYTES": "100",
+            "TIDINGS_FAST_LANE": "false",
         }
     )
     assert not s.is_sqlite
@@ -51,6 +53,7 @@ def test_every_variable_is_read() -> None:
     assert s.pause_after_failures == 3 and s.pause_after_seconds == 60
     assert s.retention_days == 7 and s.allow_private_urls and s.http_allowed
     assert s.max_body_bytes == 100
+    assert not s.fast_lane
 
 
 @pytest.mark.parametrize(

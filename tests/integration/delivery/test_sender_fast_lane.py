@@ -48,6 +48,17 @@ async def test_a_host_enters_the_lane_after_its_sends_through_aiohttp() -> None:
     assert len(rx.received) == 5
 
 
+async def test_switched_off_no_host_takes_the_lane() -> None:
+    async with running_receiver() as rx:
+        sender = lane_sender(timeout_seconds=5, allow_private=True, fast_lane=False)
+        try:
+            results = [await sender.send(rx.url("/x"), b"{}", {}) for _ in range(3)]
+            assert sender.fast_lane_hosts == 0
+        finally:
+            await sender.close()
+    assert [r.status_code for r in results] == [200, 200, 200]
+
+
 async def test_the_lane_sends_the_body_and_headers_and_reads_the_answer() -> None:
     async def answer(request: web.Request, n: int) -> web.StreamResponse:
         return web.Response(text="thanks", status=202, headers={"Retry-After": "7"})
