@@ -26,6 +26,10 @@ event loop and ~120 KB, most of it loading the system's roots), and at most `max
 are in the lane at once. When it is full no host enters until one has been idle `idle_seconds`
 (its client closed then); a host never pushes another out, so hosts cannot churn clients.
 
+A connection the lane cannot make (refused, unreachable, a certificate refused) is made again
+through aiohttp by the sender: nothing was sent, aiohttp tries every address the guard allowed
+(the lane pins the first), and the failure reads as it always has.
+
 Same behaviour as aiohttp's lane: the total and connect timeouts, no redirects, the system's
 roots plus `TIDINGS_CA_BUNDLE` with verification always on, HTTP/1.1, gzip/deflate answers
 decoded, at most `excerpt_bytes` of an answer read (then the connection is dropped, not drained).
@@ -42,7 +46,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import DetailedPyreqwestError
+from pyreqwest.exceptions import ConnectError, DetailedPyreqwestError
 from pyreqwest.response import Response
 from yarl import URL
 
@@ -61,6 +65,10 @@ _PLAIN_HOST = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
 )
+# hyper's cause when the connection was never made (refused, unreachable, TLS refused); pyreqwest
+# raises ConnectError for a connection lost after the request was written too ("client error
+# (SendRequest)"), which must not be sent again
+_CONNECT_CAUSE = "client error (Connect)"
 # reqwest's first cause names the whole URL (its query may carry a token); it is left out
 _URL_CAUSE = "error sending request for url"
 
@@ -103,6 +111,14 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def not_connected(exc: BaseException) -> bool:
+    """Did the lane fail before any byte of the request was sent (so it may be sent again)?"""
+    if not isinstance(exc, ConnectError):
+        return False
+    causes = exc.details.get("causes") or []
+    return any(cause["message"] == _CONNECT_CAUSE for cause in causes)
+
+
 def error_text(exc: BaseException) -> str | None:
     """A pyreqwest failure as "<message>: <cause>: <cause>" (None for any other exception)."""
     if not isinstance(exc, DetailedPyreqwestError):
@@ -138,6 +154,9 @@ class FastLane:
         self._retire_after = timeout_seconds + 1.0
         self.excerpt_bytes = excerpt_bytes
         self._roots = ca_certificates(ca_bundle)
+        if self._roots:
+            # a bundle rustls cannot read stops the worker now, as OpenSSL's refusal does
+            self._build("localhost", None)
         self._pin_seconds = pin_seconds
         self.hot_after = hot_after
         self.max_clients = max_clients
@@ -274,4 +293,11 @@ class FastLane:
             await client.close()
 
 
-__all__ = ["LANE_SCHEMES", "FastLane", "ca_certificates", "error_text", "lane_key"]
+__all__ = [
+    "LANE_SCHEMES",
+    "FastLane",
+    "ca_certificates",
+    "error_text",
+    "lane_key",
+    "not_connected",
+]

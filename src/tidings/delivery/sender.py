@@ -38,7 +38,13 @@ from aiohttp.payload import BytesPayload
 from yarl import URL
 
 from tidings.config import DELIVERY_TIMEOUT_SECONDS, RESPONSE_EXCERPT_BYTES
-from tidings.delivery.fast_lane import HOT_AFTER_SENDS, LANE_SCHEMES, FastLane, error_text
+from tidings.delivery.fast_lane import (
+    HOT_AFTER_SENDS,
+    LANE_SCHEMES,
+    FastLane,
+    error_text,
+    not_connected,
+)
 from tidings.netguard import AddressCache, ForbiddenAddress, is_forbidden_address
 
 CONNECT_TIMEOUT_CAP_SECONDS = 10.0
@@ -279,7 +285,13 @@ class HttpSender:
                 and isinstance(target, URL)
                 and (client := await lane.client_for(target)) is not None
             ):
-                status, raw, retry_after = await lane.post(client, target, body, headers)
+                try:
+                    status, raw, retry_after = await lane.post(client, target, body, headers)
+                except Exception as exc:
+                    if not not_connected(exc):
+                        raise
+                    # nothing was sent: aiohttp tries every address the guard allowed
+                    status, raw, retry_after = await self._post(target, body, headers)
             else:
                 status, raw, retry_after = await self._post(target, body, headers)
         except asyncio.CancelledError:

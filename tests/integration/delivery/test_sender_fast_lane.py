@@ -106,6 +106,21 @@ async def test_the_client_is_pinned_to_the_address_the_guard_answered(
     assert inner.calls == 1
 
 
+async def test_a_dead_first_address_is_passed_over_through_aiohttp() -> None:
+    # the guard answers two addresses; the lane pins the first, where nothing listens
+    async with running_receiver() as rx:
+        sender = lane_sender(
+            timeout_seconds=5, allow_private=True, resolver=FixedResolver("127.0.0.2", "127.0.0.1")
+        )
+        try:
+            res = await sender.send(f"http://hooks.example.com:{rx.port}/x", b"{}", {})
+            assert sender.fast_lane_hosts == 1
+        finally:
+            await sender.close()
+    assert (res.status_code, res.error) == (200, None)
+    assert len(rx.received) == 1
+
+
 async def test_a_name_the_guard_refuses_gets_no_client_and_no_request() -> None:
     async with running_receiver() as rx:
         sender = lane_sender(
@@ -145,10 +160,34 @@ async def test_failures_become_results_and_name_no_url() -> None:
     assert timed_out.status_code is None
     assert timed_out.error == "TimeoutError: no answer in 0.3 s"
     assert refused.status_code is None and refused.error is not None
-    assert refused.error.startswith("ConnectError: ") and "Connection refused" in refused.error
+    # a connection the lane could not make is made again through aiohttp: the same failure text
+    assert refused.error.startswith("ClientConnectorError")
     assert "s3cret" not in refused.error and "/p" not in refused.error
     assert redirect.status_code == 302  # an answer, never followed
     assert ok.status_code == 200
+
+
+async def test_a_connection_dropped_after_the_request_is_named_without_the_url() -> None:
+    # the request was sent, so it is not sent again: the lane's own failure, its URL left out
+    requests = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = lane_sender(timeout_seconds=5, allow_private=True)
+    try:
+        res = await sender.send(f"http://127.0.0.1:{port}/p?token=s3cret", b"{}", {})
+        assert sender.fast_lane_hosts == 1
+    finally:
+        await sender.close()
+        server.close()
+    assert res.status_code is None and res.error is not None
+    assert len(requests) == 1
+    assert res.error.startswith("ConnectError: connection error: client error (SendRequest)")
+    assert "s3cret" not in res.error and "/p" not in res.error and "127.0.0.1" not in res.error
 
 
 async def test_answers_are_cut_decoded_and_replaced() -> None:
@@ -172,6 +211,20 @@ async def test_answers_are_cut_decoded_and_replaced() -> None:
     # 4,096 bytes read: the two cut characters each became U+FFFD (3 bytes for 1 or 2)
     assert 4_090 <= len(large.response_excerpt.encode()) <= 4_096 + 4
     assert unzipped.response_excerpt == "plain words"
+
+
+def test_a_bundle_rustls_cannot_read_stops_the_sender_at_once(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ValueError, match="builder error"):
+        FastLane(
+            resolve=FixedResolver().resolve,  # type: ignore[arg-type]
+            timeout_seconds=5.0,
+            connect_timeout_seconds=5.0,
+            excerpt_bytes=4096,
+            ca_bundle=str(bad),
+            pin_seconds=60.0,
+        )
 
 
 def test_only_https_plain_host_names_and_literal_addresses_take_the_lane() -> None:
@@ -323,7 +376,8 @@ async def test_the_lane_refuses_a_private_ca_without_the_bundle(tls_port: int) -
     status, error = await tls_send(
         lane_sender(allow_private=True), f"https://127.0.0.1:{tls_port}/"
     )
-    assert status is None and error is not None and "UnknownIssuer" in error
+    # refused by both lanes (the lane's refusal is tried again through aiohttp, and named by it)
+    assert status is None and error is not None and "certificate verify failed" in error
 
 
 async def test_the_lane_trusts_the_bundle_and_still_checks_names(
