@@ -17,6 +17,12 @@ from .helpers import running_receiver
 
 pytestmark = pytest.mark.timeout(30)
 
+# aiohttp alone, and the fast lane taking every host from its first send (plain HTTP too)
+LANES = {
+    "aiohttp": {"fast_lane": False},
+    "fast lane": {"fast_lane_after": 0, "fast_lane_schemes": ("http", "https")},
+}
+
 
 class FixedResolver(AbstractResolver):
     """Answers every name with the given addresses and counts the look-ups."""
@@ -77,13 +83,19 @@ def test_literal_hosts_are_checked_before_connecting() -> None:
     assert literal_host_problem("https://hooks.example.com/x", allow_private=False) is None
 
 
-async def test_dns_answer_pointing_inside_is_refused_at_connect_time() -> None:
+@pytest.mark.parametrize("lane", LANES)
+async def test_dns_answer_pointing_inside_is_refused_at_connect_time(lane: str) -> None:
+    # the fast lane taking every host at once: the refused name gets no client of its own
     async with running_receiver() as rx:
         sender = HttpSender(
-            timeout_seconds=2, allow_private=False, resolver=FixedResolver("127.0.0.1")
+            timeout_seconds=2,
+            allow_private=False,
+            resolver=FixedResolver("127.0.0.1"),
+            **LANES[lane],  # type: ignore[arg-type]
         )
         try:
             res = await sender.send(f"http://hooks.example.com:{rx.port}/x", b"{}", {})
+            assert sender.fast_lane_hosts == 0
         finally:
             await sender.close()
     assert res.status_code is None
@@ -107,27 +119,35 @@ async def test_connects_to_the_address_the_resolver_answered() -> None:
     assert rx.received[0].headers["Host"] == f"hooks.example.com:{rx.port}"
 
 
-async def test_timeout_and_refused_connection_become_results() -> None:
+@pytest.mark.parametrize("lane", LANES)
+async def test_timeout_refused_connection_and_redirect_become_results(lane: str) -> None:
     async def slow(request: web.Request, n: int) -> web.StreamResponse:
         await asyncio.sleep(5)
         return web.Response(text="late")
 
+    async def moved(request: web.Request, n: int) -> web.StreamResponse:
+        return web.Response(status=302, headers={"Location": "http://127.0.0.1:1/elsewhere"})
+
     async with running_receiver() as rx:
         url = rx.on("/slow", slow)
-        sender = HttpSender(timeout_seconds=0.3, allow_private=True)
+        sender = HttpSender(timeout_seconds=0.3, allow_private=True, **LANES[lane])  # type: ignore[arg-type]
         try:
             timed_out = await sender.send(url, b"{}", {})
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 closed_port = s.getsockname()[1]
-            refused = await sender.send(f"http://127.0.0.1:{closed_port}/", b"{}", {})
+            refused = await sender.send(f"http://127.0.0.1:{closed_port}/p?token=s3cret", b"{}", {})
+            redirect = await sender.send(rx.on("/moved", moved), b"{}", {})
             ok = await sender.send(rx.url("/ok"), b"{}", {})
         finally:
             await sender.close()
     assert timed_out.status_code is None
     assert timed_out.error == "TimeoutError: no answer in 0.3 s"
     assert refused.status_code is None and refused.error is not None
+    # the fast lane makes a connection it could not make again through aiohttp: the same text
     assert refused.error.startswith("ClientConnectorError")
+    assert "s3cret" not in refused.error and "/p" not in refused.error
+    assert redirect.status_code == 302  # an answer, never followed
     assert ok.status_code == 200  # the session survives failures
 
 
