@@ -18,7 +18,7 @@ from .helpers import running_receiver
 pytestmark = pytest.mark.timeout(30)
 
 # aiohttp alone, and the fast lane taking every host from its first send (plain HTTP too)
-LANES = {
+LANES: dict[str, dict[str, object]] = {
     "aiohttp": {"fast_lane": False},
     "fast lane": {"fast_lane_after": 0, "fast_lane_schemes": ("http", "https")},
 }
