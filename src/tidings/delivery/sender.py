@@ -222,7 +222,7 @@ class HttpSender:
         self._session: aiohttp.ClientSession | None = None
         connect_timeout = min(timeout_seconds, CONNECT_TIMEOUT_CAP_SECONDS)
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=connect_timeout)
-        self._lane_resolver = self._guarded_resolver()
+        self._lane_resolver: GuardedResolver | None = None  # made in the loop, on first use
         self._lane = (
             FastLane(
                 resolve=self._allowed_addresses,
@@ -249,6 +249,8 @@ class HttpSender:
         )
 
     async def _allowed_addresses(self, host: str, port: int) -> list[str]:
+        if self._lane_resolver is None:
+            self._lane_resolver = self._guarded_resolver()
         return [answer["host"] for answer in await self._lane_resolver.resolve(host, port)]
 
     def _get_session(self) -> aiohttp.ClientSession:

@@ -163,6 +163,11 @@ async def test_answers_are_cut_decoded_and_replaced() -> None:
     assert unzipped.response_excerpt == "plain words"
 
 
+def test_a_sender_is_made_outside_an_event_loop() -> None:
+    # as before the lane: nothing that needs a running loop is made until the first send
+    assert HttpSender().fast_lane_hosts == 0
+
+
 def test_a_bundle_rustls_cannot_read_stops_the_sender_at_once(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pem"
     bad.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
