@@ -342,6 +342,9 @@ class HttpSender:
         self._session = None
         if self._lane is not None:
             await self._lane.close()
+        if self._lane_resolver is not None and self._inner_resolver is None:
+            await self._lane_resolver.close()  # its own inner resolver (one handed in is shared)
+        self._lane_resolver = None
 
 
 def _root_cause(exc: Exception) -> BaseException:
