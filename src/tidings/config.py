@@ -108,7 +108,7 @@ class Settings:
     lease_margin_seconds: float = LEASE_MARGIN_SECONDS
     # a PEM file of CA certificates trusted beside the system's roots (private PKI endpoints)
     ca_bundle: str | None = None
-    # busy hosts are sent to through pyreqwest (delivery/fast_lane.py); false: aiohttp alone
+    # busy HTTPS hosts are sent to through pyreqwest (delivery/fast_lane.py); false: aiohttp alone
     fast_lane: bool = True
     # the console's CSP frame-ancestors: who may frame it (default nobody)
     console_frame_ancestors: str = CONSOLE_FRAME_ANCESTORS

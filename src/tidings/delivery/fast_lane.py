@@ -1,11 +1,12 @@
-"""The sender's fast lane: hosts tidings sends to often go through pyreqwest (Rust: hyper and
-rustls, on a thread of their own) instead of aiohttp, one client per host, pinned to the address
+"""The sender's fast lane: HTTPS hosts tidings sends to often go through pyreqwest (Rust: hyper
+and rustls, on a thread of their own) instead of aiohttp, one client per host, pinned to the address
 the guard allowed. Part of the sender (`sender.py` decides which lane a request takes and turns
 both lanes' answers and failures into one `SendResult`).
 
 Why: a worker's deliveries to a distant TLS endpoint spend most of the worker's one Python thread
 in aiohttp's send path and TLS; pyreqwest does that work off the thread, and the worker drains
-about 1.5 times as fast through it (`python -m bench sender-pyreqwest`, docs/benchmarks.md).
+1.23 times as fast through it (`python -m bench sender-pyreqwest`: the wan receiver, ABAB
+against `TIDINGS_FAST_LANE=false`; docs/benchmarks.md).
 
 The address guard holds in this lane too. pyreqwest resolves names itself and takes no resolver,
 only fixed `resolve(host, ip)` entries, so a client is made per host with the one address
@@ -21,14 +22,14 @@ only fixed `resolve(host, ip)` entries, so a client is made per host with the on
 
 Which hosts: HTTPS hosts only (TLS is the cost the lane takes off the worker's thread; for plain
 HTTP the hops between threads cost more than aiohttp's whole send, 0.8 x on loopback nginx), and
-a host enters after `hot_after` sends through aiohttp (a client costs ~4 ms of the
-event loop and ~120 KB, most of it loading the system's roots), and at most `max_clients` hosts
-are in the lane at once. When it is full no host enters until one has been idle `idle_seconds`
+a host enters after `hot_after` sends through aiohttp (a client costs ~4 ms of the event loop
+and ~120 KB, most of it loading the system's roots), and at most `max_clients` hosts are in the
+lane at once. When it is full no host enters until one has been idle `idle_seconds`
 (its client closed then); a host never pushes another out, so hosts cannot churn clients.
 
-A connection the lane cannot make (refused, unreachable, a certificate refused) is made again
-through aiohttp by the sender: nothing was sent, aiohttp tries every address the guard allowed
-(the lane pins the first), and the failure reads as it always has.
+A connection the lane cannot make (refused, unreachable, a certificate refused: `not_connected`)
+is made again through aiohttp by the sender: nothing was sent, aiohttp tries every address the
+guard allowed (the lane pins the first), and the failure reads as it always has.
 
 Same behaviour as aiohttp's lane: the total and connect timeouts, no redirects, the system's
 roots plus `TIDINGS_CA_BUNDLE` with verification always on, HTTP/1.1, gzip/deflate answers
