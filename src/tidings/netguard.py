@@ -61,6 +61,11 @@ def _parse_ip(ip: str) -> IPAddress | None:
         return None
 
 
+def is_ip_literal(host: str) -> bool:
+    """Is `host` an IP address as written (brackets allowed), not a name to resolve?"""
+    return _parse_ip(host) is not None
+
+
 def _forbidden(addr: IPAddress) -> bool:
     if isinstance(addr, ipaddress.IPv6Address):
         if addr.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d on a dual-stack socket
@@ -257,5 +262,6 @@ __all__ = [
     "Resolver",
     "check_endpoint_url",
     "is_forbidden_address",
+    "is_ip_literal",
     "resolve_allowed",
 ]

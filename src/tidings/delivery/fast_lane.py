@@ -38,18 +38,20 @@ decoded, at most `excerpt_bytes` of an answer read (then the connection is dropp
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import ConnectError, DetailedPyreqwestError
-from pyreqwest.response import Response
 from yarl import URL
+
+from tidings.netguard import is_ip_literal
 
 # the sends through aiohttp after which a host gets its own client
 HOT_AFTER_SENDS = 32
@@ -93,23 +95,37 @@ def ca_certificates(ca_bundle: str | None) -> list[bytes]:
     return _PEM_CERTIFICATE.findall(Path(ca_bundle).read_bytes())
 
 
+# cached like the sender's parse_target: a busy host sends to the same URLs thousands of times
+@functools.lru_cache(maxsize=COUNTED_HOSTS)
 def lane_key(target: URL, schemes: tuple[str, ...] = LANE_SCHEMES) -> Key | None:
     """(scheme, host, port) of a URL the lane may take, or None (it stays on aiohttp)."""
     host = target.raw_host
     port = target.port
     if target.scheme not in schemes or host is None or port is None:
         return None
-    if _PLAIN_HOST.match(host) is None and not _is_ip(host):
+    if _PLAIN_HOST.match(host) is None and not is_ip_literal(host):
         return None
     return (target.scheme, host, port)
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+@functools.lru_cache(maxsize=COUNTED_HOSTS)
+def _text(target: URL) -> str:
+    return str(target)
+
+
+async def read_at_most(read: Callable[[int], Awaitable[Any]], limit: int) -> bytes:
+    """At most `limit` bytes of an answer's body, read with `read(n)` (aiohttp's
+    `content.read` or pyreqwest's `body_reader.read`: either may answer fewer bytes than asked,
+    and empty or None at the end); the rest is never read."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await read(limit - size)
+        if not chunk:
+            break
+        chunks.append(bytes(chunk))
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def not_connected(exc: BaseException) -> bool:
@@ -210,7 +226,7 @@ class FastLane:
         refuses or the name does not resolve (aiohttp then answers the request)."""
         _, host, port = key
         ip: str | None = None
-        if not _is_ip(host):
+        if not is_ip_literal(host):
             try:
                 ip = (await self._resolve(host, port))[0]
             except Exception:
@@ -262,27 +278,15 @@ class FastLane:
     ) -> tuple[int, bytes, str | None]:
         """(status, at most `excerpt_bytes` of the answer, Retry-After); raises on failure."""
         request = (
-            client.post(str(target))
+            client.post(_text(target))
             .body_bytes(body)
             .headers(headers)
             .streamed_read_buffer_limit(max(self.excerpt_bytes, 1))
             .build_streamed()
         )
         async with request as response:
-            raw = await self._excerpt(response)
+            raw = await read_at_most(response.body_reader.read, self.excerpt_bytes)
             return response.status, raw, response.headers.get("Retry-After")
-
-    async def _excerpt(self, response: Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        reader = response.body_reader
-        while size < self.excerpt_bytes:
-            chunk = await reader.read(self.excerpt_bytes - size)
-            if not chunk:
-                break
-            chunks.append(bytes(chunk))
-            size += len(chunk)
-        return b"".join(chunks)
 
     async def close(self) -> None:
         clients = [pinned.client for pinned in self._pinned.values()]
@@ -301,4 +305,5 @@ __all__ = [
     "error_text",
     "lane_key",
     "not_connected",
+    "read_at_most",
 ]

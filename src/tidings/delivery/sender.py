@@ -44,8 +44,14 @@ from tidings.delivery.fast_lane import (
     FastLane,
     error_text,
     not_connected,
+    read_at_most,
 )
-from tidings.netguard import AddressCache, ForbiddenAddress, is_forbidden_address
+from tidings.netguard import (
+    AddressCache,
+    ForbiddenAddress,
+    is_forbidden_address,
+    is_ip_literal,
+)
 
 CONNECT_TIMEOUT_CAP_SECONDS = 10.0
 CONNECTION_LIMIT = 4096
@@ -167,7 +173,7 @@ def _literal_problem(host: str | None) -> str | None:
     if host is None:
         return None
     literal = host.strip("[]")
-    if not _looks_like_ip(literal):
+    if not is_ip_literal(literal):
         return None
     if is_forbidden_address(literal):
         return (
@@ -175,14 +181,6 @@ def _literal_problem(host: str | None) -> str | None:
             "TIDINGS_ALLOW_PRIVATE_URLS=true"
         )
     return None
-
-
-def _looks_like_ip(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host.split("%")[0])
-    except OSError:
-        return False
-    return True
 
 
 def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
@@ -322,19 +320,8 @@ class HttpSender:
         async with session.post(
             target, data=BytesPayload(body), headers=headers, allow_redirects=False
         ) as response:
-            raw = await self._read_excerpt(response)
+            raw = await read_at_most(response.content.read, self.excerpt_bytes)
             return response.status, raw, response.headers.get("Retry-After")
-
-    async def _read_excerpt(self, response: aiohttp.ClientResponse) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while size < self.excerpt_bytes:
-            chunk = await response.content.read(self.excerpt_bytes - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
